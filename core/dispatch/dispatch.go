@@ -1,0 +1,106 @@
+// Package dispatch is the small contract between the core and whatever handles the
+// application's own events: client:event, client:message and client:action are turned
+// into a Request, handed to a Dispatcher (the plugin host), and its Reply or Error goes
+// back to the client as server:response, message:ack or action:result.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Kind says which client event a request came from.
+type Kind int
+
+const (
+	KindEvent   Kind = iota + 1 // client:event, routed by its "type"
+	KindMessage                 // client:message, routed by its "type"
+	KindAction                  // client:action, routed by its "action"
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindEvent:
+		return "event"
+	case KindMessage:
+		return "message"
+	case KindAction:
+		return "action"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Request is one client event handed to a handler.
+type Request struct {
+	Kind      Kind
+	Name      string // the event type, the message type or the action name
+	RequestID string // server-generated, echoed in the reply to the client
+	MessageID string // server-generated; set for KindMessage only
+	SocketID  string
+	UserID    string   // the token's userId
+	Rooms     []string // the rooms the socket is in (its own id and user rooms excluded)
+	// Payload is the whole object the client sent ({type,data}, {content,type,metadata}
+	// or {action,params}), as JSON.
+	Payload json.RawMessage
+}
+
+// Reply is a handler's answer: Data becomes "data" (server:response) or "result"
+// (action:result); it is ignored for messages, whose ack carries the messageId.
+type Reply struct {
+	Data json.RawMessage
+}
+
+// Error codes a Dispatcher returns; the client sees them as {success:false, code}.
+const (
+	CodeNoHandler         = "NO_HANDLER"
+	CodePluginUnavailable = "PLUGIN_UNAVAILABLE"
+	CodePluginTimeout     = "PLUGIN_TIMEOUT"
+	CodePluginError       = "PLUGIN_ERROR"
+)
+
+// Error is a failure with a code the client will see.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds an *Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code carried by err, or def when err carries none.
+func CodeOf(err error, def string) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return def
+}
+
+// Dispatcher handles client requests. Dispatch must honour ctx's deadline.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, req *Request) (*Reply, error)
+}
+
+// None is the Dispatcher used while no handler exists: every request gets NO_HANDLER.
+type None struct{}
+
+func (None) Dispatch(_ context.Context, req *Request) (*Reply, error) {
+	return nil, Errorf(CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
+}
+
+// Host is what handlers may ask of the core (a plugin calls it back through the host
+// service). Counts are the number of sockets reached.
+type Host interface {
+	EmitToUser(ctx context.Context, userID, event string, data json.RawMessage) (int, error)
+	EmitToRoom(ctx context.Context, room, event string, data json.RawMessage, exceptSocketID string) (int, error)
+	Broadcast(ctx context.Context, event string, data json.RawMessage) (int, error)
+	JoinRoom(ctx context.Context, socketID, room string) error
+	LeaveRoom(ctx context.Context, socketID, room string) error
+	DisconnectSocket(ctx context.Context, socketID string) error
+}

@@ -1,0 +1,60 @@
+// Package engineio is the Engine.IO v4 server: handshake, the polling and websocket
+// transports, the upgrade between them, heartbeats and payload limits. It knows nothing of
+// Socket.IO packets: it hands whole messages (text or binary) to a Handler and sends
+// messages it is given, in order, per session.
+package engineio
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configures a Server. The zero value is usable: every field has a default.
+type Options struct {
+	Path             string        // default "/socket.io/"
+	PingInterval     time.Duration // default 25s
+	PingTimeout      time.Duration // default 20s
+	MaxPayload       int           // bytes, default 1_000_000
+	Transports       []string      // default {"polling","websocket"}
+	AllowUpgrades    *bool         // default true; nil means true (see DisableUpgrades)
+	DisableUpgrades  bool          // true refuses polling->websocket upgrades
+	AllowedOrigins   []string      // CORS; empty: no CORS headers; "*" any origin
+	MaxOutboundBytes int           // per-session queued bytes before the session is closed; default 1 MiB
+	Logger           hclog.Logger
+}
+
+// Handler receives the life of every session. Its methods must not block for long: they
+// run on the goroutine that read the data (a poller goroutine for websocket).
+type Handler interface {
+	// OnOpen runs once per session after the handshake was sent.
+	OnOpen(c *Conn)
+	// OnMessage runs for every message packet ('4'), in order, never concurrently for
+	// one session. data is only valid during the call.
+	OnMessage(c *Conn, data []byte, binary bool)
+	// OnClose runs once when the session ends, with a reason such as
+	// "transport close", "transport error", "ping timeout", "forced close",
+	// "parse error", "buffer full", "server shutting down".
+	OnClose(c *Conn, reason string)
+}
+
+// Close reasons handed to Handler.OnClose.
+const (
+	ReasonTransportClose = "transport close"
+	ReasonTransportError = "transport error"
+	ReasonPingTimeout    = "ping timeout"
+	ReasonForcedClose    = "forced close"
+	ReasonParseError     = "parse error"
+	ReasonBufferFull     = "buffer full"
+	ReasonShutdown       = "server shutting down"
+)
+
+// Transport names.
+const (
+	TransportPolling   = "polling"
+	TransportWebsocket = "websocket"
+)
+
+// ErrClosed is returned by Conn.Send once the session is closed.
+var ErrClosed = errors.New("engineio: session closed")
