@@ -18,8 +18,8 @@ type Options struct {
 	PingTimeout      time.Duration // default 20s
 	MaxPayload       int           // bytes, default 1_000_000
 	Transports       []string      // default {"polling","websocket"}
-	AllowUpgrades    *bool         // default true; nil means true (see DisableUpgrades)
-	DisableUpgrades  bool          // true refuses polling->websocket upgrades
+	AllowUpgrades    bool          // default true: a zero Options gets true via defaults
+	DisableUpgrades  bool          // refuses polling->websocket upgrades (a bool cannot say "unset")
 	AllowedOrigins   []string      // CORS; empty: no CORS headers; "*" any origin
 	MaxOutboundBytes int           // per-session queued bytes before the session is closed; default 1 MiB
 	Logger           hclog.Logger
@@ -58,3 +58,40 @@ const (
 
 // ErrClosed is returned by Conn.Send once the session is closed.
 var ErrClosed = errors.New("engineio: session closed")
+
+// Defaults for a zero Options.
+const (
+	DefaultPath             = "/socket.io/"
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	DefaultMaxPayload       = 1_000_000
+	DefaultMaxOutboundBytes = 1 << 20
+)
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.Path == "" {
+		o.Path = DefaultPath
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = DefaultPingTimeout
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{TransportPolling, TransportWebsocket}
+	}
+	// A bool cannot tell "unset" from "false", so upgrades stay on unless DisableUpgrades.
+	o.AllowUpgrades = !o.DisableUpgrades
+	if o.MaxOutboundBytes <= 0 {
+		o.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return o
+}

@@ -1,0 +1,68 @@
+# rtserver: build, run, test, bench.
+GO      ?= go
+CONFIG  ?= config.hcl
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/rtserver/rtserver/core/server.Version=$(VERSION)
+BIN     := bin/rtserver
+# Every example plugin: a directory under examples/ with a main package.
+PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
+# The npm suites that `make test` runs through `go test`.
+NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/*/testdata/node/package.json))
+
+.PHONY: all build plugins run test node-deps bench fuzz proto vet check-config clean
+
+all: build plugins
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./core/cmd/rtserver
+
+plugins:
+	@mkdir -p plugins
+	@for p in $(PLUGINS); do \
+		echo "building plugin $$p"; \
+		$(GO) build -o plugins/.$$p.tmp ./examples/$$p && mv -f plugins/.$$p.tmp plugins/$$p || exit 1; \
+	done
+
+# The first of the README's two commands.
+run: build plugins
+	./$(BIN) run --config $(CONFIG)
+
+check-config: build
+	./$(BIN) check-config --config $(CONFIG)
+
+# The second: every test, Go and npm, with the race detector.
+test: node-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+node-deps:
+	@for d in $(NODE_SUITES); do \
+		if [ ! -d $$d/node_modules ]; then \
+			echo "npm install in $$d"; \
+			(cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+		fi; \
+	done
+
+bench: build plugins
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./core/...
+	$(GO) run ./core/cmd/loadtest
+
+# Short fuzz runs of every decoder (go test -fuzz takes one target at a time).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+proto:
+	bash proto/gen.sh
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
+	find plugins -type f ! -name README.md -delete

@@ -1,0 +1,321 @@
+// Package auth verifies the JSON Web Tokens that Socket.IO clients send in the CONNECT
+// packet's auth.token. The accepted algorithms are pinned by configuration, so a token
+// cannot choose its own (alg "none", or an HMAC token signed with a public RSA key).
+package auth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Error codes carried by *Error; the client sees them in its connect_error.
+const (
+	CodeMissing         = "TOKEN_MISSING"
+	CodeMalformed       = "TOKEN_MALFORMED"
+	CodeInvalidSig      = "TOKEN_INVALID_SIGNATURE"
+	CodeExpired         = "TOKEN_EXPIRED"
+	CodeAlgNotAllowed   = "TOKEN_ALG_NOT_ALLOWED"
+	CodeMissingClaim    = "TOKEN_MISSING_CLAIM"
+	CodeInvalid         = "TOKEN_INVALID"
+	claimUserID         = "userId"
+	supportedAlgorithms = "HS256, HS384, HS512, RS256, ES256"
+)
+
+// Error is a refused token. Message is safe to show the client: it never echoes the token.
+type Error struct {
+	Code    string
+	Message string
+	err     error // the jwt library's error, for logs
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Unwrap returns the underlying jwt error, if any.
+func (e *Error) Unwrap() error { return e.err }
+
+// CodeOf returns the code of an *Error in err's chain, or "" when there is none.
+func CodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func refuse(code, msg string, cause error) *Error {
+	return &Error{Code: code, Message: msg, err: cause}
+}
+
+// Claims is what the server keeps from a verified token.
+type Claims struct {
+	UserID    string
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+}
+
+// Options configures a Verifier.
+type Options struct {
+	Secret     []byte   // HMAC secret, needed when an HS* algorithm is allowed
+	Algorithms []string // allowed: HS256 HS384 HS512 RS256 ES256; empty means HS256
+	// PublicKey (an *rsa.PublicKey or *ecdsa.PublicKey) or PublicKeyFile (PEM: a public
+	// key or a certificate) is needed when RS256 or ES256 is allowed; PublicKey wins.
+	PublicKey     crypto.PublicKey
+	PublicKeyFile string
+	Issuer        string        // required "iss" when set
+	Audience      string        // required in "aud" when set
+	Leeway        time.Duration // clock skew allowed on exp, nbf and iat
+	// Now replaces time.Now in tests.
+	Now func() time.Time
+}
+
+// Verifier checks tokens. It is safe for concurrent use.
+type Verifier struct {
+	algs   []string
+	secret []byte
+	rsaKey *rsa.PublicKey
+	ecKey  *ecdsa.PublicKey
+	parser *jwt.Parser
+}
+
+// NewVerifier checks the options (known algorithms, a secret for HS*, a key of the right
+// kind for RS256/ES256, read from PublicKeyFile when given) and returns a Verifier.
+func NewVerifier(o Options) (*Verifier, error) {
+	algs := slices.Clone(o.Algorithms)
+	if len(algs) == 0 {
+		algs = []string{"HS256"}
+	}
+	v := &Verifier{algs: algs}
+	for _, a := range algs {
+		switch a {
+		case "HS256", "HS384", "HS512":
+			if len(o.Secret) == 0 {
+				return nil, fmt.Errorf("auth: algorithm %s needs a secret", a)
+			}
+			v.secret = slices.Clone(o.Secret)
+		case "RS256", "ES256":
+			// checked below, once the key is known
+		default:
+			return nil, fmt.Errorf("auth: algorithm %q is not supported (use %s)", a, supportedAlgorithms)
+		}
+	}
+	if slices.Contains(algs, "RS256") || slices.Contains(algs, "ES256") {
+		key := o.PublicKey
+		if key == nil {
+			if o.PublicKeyFile == "" {
+				return nil, errors.New("auth: RS256/ES256 need a public key file")
+			}
+			var err error
+			if key, err = LoadPublicKey(o.PublicKeyFile); err != nil {
+				return nil, err
+			}
+		}
+		switch k := key.(type) {
+		case *rsa.PublicKey:
+			v.rsaKey = k
+		case *ecdsa.PublicKey:
+			v.ecKey = k
+		default:
+			return nil, fmt.Errorf("auth: public key of type %T is neither RSA nor ECDSA", key)
+		}
+		if slices.Contains(algs, "RS256") && v.rsaKey == nil {
+			return nil, errors.New("auth: RS256 needs an RSA public key")
+		}
+		if slices.Contains(algs, "ES256") && (v.ecKey == nil || v.ecKey.Curve != elliptic.P256()) {
+			return nil, errors.New("auth: ES256 needs an ECDSA P-256 public key")
+		}
+	}
+
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(o.Leeway),
+	}
+	if o.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		opts = append(opts, jwt.WithAudience(o.Audience))
+	}
+	if o.Now != nil {
+		opts = append(opts, jwt.WithTimeFunc(o.Now))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// LoadPublicKey reads a PEM file holding a PKIX public key ("PUBLIC KEY"), a PKCS#1 RSA
+// public key ("RSA PUBLIC KEY") or a certificate, and returns its public key.
+func LoadPublicKey(path string) (crypto.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read public key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("auth: %s holds no PEM block", path)
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("auth: parse public key %s: %w", path, err)
+		}
+		return k, nil
+	case "RSA PUBLIC KEY":
+		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("auth: parse public key %s: %w", path, err)
+		}
+		return k, nil
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("auth: parse certificate %s: %w", path, err)
+		}
+		return cert.PublicKey, nil
+	}
+	return nil, fmt.Errorf("auth: %s holds a %q PEM block, not a public key", path, block.Type)
+}
+
+// tokenClaims decodes the payload. userId is read as any so that a non-string value is
+// refused as a bad claim rather than as an undecodable token.
+type tokenClaims struct {
+	UserID any `json:"userId"`
+	jwt.RegisteredClaims
+}
+
+// key returns the verification key for the token's algorithm. The parser has already
+// refused algorithms outside the allowed list; the type switch is a second lock against
+// key confusion (an HMAC token must never be checked against a public key).
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		if v.secret != nil {
+			return v.secret, nil
+		}
+	case *jwt.SigningMethodRSA:
+		if v.rsaKey != nil {
+			return v.rsaKey, nil
+		}
+	case *jwt.SigningMethodECDSA:
+		if v.ecKey != nil {
+			return v.ecKey, nil
+		}
+	}
+	return nil, errAlg
+}
+
+var errAlg = errors.New("algorithm not allowed")
+
+// Verify checks the token's algorithm, signature and claims, in that order, and returns its
+// claims, or an *Error whose Code says why it was refused.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	token = strings.TrimSpace(token)
+	// "Bearer x" is what an HTTP-minded client often sends; accept it.
+	if len(token) > 7 && strings.EqualFold(token[:7], "bearer ") {
+		token = strings.TrimSpace(token[7:])
+	}
+	if token == "" {
+		return nil, refuse(CodeMissing, "authentication token is missing", nil)
+	}
+	var tc tokenClaims
+	t, err := v.parser.ParseWithClaims(token, &tc, v.key)
+	if err != nil {
+		return nil, v.classify(t, &tc, err)
+	}
+
+	uid, ok := tc.UserID.(string)
+	switch {
+	case tc.UserID == nil:
+		return nil, refuse(CodeMissingClaim, "token has no userId claim", nil)
+	case !ok || strings.TrimSpace(uid) == "":
+		return nil, refuse(CodeMissingClaim, "token userId claim must be a non-empty string", nil)
+	case tc.IssuedAt == nil:
+		return nil, refuse(CodeMissingClaim, "token has no iat claim", nil)
+	}
+	// The parser requires exp, so ExpiresAt is set here.
+	return &Claims{UserID: uid, ExpiresAt: tc.ExpiresAt.Time, IssuedAt: tc.IssuedAt.Time}, nil
+}
+
+func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *Error {
+	algRefused := errors.Is(err, errAlg) || errors.Is(err, jwt.ErrTokenUnverifiable) ||
+		(t != nil && t.Method != nil && !slices.Contains(v.algs, t.Method.Alg()))
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return refuse(CodeMalformed, "token is malformed", err)
+	case algRefused:
+		var alg string
+		if t != nil {
+			alg, _ = t.Header["alg"].(string)
+		}
+		return refuse(CodeAlgNotAllowed, fmt.Sprintf("token algorithm %q is not allowed", alg), err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return refuse(CodeInvalidSig, "token signature is invalid", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && tc.ExpiresAt == nil:
+		return refuse(CodeMissingClaim, "token has no exp claim", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && tc.Issuer == "":
+		return refuse(CodeInvalid, "token has no issuer (iss)", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && len(tc.Audience) == 0:
+		return refuse(CodeInvalid, "token has no audience (aud)", err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return refuse(CodeExpired, "token has expired", err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return refuse(CodeInvalid, "token is not valid yet (nbf)", err)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return refuse(CodeInvalid, "token is issued in the future (iat)", err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return refuse(CodeInvalid, "token issuer (iss) is not accepted", err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return refuse(CodeInvalid, "token audience (aud) is not accepted", err)
+	}
+	return refuse(CodeInvalid, "token is invalid", err)
+}
+
+// Mint signs a token for userID valid for ttl (a ttl <= 0 yields an already expired token,
+// which tests use). Only HS256, HS384 and HS512 are supported; alg "" means HS256.
+func Mint(secret []byte, alg, userID string, ttl time.Duration) (string, error) {
+	if alg == "" {
+		alg = "HS256"
+	}
+	var m jwt.SigningMethod
+	switch alg {
+	case "HS256":
+		m = jwt.SigningMethodHS256
+	case "HS384":
+		m = jwt.SigningMethodHS384
+	case "HS512":
+		m = jwt.SigningMethodHS512
+	default:
+		return "", fmt.Errorf("auth: mint: algorithm %q is not supported (HS256, HS384, HS512)", alg)
+	}
+	if len(secret) == 0 {
+		return "", errors.New("auth: mint: empty secret")
+	}
+	if userID == "" {
+		return "", errors.New("auth: mint: empty userID")
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{
+		claimUserID: userID,
+		"iat":       now.Unix(),
+		"exp":       now.Add(ttl).Unix(),
+	}
+	s, err := jwt.NewWithClaims(m, claims).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: mint: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,187 @@
+// Command rtserver runs the real-time server, checks a configuration file, or mints a client
+// token from the configured secret.
+//
+//	rtserver [run] [--config config.hcl] [--check-config]
+//	rtserver check-config [--config config.hcl]
+//	rtserver token --user ID [--ttl 1h] [--config config.hcl]
+//	rtserver version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/config"
+	"github.com/rtserver/rtserver/core/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runServer(args, stderr)
+	case "check-config":
+		return checkConfig(args, stdout, stderr)
+	case "token":
+		return mintToken(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, server.Version)
+		return 0
+	case "help":
+		fmt.Fprintln(stdout, "usage: rtserver [run|check-config|token|version] [flags]; rtserver CMD -h for flags")
+		return 0
+	}
+	fmt.Fprintf(stderr, "rtserver: unknown command %q (run, check-config, token, version)\n", cmd)
+	return 2
+}
+
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "rtserver: configuration %s is not valid:\n%v\n", path, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, ok := loadConfig(*path, stderr); !ok {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func mintToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "configuration file (for the JWT secret and algorithm)")
+	user := fs.String("user", "", "the token's userId (required)")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	secret := fs.String("secret", "", "HMAC secret (default: auth.jwt_secret from the configuration)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "rtserver token: --user is required")
+		return 2
+	}
+	key := *secret
+	alg := "HS256"
+	if key == "" {
+		cfg, ok := loadConfig(*path, stderr)
+		if !ok {
+			return 1
+		}
+		key = cfg.Auth.JWTSecret
+		for _, a := range cfg.Auth.Algorithms {
+			if a == "HS256" || a == "HS384" || a == "HS512" {
+				alg = a
+				break
+			}
+		}
+	}
+	if key == "" {
+		fmt.Fprintln(stderr, "rtserver token: no JWT secret: set JWT_SECRET (or auth.jwt_secret), or pass --secret")
+		return 1
+	}
+	tok, err := auth.Mint([]byte(key), alg, *user, *ttl)
+	if err != nil {
+		fmt.Fprintf(stderr, "rtserver token: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "configuration file")
+	check := fs.Bool("check-config", false, "check the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *check {
+		return checkConfig([]string{"--config", *path}, os.Stdout, stderr)
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	if generated := cfg.GenerateMissingSecrets(); len(generated) > 0 {
+		announceDevSecrets(log, cfg, generated)
+	}
+
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("cannot build the server", "error", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "rtserver",
+		Level:      hclog.LevelFromString(cfg.Log.Level),
+		JSONFormat: cfg.Log.Format == "json",
+		Output:     w,
+	})
+}
+
+// announceDevSecrets prints, in development only, the secrets generated for this run with a
+// token and an API key ready to use, so that the quick start needs no setup.
+func announceDevSecrets(log hclog.Logger, cfg *config.Config, generated []string) {
+	log.Warn("development mode: generated secrets for this run only; set JWT_SECRET and API_KEY to keep them",
+		"generated", generated)
+	if cfg.Auth.JWTSecret != "" {
+		if tok, err := auth.Mint([]byte(cfg.Auth.JWTSecret), "HS256", "demo-user", 24*time.Hour); err == nil {
+			log.Info("client token for userId demo-user (24h)", "token", tok)
+		}
+		log.Info("JWT secret", "jwt_secret", cfg.Auth.JWTSecret)
+	}
+	for _, k := range cfg.API.Keys {
+		log.Info("API key", "name", k.Name, "X-API-Key", k.Secret)
+	}
+}

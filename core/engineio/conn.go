@@ -1,0 +1,334 @@
+package engineio
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+const (
+	transportPolling uint8 = iota
+	transportWebsocket
+)
+
+// closeLinger is how long a websocket gets to answer our close frame before it is cut.
+const closeLinger = time.Second
+
+// Conn is one Engine.IO session. Its methods are safe for concurrent use.
+//
+// Lock order: inMu (handler calls) before mu (state). mu is never held while calling the
+// Handler or while closing a websocket (nbio may call back into us).
+type Conn struct {
+	srv *Server
+	id  string
+	req *http.Request
+
+	// inMu serializes Handler calls for the session; see deliver and finishClose.
+	inMu         sync.Mutex
+	closeReason  atomic.Pointer[string] // set once the session is closed
+	onCloseFired atomic.Bool
+
+	mu           sync.Mutex
+	closed       bool
+	transport    uint8
+	upgrading    bool // the probe was answered; polling is paused
+	awaitingPong bool
+	polling      bool // a GET is being served
+	posting      bool // a POST is being served
+	timer        *time.Timer
+	queue        []*Message // outbound, while polling or upgrading
+	queued       int        // bytes in queue (polling encoding)
+	pollWake     chan struct{}
+	ws           *websocket.Conn
+	wsRaw        net.Conn // nbio-backed: frames are written as cached bytes
+	wsCounted    bool     // wsPending is maintained by HTTPServer's written-size hook
+	wsPending    atomic.Int64
+	probe        *websocket.Conn
+	probeTimer   *time.Timer
+	ctx          any
+}
+
+// ID returns the session id (the engine.io sid).
+func (c *Conn) ID() string { return c.id }
+
+// Transport returns the current transport, "polling" or "websocket".
+func (c *Conn) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.transport == transportWebsocket {
+		return TransportWebsocket
+	}
+	return TransportPolling
+}
+
+// RemoteAddr returns the ip:port of the peer that made the handshake.
+func (c *Conn) RemoteAddr() string { return c.req.RemoteAddr }
+
+// Request returns the handshake request (headers, query). Do not read its body.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// SetContext stores a value for the layer above.
+func (c *Conn) SetContext(v any) {
+	c.mu.Lock()
+	c.ctx = v
+	c.mu.Unlock()
+}
+
+// Context returns the value stored by SetContext.
+func (c *Conn) Context() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctx
+}
+
+// start arms the heartbeat and runs OnOpen; the handshake has been written. register
+// left inMu locked, so a close that raced with the handshake waits for OnOpen (and a
+// session closed before OnOpen never sees OnClose either).
+func (c *Conn) start() {
+	c.mu.Lock()
+	if !c.closed {
+		c.timer = time.AfterFunc(c.srv.opts.PingInterval, c.onTimer)
+	}
+	c.mu.Unlock()
+	if c.closeReason.Load() == nil {
+		c.srv.handler.OnOpen(c)
+	} else {
+		c.onCloseFired.Store(true)
+	}
+	c.inMu.Unlock()
+	c.runPendingClose()
+}
+
+// Send queues msgs in order and contiguously. It never blocks: on websocket the frames go
+// to the non-blocking connection, on polling they wait for the next GET. A session whose
+// unsent bytes pass Options.MaxOutboundBytes is closed with "buffer full".
+func (c *Conn) Send(msgs ...*Message) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !c.sendLocked(msgs...) {
+		closers := c.shutdownLocked(ReasonBufferFull, false)
+		c.mu.Unlock()
+		c.finishClose(ReasonBufferFull, closers)
+		return ErrClosed
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// sendLocked writes or queues msgs; false means the outbound cap was passed.
+func (c *Conn) sendLocked(msgs ...*Message) bool {
+	if c.transport == transportWebsocket {
+		for _, m := range msgs {
+			if !c.writeWS(c.ws, m) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, m := range msgs {
+		c.queue = append(c.queue, m)
+		c.queued += len(m.pollEncoding())
+	}
+	if c.queued > c.srv.opts.MaxOutboundBytes {
+		return false
+	}
+	c.wakePollLocked()
+	return true
+}
+
+// writeWS writes one message to ws; false when the peer is not reading fast enough. A
+// write error is not reported here: nbio closes the connection and OnClose follows.
+func (c *Conn) writeWS(ws *websocket.Conn, m *Message) bool {
+	if raw := c.wsRaw; raw != nil && ws == c.ws {
+		f := m.wsFrame()
+		if c.wsCounted && c.wsPending.Add(int64(len(f))) > int64(c.srv.opts.MaxOutboundBytes) {
+			return false
+		}
+		_, _ = raw.Write(f)
+		return true
+	}
+	// Blocking-mode connections (served by net/http) use the library's own async queue.
+	mt := websocket.TextMessage
+	if m.binary {
+		mt = websocket.BinaryMessage
+	}
+	_ = ws.WriteMessage(mt, m.wsPayload())
+	return true
+}
+
+func (c *Conn) wakePollLocked() {
+	if c.pollWake != nil {
+		close(c.pollWake)
+		c.pollWake = nil
+	}
+}
+
+// Close sends a close packet where the transport allows, then runs Handler.OnClose. Called
+// from inside a Handler method, OnClose runs once that method returns.
+func (c *Conn) Close(reason string) {
+	c.closeWith(reason, true)
+}
+
+func (c *Conn) closeWith(reason string, graceful bool) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	closers := c.shutdownLocked(reason, graceful)
+	c.mu.Unlock()
+	c.finishClose(reason, closers)
+}
+
+// shutdownLocked marks the session closed and does the transport's part; it returns the
+// websockets to close once mu is released. graceful sends the close packet.
+func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
+	c.closed = true
+	c.closeReason.Store(&reason)
+	c.srv.open.Add(-1)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.probeTimer != nil {
+		c.probeTimer.Stop()
+	}
+	var closers []*websocket.Conn
+	if c.probe != nil {
+		closers = append(closers, c.probe)
+		c.probe = nil
+	}
+	if c.transport == transportWebsocket {
+		c.srv.forget(c)
+		if c.ws != nil {
+			if graceful {
+				c.writeWS(c.ws, msgClose)
+				_ = c.ws.WriteClose(1000, "")
+				ws := c.ws
+				time.AfterFunc(closeLinger, func() { _ = ws.Close() })
+			} else {
+				closers = append(closers, c.ws)
+			}
+		}
+		c.queue, c.queued = nil, 0
+		return closers
+	}
+	// Polling: what is queued (a Socket.IO disconnect, say) plus the close packet is handed
+	// to the pending GET, or to the next one within a grace period, then the sid is gone.
+	if graceful {
+		c.queue = append(c.queue, msgClose)
+	}
+	if len(c.queue) == 0 && !c.polling {
+		c.srv.forget(c)
+		return closers
+	}
+	c.wakePollLocked()
+	if !c.polling {
+		grace := c.srv.opts.PingInterval
+		if grace > 30*time.Second {
+			grace = 30 * time.Second
+		}
+		c.timer = time.AfterFunc(grace, func() { c.srv.forget(c) })
+	}
+	return closers
+}
+
+// finishClose closes websockets and runs OnClose, never concurrently with another Handler
+// call for the session.
+func (c *Conn) finishClose(reason string, closers []*websocket.Conn) {
+	for _, ws := range closers {
+		_ = ws.Close()
+	}
+	c.srv.log.Debug("session closed", "sid", c.id, "reason", reason)
+	c.runPendingClose()
+}
+
+// runPendingClose runs OnClose if the session is closed, OnClose has not run, and no
+// Handler call is in progress; otherwise the call in progress runs it when it ends.
+func (c *Conn) runPendingClose() {
+	reason := c.closeReason.Load()
+	if reason == nil || c.onCloseFired.Load() {
+		return
+	}
+	if !c.inMu.TryLock() {
+		return
+	}
+	if c.onCloseFired.CompareAndSwap(false, true) {
+		c.srv.handler.OnClose(c, *reason)
+	}
+	c.inMu.Unlock()
+}
+
+// deliver runs fn (which calls the Handler) under the inbound lock unless the session is
+// closed, then runs OnClose if a close arrived meanwhile.
+func (c *Conn) deliver(fn func()) {
+	c.inMu.Lock()
+	if c.closeReason.Load() == nil {
+		fn()
+	}
+	c.inMu.Unlock()
+	c.runPendingClose()
+}
+
+// onPacket handles one inbound packet; the caller holds inMu. It reports false when the
+// session closed and the rest of a payload must be dropped.
+func (c *Conn) onPacket(p packet) bool {
+	switch p.typ {
+	case packetMessage:
+		c.srv.handler.OnMessage(c, p.data, p.binary)
+	case packetPong:
+		c.onPong()
+	case packetClose:
+		c.closeWith(ReasonTransportClose, false)
+		return false
+	case packetNoop, packetUpgrade:
+		// A noop is harmless; an upgrade outside a probe is ignored like the reference does.
+	case packetPing:
+		// v4 heartbeats go server->client; a client ping outside a probe is an error.
+		c.closeWith(ReasonTransportError, false)
+		return false
+	default:
+		c.closeWith(ReasonParseError, false)
+		return false
+	}
+	return c.closeReason.Load() == nil
+}
+
+// onTimer drives the heartbeat: send a ping, then expect the pong within pingTimeout.
+func (c *Conn) onTimer() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.awaitingPong {
+		closers := c.shutdownLocked(ReasonPingTimeout, false)
+		c.mu.Unlock()
+		c.finishClose(ReasonPingTimeout, closers)
+		return
+	}
+	c.awaitingPong = true
+	c.timer.Reset(c.srv.opts.PingTimeout)
+	if !c.sendLocked(msgPing) {
+		closers := c.shutdownLocked(ReasonBufferFull, false)
+		c.mu.Unlock()
+		c.finishClose(ReasonBufferFull, closers)
+		return
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) onPong() {
+	c.mu.Lock()
+	if !c.closed && c.awaitingPong {
+		c.awaitingPong = false
+		c.timer.Reset(c.srv.opts.PingInterval)
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Error codes of the JSON error body; the client sees them in "code".
+const (
+	CodeInvalidRequest              = "INVALID_REQUEST"
+	CodeUnauthorized                = "UNAUTHORIZED"
+	CodeForbidden                   = "FORBIDDEN"
+	CodeNotFound                    = "NOT_FOUND"
+	CodeMethodNotAllowed            = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge             = "PAYLOAD_TOO_LARGE"
+	CodeRateLimited                 = "RATE_LIMITED"
+	CodeInternal                    = "INTERNAL_SERVER_ERROR"
+	CodeSignatureMissing            = "SIGNATURE_MISSING"
+	CodeSignatureInvalid            = "SIGNATURE_INVALID"
+	CodeSignatureVersionUnsupported = "SIGNATURE_VERSION_UNSUPPORTED"
+	CodeTimestampInvalid            = "TIMESTAMP_INVALID"
+	CodeNonceReused                 = "NONCE_REUSED"
+	codeHeadersTooLarge             = CodeInvalidRequest
+	internalErrorMessage            = "Internal server error"
+	rateLimitedMessage              = "Rate limit exceeded"
+	headerRequestID                 = "X-Request-Id"
+	headerAPIKey                    = "X-API-Key"
+	headerRetryAfter                = "Retry-After"
+	headerRateLimitLimit            = "X-RateLimit-Limit"
+	headerRateLimitRemaining        = "X-RateLimit-Remaining"
+	headerRateLimitReset            = "X-RateLimit-Reset"
+	headerRequestTimestamp          = "X-Request-Timestamp"
+	headerRequestNonce              = "X-Request-Nonce"
+	headerSignatureVersion          = "X-Signature-Version"
+	headerSignature                 = "X-Signature"
+)
+
+// apiError is a refusal the client sees as {success:false,error,code,requestId}. Message
+// is written for the client and never carries internals.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	// RetryAfter is set for 429 and becomes "retryAfter" (whole seconds, at least 1).
+	RetryAfter time.Duration
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errInvalid(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: msg}
+}
+
+func errUnauthorized(code, msg string) *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: code, Message: msg}
+}
+
+var (
+	errNotFound = &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Not found"}
+	errMethod   = &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed"}
+	errTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge, Message: "Request body too large"}
+	errInternal = &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: internalErrorMessage}
+	errForbid   = &apiError{Status: http.StatusForbidden, Code: CodeForbidden, Message: "API key not allowed for this endpoint"}
+)
+
+// errorBody is the SPEC's error shape; retryAfter only on 429.
+type errorBody struct {
+	Success    bool   `json:"success"`
+	Error      string `json:"error"`
+	Code       string `json:"code"`
+	RetryAfter *int64 `json:"retryAfter,omitempty"`
+	RequestID  string `json:"requestId"`
+}
+
+// toAPIError maps any error reaching the edge to what the client may see: our own
+// apiErrors as they are, Fiber's status errors by status, everything else as a bare 500
+// so no internal text leaks.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case http.StatusNotFound:
+			return errNotFound
+		case http.StatusMethodNotAllowed:
+			return errMethod
+		case http.StatusRequestEntityTooLarge:
+			return errTooLarge
+		case http.StatusRequestHeaderFieldsTooLarge:
+			return &apiError{Status: fe.Code, Code: codeHeadersTooLarge, Message: "Request headers too large"}
+		case http.StatusRequestTimeout:
+			return &apiError{Status: fe.Code, Code: CodeInvalidRequest, Message: "Request timeout"}
+		case http.StatusBadRequest:
+			// fasthttp's parse errors carry its own text; the client gets a fixed one.
+			return errInvalid("Malformed HTTP request")
+		}
+	}
+	return errInternal
+}
+
+// retryAfterSeconds rounds up so a client that waits that long is really let through.
+func retryAfterSeconds(d time.Duration) int64 {
+	s := int64(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// writeError writes e as the JSON error body with the request's id. It resets any body
+// already written by a handler that failed half way.
+func writeError(c *fiber.Ctx, e *apiError, requestID string) {
+	body := errorBody{Success: false, Error: e.Message, Code: e.Code, RequestID: requestID}
+	if e.Status == http.StatusTooManyRequests {
+		s := retryAfterSeconds(e.RetryAfter)
+		body.RetryAfter = &s
+		c.Set(headerRetryAfter, strconv.FormatInt(s, 10))
+	}
+	c.Response().ResetBody()
+	if err := c.Status(e.Status).JSON(body); err != nil {
+		// Encoding this fixed struct cannot fail; keep a valid body anyway.
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Response().SetBodyString(`{"success":false,"error":"Internal server error","code":"INTERNAL_SERVER_ERROR"}`)
+	}
+}

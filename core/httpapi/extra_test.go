@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"bytes"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestKeysNeverLogged(t *testing.T) {
+	var buf syncBuffer
+	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &buf})
+	e := newEnv(t, "bridge", func(o *Options) { o.Logger = log; o.Signing.Required = true })
+	e.hub.panics = true
+	push := []byte(`{"userId":"alice","event":"e"}`)
+	const guessed = "guessed-secret-value"
+	e.do(t, "POST", "/api/push", key(guessed), push)
+	e.do(t, "POST", "/api/push", key(secretAll), push)
+	s := signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push", nonce: "z", ts: time.Now(), body: push}
+	e.do(t, "POST", "/api/push", s.headers(), push) // reaches the panicking hub
+	out := buf.String()
+	if !strings.Contains(out, "panic in http handler") || !strings.Contains(out, "api key refused") {
+		t.Fatalf("expected log lines missing:\n%s", out)
+	}
+	for _, secret := range []string{guessed, secretAll, secretPush, secretStatus} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log contains a key:\n%s", out)
+		}
+	}
+}
+
+func TestMetricsRouteLabelsBounded(t *testing.T) {
+	e := newEnv(t, "bridge")
+	for _, p := range []string{"/a", "/b/c", "/api/push/x", "/x?y=1"} {
+		e.do(t, "GET", p, nil, nil)
+	}
+	e.do(t, "BREW", "/a", nil, nil)
+	e.do(t, "GET", "/api/push", key(secretAll), nil)
+	if got := counterValue(t, e.m.HTTPRequests.WithLabelValues(routeUnmatched, "GET", "404")); got != 4 {
+		t.Fatalf("unmatched 404 = %v", got)
+	}
+	if got := counterValue(t, e.m.HTTPRequests.WithLabelValues(routeUnmatched, "GET", "405")); got != 1 {
+		t.Fatalf("unmatched 405 = %v", got)
+	}
+	if got := counterValue(t, e.m.HTTPRequests.WithLabelValues(routeUnmatched, "other", "405")); got != 1 {
+		t.Fatalf("other method = %v", got)
+	}
+	// 404 + 405 + other (+ nothing else): three series only
+	if n := seriesCount(t, e.m.HTTPRequests); n != 3 {
+		t.Fatalf("series = %d", n)
+	}
+	if n := seriesCount(t, e.m.HTTPDuration); n != 1 {
+		t.Fatalf("duration series = %d", n)
+	}
+}
+
+func TestRateLimitedMetric(t *testing.T) {
+	e := newEnv(t, "bridge", func(o *Options) { o.RequestsPerMinute = 1; o.FailedAuthPerMinute = 1 })
+	for i := 0; i < 3; i++ {
+		e.do(t, "GET", "/api/status", key(secretAll), nil)
+		e.do(t, "GET", "/api/status", key("nope"), nil)
+	}
+	if got := counterValue(t, e.m.RateLimited.WithLabelValues(limitKindHTTP)); got != 2 {
+		t.Fatalf("http limited = %v", got)
+	}
+	if got := counterValue(t, e.m.RateLimited.WithLabelValues(limitKindHTTPAuth)); got != 2 {
+		t.Fatalf("http_auth limited = %v", got)
+	}
+}
+
+// Native serving: errors fasthttp raises before routing still get the JSON contract.
+func TestNativeServerLevelErrors(t *testing.T) {
+	e := newEnv(t, "native")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	huge := strings.Repeat("a", 16<<10)
+	_, err = conn.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + huge + "\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		out.Write(buf[:n])
+		if err != nil || bytes.Contains(out.Bytes(), []byte("}")) {
+			break
+		}
+	}
+	s := out.String()
+	if !strings.HasPrefix(s, "HTTP/1.1 431") || !strings.Contains(s, `"success":false`) ||
+		!strings.Contains(s, "X-Request-Id:") {
+		t.Fatalf("response: %q", s)
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, mode := range serveModes {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, func(o *Options) { o.RequestsPerMinute = 100 })
+			for i := 0; i < 20; i++ {
+				e.do(t, "POST", "/api/push", key(secretAll), []byte(`{"userId":"alice","event":"e"}`))
+				e.do(t, "GET", "/metrics", nil, nil)
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines %d -> %d\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func seriesCount(t *testing.T, c prometheus.Collector) int {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	c.Collect(ch)
+	close(ch)
+	return len(ch)
+}

@@ -1,0 +1,126 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+type deliveredResponse struct {
+	Success   bool   `json:"success"`
+	Delivered bool   `json:"delivered"`
+	Timestamp string `json:"timestamp"`
+}
+
+type recipientsResponse struct {
+	Success    bool   `json:"success"`
+	Recipients int    `json:"recipients"`
+	Timestamp  string `json:"timestamp"`
+}
+
+type statusResponse struct {
+	Success     bool        `json:"success"`
+	Status      string      `json:"status"`
+	Connections int         `json:"connections"`
+	Rooms       int         `json:"rooms"`
+	Uptime      int64       `json:"uptime"`
+	Memory      memoryStats `json:"memory"`
+	Timestamp   string      `json:"timestamp"`
+}
+
+type healthResponse struct {
+	Status    string `json:"status"`
+	Timestamp string `json:"timestamp"`
+}
+
+type pluginsResponse struct {
+	Success bool `json:"success"`
+	Plugins any  `json:"plugins"`
+}
+
+type notificationPayload struct {
+	Title     string `json:"title"`
+	Message   string `json:"message"`
+	Type      string `json:"type"`
+	Timestamp string `json:"timestamp"`
+}
+
+// body is the raw request body: Fiber's c.Body() would inflate a Content-Encoding'd body
+// past the size limit, so the API never decompresses.
+func body(c *fiber.Ctx) []byte { return c.Request().Body() }
+
+func (a *API) push(c *fiber.Ctx) error {
+	userID, event, data, e := decodePush(body(c))
+	if e != nil {
+		return e
+	}
+	n := a.hub.PushToUser(userID, event, data)
+	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: isoTime(a.now())})
+}
+
+func (a *API) broadcast(c *fiber.Ctx) error {
+	event, data, e := decodeBroadcast(body(c))
+	if e != nil {
+		return e
+	}
+	n := a.hub.Broadcast(event, data)
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isoTime(a.now())})
+}
+
+func (a *API) room(c *fiber.Ctx) error {
+	room, event, data, e := decodeRoom(body(c))
+	if e != nil {
+		return e
+	}
+	n := a.hub.EmitToRoom(room, event, data)
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isoTime(a.now())})
+}
+
+func (a *API) notification(c *fiber.Ctx) error {
+	n, e := decodeNotification(body(c))
+	if e != nil {
+		return e
+	}
+	ts := isoTime(a.now())
+	data, err := json.Marshal(notificationPayload{Title: n.title, Message: n.message, Type: n.typ, Timestamp: ts})
+	if err != nil {
+		return fmt.Errorf("encode notification: %w", err)
+	}
+	reached := a.hub.PushToUser(n.userID, NotificationEvent, data)
+	return c.JSON(deliveredResponse{Success: true, Delivered: reached > 0, Timestamp: ts})
+}
+
+func (a *API) status(c *fiber.Ctx) error {
+	s := a.hub.Stats()
+	now := a.now()
+	return c.JSON(statusResponse{
+		Success:     true,
+		Status:      "ok",
+		Connections: s.Connections,
+		Rooms:       s.Rooms,
+		Uptime:      int64(now.Sub(a.started).Seconds()),
+		Memory:      readMemoryStats(),
+		Timestamp:   isoTime(now),
+	})
+}
+
+func (a *API) health(c *fiber.Ctx) error {
+	return c.JSON(healthResponse{Status: "ok", Timestamp: isoTime(a.now())})
+}
+
+func (a *API) pluginList(c *fiber.Ctx) error {
+	var list any = []any{}
+	if a.plugins != nil {
+		if p := a.plugins.Plugins(); p != nil {
+			list = p
+		}
+	}
+	// Marshal here so a lister returning something unencodable is a logged 500.
+	b, err := json.Marshal(pluginsResponse{Success: true, Plugins: list})
+	if err != nil {
+		return fmt.Errorf("encode plugin list: %w", err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(b)
+}

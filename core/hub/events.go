@@ -1,0 +1,464 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rtserver/rtserver/core/dispatch"
+	"github.com/rtserver/rtserver/core/socketio"
+)
+
+// Error codes carried by the `error` event {event, message, code}.
+const (
+	CodeInvalidPayload     = "INVALID_PAYLOAD"
+	CodeInvalidEventData   = "INVALID_EVENT_DATA"
+	CodeInvalidMessageData = "INVALID_MESSAGE_DATA"
+	CodeInvalidActionData  = "INVALID_ACTION_DATA"
+	CodeInvalidRoom        = "INVALID_ROOM"
+	CodeRoomLimit          = "ROOM_LIMIT_EXCEEDED"
+	CodeUnknownEvent       = "UNKNOWN_EVENT"
+	CodeRateLimited        = "RATE_LIMITED"
+	CodeTooManyPending     = "TOO_MANY_PENDING_REQUESTS"
+	CodeInternal           = "INTERNAL_SERVER_ERROR"
+)
+
+// wsError is the payload of the `error` event.
+type wsError struct {
+	Event      string `json:"event"`
+	Message    string `json:"message"`
+	Code       string `json:"code"`
+	RetryAfter *int   `json:"retryAfter,omitempty"`
+}
+
+// client is the hub's per-socket state: the queue that runs its client:* requests one after
+// another (so replies keep the order of requests) without a goroutine while idle.
+type client struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+	refused int // events refused in a row by the rate limit
+}
+
+const keyClient = "hub.client"
+
+func clientOf(s *socketio.Socket) *client {
+	c, _ := s.Get(keyClient).(*client)
+	return c
+}
+
+// Timestamp formats t like JavaScript's Date.prototype.toISOString.
+func Timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+type serverInfo struct {
+	Version     string `json:"version"`
+	Environment string `json:"environment"`
+}
+
+type welcome struct {
+	Message    string     `json:"message"`
+	SocketID   string     `json:"socketId"`
+	Timestamp  string     `json:"timestamp"`
+	ServerInfo serverInfo `json:"serverInfo"`
+}
+
+// HandleConnection sets up an accepted socket: its handlers for the client's events, then
+// the system:welcome event.
+func (h *Hub) HandleConnection(s *socketio.Socket) {
+	s.Set(keyClient, &client{})
+	if s.Recovered() {
+		h.restore(s)
+	}
+	s.OnDisconnect(func(s *socketio.Socket, reason string) {
+		h.unregister(s)
+		h.msgRate.Forget(s.ID())
+	})
+	s.OnAny(h.onUnknown)
+	h.on(s, "register", h.onRegister)
+	h.on(s, "room:join", h.onRoomJoin)
+	h.on(s, "room:leave", h.onRoomLeave)
+	h.on(s, "ping", h.onPing)
+	h.on(s, "client:event", h.onClientRequest(dispatch.KindEvent))
+	h.on(s, "client:message", h.onClientRequest(dispatch.KindMessage))
+	h.on(s, "client:action", h.onClientRequest(dispatch.KindAction))
+
+	h.emit(s, "system:welcome", welcome{
+		Message:    "Welcome to the Socket.IO server",
+		SocketID:   s.ID(),
+		Timestamp:  Timestamp(time.Now()),
+		ServerInfo: serverInfo{Version: h.opts.Version, Environment: h.opts.Environment},
+	})
+}
+
+// handler is a client event handler after the common checks.
+type handler func(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack)
+
+// on installs a handler behind the checks every client event goes through: the message
+// rate, the payload's nesting depth, and metrics.
+func (h *Hub) on(s *socketio.Socket, event string, fn handler) {
+	s.On(event, func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
+		if !h.admit(s, event) {
+			return
+		}
+		var arg json.RawMessage
+		if len(args.Raw) > 0 {
+			arg = args.Raw[0]
+		}
+		if !h.checkDepth(arg) {
+			h.sendError(s, event, "Payload is nested too deeply", CodeInvalidPayload)
+			return
+		}
+		fn(s, event, arg, ack)
+	})
+}
+
+// admit counts an incoming event and applies the per-connection message rate. A socket that
+// keeps sending after being told to stop is disconnected.
+func (h *Hub) admit(s *socketio.Socket, event string) bool {
+	if h.m != nil {
+		h.m.EventsReceived.WithLabelValues(h.m.EventLabel(event)).Inc()
+	}
+	if h.msgRate == nil {
+		return true
+	}
+	r := h.msgRate.Allow(s.ID())
+	c := clientOf(s)
+	if r.Allowed {
+		if c != nil {
+			c.mu.Lock()
+			c.refused = 0
+			c.mu.Unlock()
+		}
+		return true
+	}
+	if h.m != nil {
+		h.m.RateLimited.WithLabelValues("ws_message").Inc()
+	}
+	refused := 0
+	if c != nil {
+		c.mu.Lock()
+		c.refused++
+		refused = c.refused
+		c.mu.Unlock()
+	}
+	if refused > h.opts.FloodDisconnectAfter {
+		h.log.Warn("disconnecting flooding socket", "socket", s.ID(), "user", UserID(s))
+		s.Disconnect()
+		return false
+	}
+	retry := int(r.RetryAfter.Round(time.Second) / time.Second)
+	if retry < 1 {
+		retry = 1
+	}
+	h.sendErrorPayload(s, wsError{Event: event, Message: "Rate limit exceeded", Code: CodeRateLimited, RetryAfter: &retry})
+	return false
+}
+
+func (h *Hub) onUnknown(s *socketio.Socket, event string, args socketio.Args, ack socketio.Ack) {
+	if !h.admit(s, event) {
+		return
+	}
+	name := event
+	if len(name) > h.opts.MaxEventNameLen {
+		name = name[:h.opts.MaxEventNameLen]
+	}
+	h.sendError(s, name, "Unknown event", CodeUnknownEvent)
+}
+
+type registerReq struct {
+	UserID *string `json:"userId"`
+}
+
+type registerAck struct {
+	Success bool   `json:"success"`
+	UserID  string `json:"userId,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (h *Hub) onRegister(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
+	var req registerReq
+	reply := func(r registerAck) {
+		h.emit(s, "register:ack", r)
+		if ack != nil {
+			_ = ack(r)
+		}
+	}
+	if !isObject(arg) || json.Unmarshal(arg, &req) != nil {
+		reply(registerAck{Error: "Invalid registration data: expected {\"userId\": string}"})
+		return
+	}
+	if req.UserID == nil || *req.UserID == "" || isBlank(*req.UserID) {
+		reply(registerAck{Error: "Missing userId"})
+		return
+	}
+	if *req.UserID != UserID(s) {
+		reply(registerAck{Error: "userId does not match the authenticated user"})
+		return
+	}
+	h.register(s, *req.UserID)
+	reply(registerAck{Success: true, UserID: *req.UserID})
+}
+
+type roomReq struct {
+	Room *string `json:"room"`
+}
+
+type roomAck struct {
+	Success bool   `json:"success"`
+	Room    string `json:"room"`
+}
+
+func (h *Hub) parseRoom(s *socketio.Socket, event string, arg json.RawMessage) (string, bool) {
+	var req roomReq
+	if !isObject(arg) || json.Unmarshal(arg, &req) != nil || req.Room == nil {
+		h.sendError(s, event, "Invalid room data: expected {\"room\": string}", CodeInvalidRoom)
+		return "", false
+	}
+	if err := h.checkRoomName(*req.Room); err != nil {
+		h.sendError(s, event, err.Message, err.Code)
+		return "", false
+	}
+	return *req.Room, true
+}
+
+func (h *Hub) onRoomJoin(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
+	room, ok := h.parseRoom(s, event, arg)
+	if !ok {
+		return
+	}
+	if err := h.checkRoom(s, room); err != nil {
+		h.sendError(s, event, err.Message, err.Code)
+		return
+	}
+	s.Join(room)
+	h.reply(s, "room:join:ack", ack, roomAck{Success: true, Room: room})
+}
+
+func (h *Hub) onRoomLeave(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
+	room, ok := h.parseRoom(s, event, arg)
+	if !ok {
+		return
+	}
+	s.Leave(room)
+	h.reply(s, "room:leave:ack", ack, roomAck{Success: true, Room: room})
+}
+
+func (h *Hub) onPing(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
+	if ack != nil {
+		_ = ack()
+	}
+}
+
+// reply emits a response event and, when the client asked for one, answers its ack too.
+func (h *Hub) reply(s *socketio.Socket, event string, ack socketio.Ack, v any) {
+	h.emit(s, event, v)
+	if ack != nil {
+		_ = ack(v)
+	}
+}
+
+func (h *Hub) emit(s *socketio.Socket, event string, v any) {
+	if err := s.Emit(event, v); err == nil {
+		h.countSent(event, 1)
+	}
+}
+
+func (h *Hub) sendError(s *socketio.Socket, event, message, code string) {
+	h.sendErrorPayload(s, wsError{Event: event, Message: message, Code: code})
+}
+
+func (h *Hub) sendErrorPayload(s *socketio.Socket, e wsError) {
+	if h.m != nil {
+		h.m.Errors.WithLabelValues(e.Code).Inc()
+	}
+	h.emit(s, "error", e)
+}
+
+// The three application events: what each accepts and how it answers.
+type kindSpec struct {
+	responseEvent string
+	invalidCode   string
+	invalidMsg    string
+	// name extracts the routing name and validates the payload.
+	name func(obj map[string]json.RawMessage) (string, bool)
+}
+
+var kinds = map[dispatch.Kind]kindSpec{
+	dispatch.KindEvent: {
+		responseEvent: "server:response",
+		invalidCode:   CodeInvalidEventData,
+		invalidMsg:    "Invalid event data. Expected {type: string, data?: object}.",
+		name: func(o map[string]json.RawMessage) (string, bool) {
+			return requiredString(o, "type")
+		},
+	},
+	dispatch.KindMessage: {
+		responseEvent: "message:ack",
+		invalidCode:   CodeInvalidMessageData,
+		invalidMsg:    "Invalid message data. Missing content.",
+		name: func(o map[string]json.RawMessage) (string, bool) {
+			if _, ok := requiredString(o, "content"); !ok {
+				return "", false
+			}
+			t, ok := o["type"]
+			if !ok || string(t) == "null" {
+				return "", true
+			}
+			return stringValue(t)
+		},
+	},
+	dispatch.KindAction: {
+		responseEvent: "action:result",
+		invalidCode:   CodeInvalidActionData,
+		invalidMsg:    "Invalid action data. Expected {action: string, params?: object}.",
+		name: func(o map[string]json.RawMessage) (string, bool) {
+			return requiredString(o, "action")
+		},
+	},
+}
+
+func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
+	spec := kinds[kind]
+	return func(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
+		var obj map[string]json.RawMessage
+		if !isObject(arg) || json.Unmarshal(arg, &obj) != nil {
+			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
+			return
+		}
+		name, ok := spec.name(obj)
+		if !ok || len(name) > h.opts.MaxEventNameLen {
+			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
+			return
+		}
+		req := &dispatch.Request{
+			Kind:      kind,
+			Name:      name,
+			RequestID: h.ids.next(),
+			SocketID:  s.ID(),
+			UserID:    UserID(s),
+			Rooms:     clientRooms(s),
+			Payload:   append(json.RawMessage(nil), arg...),
+		}
+		if kind == dispatch.KindMessage {
+			req.MessageID = h.ids.next()
+		}
+		c := clientOf(s)
+		if c == nil || !c.enqueue(func() { h.runRequest(s, spec, req, ack) }, h.opts.MaxPending) {
+			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
+		}
+	}
+}
+
+// response is the payload of server:response, message:ack and action:result.
+type response struct {
+	Success   bool            `json:"success"`
+	RequestID string          `json:"requestId"`
+	MessageID string          `json:"messageId,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Code      string          `json:"code,omitempty"`
+}
+
+func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DispatchTimeout)
+	rep, err := h.currentDispatcher().Dispatch(ctx, req)
+	cancel()
+	res := response{Success: err == nil, RequestID: req.RequestID, MessageID: req.MessageID}
+	if err != nil {
+		res.Code = dispatch.CodeOf(err, CodeInternal)
+		var de *dispatch.Error
+		if e, ok := err.(*dispatch.Error); ok {
+			de = e
+		}
+		if de != nil {
+			res.Error = de.Message
+		} else {
+			h.log.Error("dispatch failed", "kind", req.Kind.String(), "name", req.Name, "error", err)
+			res.Error = "Internal server error"
+		}
+	} else if rep != nil && len(rep.Data) > 0 {
+		switch req.Kind {
+		case dispatch.KindEvent:
+			res.Data = rep.Data
+		case dispatch.KindAction:
+			res.Result = rep.Data
+		}
+	}
+	if err == nil && req.Kind == dispatch.KindEvent && res.Data == nil {
+		res.Data = json.RawMessage("{}")
+	}
+	if err == nil && req.Kind == dispatch.KindAction && res.Result == nil {
+		res.Result = json.RawMessage("{}")
+	}
+	h.reply(s, spec.responseEvent, ack, res)
+}
+
+// enqueue adds work to the socket's queue and starts a runner when none is active. It
+// refuses when max items already wait.
+func (c *client) enqueue(fn func(), max int) bool {
+	c.mu.Lock()
+	if len(c.queue) >= max {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, fn)
+	if c.running {
+		c.mu.Unlock()
+		return true
+	}
+	c.running = true
+	c.mu.Unlock()
+	go c.run()
+	return true
+}
+
+func (c *client) run() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.running = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		fn := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		fn()
+	}
+}
+
+// clientRooms lists the rooms a socket joined itself (not its own id room nor its user room).
+func clientRooms(s *socketio.Socket) []string {
+	all := s.Rooms()
+	out := make([]string, 0, len(all))
+	for _, r := range all {
+		if r == s.ID() || len(r) > 0 && r[0] == 0 {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// idGen makes request and message ids unique across nodes and restarts: a random prefix per
+// process and a counter.
+type idGen struct {
+	prefix string
+	mu     sync.Mutex
+	n      uint64
+}
+
+func newIDGen() *idGen { return &idGen{prefix: randomPrefix()} }
+
+func (g *idGen) next() string {
+	g.mu.Lock()
+	g.n++
+	n := g.n
+	g.mu.Unlock()
+	return g.prefix + "-" + strconv.FormatUint(n, 36)
+}

@@ -1,0 +1,326 @@
+// Package hub holds the product's view of who is connected: users, their sockets and the
+// rooms they joined. It turns the protocol layer's sockets into users and rooms, answers
+// the client's own events (register, room:join, room:leave, ping, client:*), and is what the
+// HTTP API and plugins call to reach a user, a room or everyone.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rtserver/rtserver/core/dispatch"
+	"github.com/rtserver/rtserver/core/httpapi"
+	"github.com/rtserver/rtserver/core/metrics"
+	"github.com/rtserver/rtserver/core/ratelimit"
+	"github.com/rtserver/rtserver/core/socketio"
+)
+
+// userRoomPrefix names the internal room that holds a user's registered sockets. It starts
+// with a control character, which client room names may not contain, so no client can join
+// another user's room.
+const userRoomPrefix = "\x00user:"
+
+// Socket data keys.
+const (
+	keyUserID     = "userId"
+	keyRegistered = "registered"
+)
+
+// Options configures a Hub.
+type Options struct {
+	Version           string
+	Environment       string
+	MaxEventNameLen   int // 128
+	MaxRoomNameLen    int // 128
+	MaxRoomsPerSocket int // 50
+	MaxJSONDepth      int // 32
+	// MessagesPerMinute bounds the events one socket may send; 0 = no limit.
+	MessagesPerMinute int
+	// FloodDisconnectAfter disconnects a socket after this many refused events in a row.
+	FloodDisconnectAfter int
+	// DispatchTimeout is the deadline of a client:* request handed to the Dispatcher.
+	DispatchTimeout time.Duration
+	// MaxPending bounds the client:* requests one socket may have waiting; 64.
+	MaxPending int
+	Logger     hclog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxEventNameLen <= 0 {
+		o.MaxEventNameLen = 128
+	}
+	if o.MaxRoomNameLen <= 0 {
+		o.MaxRoomNameLen = 128
+	}
+	if o.MaxRoomsPerSocket <= 0 {
+		o.MaxRoomsPerSocket = 50
+	}
+	if o.MaxJSONDepth <= 0 {
+		o.MaxJSONDepth = 32
+	}
+	if o.FloodDisconnectAfter <= 0 {
+		o.FloodDisconnectAfter = 100
+	}
+	if o.DispatchTimeout <= 0 {
+		o.DispatchTimeout = 10 * time.Second
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 64
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Hub is the registry of users, sockets and rooms on this node.
+type Hub struct {
+	opts    Options
+	io      *socketio.Server
+	m       *metrics.Metrics
+	log     hclog.Logger
+	ids     *idGen
+	msgRate *ratelimit.Limiter
+
+	dmu        sync.RWMutex
+	dispatcher dispatch.Dispatcher
+
+	mu    sync.Mutex
+	users map[string]int // userID -> registered sockets
+}
+
+var (
+	_ httpapi.Hub   = (*Hub)(nil)
+	_ dispatch.Host = pluginHost{}
+)
+
+// New builds a Hub on io. The caller installs HandleConnection as (or in) io's connection
+// handler. m may be nil.
+func New(o Options, io *socketio.Server, m *metrics.Metrics) *Hub {
+	o.defaults()
+	h := &Hub{
+		opts:       o,
+		io:         io,
+		m:          m,
+		log:        o.Logger,
+		ids:        newIDGen(),
+		dispatcher: dispatch.None{},
+		users:      make(map[string]int),
+	}
+	if o.MessagesPerMinute > 0 {
+		h.msgRate = ratelimit.New(o.MessagesPerMinute, time.Minute, 1<<20)
+	}
+	return h
+}
+
+// SetDispatcher installs the handler of client:event, client:message and client:action.
+func (h *Hub) SetDispatcher(d dispatch.Dispatcher) {
+	if d == nil {
+		d = dispatch.None{}
+	}
+	h.dmu.Lock()
+	h.dispatcher = d
+	h.dmu.Unlock()
+}
+
+func (h *Hub) currentDispatcher() dispatch.Dispatcher {
+	h.dmu.RLock()
+	defer h.dmu.RUnlock()
+	return h.dispatcher
+}
+
+// UserID returns the authenticated user of a socket ("" when unknown).
+func UserID(s *socketio.Socket) string {
+	v, _ := s.Get(keyUserID).(string)
+	return v
+}
+
+// SetUserID records the authenticated user of a socket; the auth middleware calls it.
+func SetUserID(s *socketio.Socket, userID string) { s.Set(keyUserID, userID) }
+
+func registered(s *socketio.Socket) bool {
+	v, _ := s.Get(keyRegistered).(bool)
+	return v
+}
+
+func userRoom(userID string) string { return userRoomPrefix + userID }
+
+// register puts s in its user's room. It reports false when s was registered already.
+func (h *Hub) register(s *socketio.Socket, userID string) bool {
+	if registered(s) {
+		return false
+	}
+	s.Set(keyRegistered, true)
+	s.Join(userRoom(userID))
+	h.mu.Lock()
+	h.users[userID]++
+	n := len(h.users)
+	h.mu.Unlock()
+	h.gaugeUsers(n)
+	return true
+}
+
+// unregister forgets a registered socket when it goes away.
+func (h *Hub) unregister(s *socketio.Socket) {
+	if !registered(s) {
+		return
+	}
+	userID := UserID(s)
+	h.mu.Lock()
+	if h.users[userID]--; h.users[userID] <= 0 {
+		delete(h.users, userID)
+	}
+	n := len(h.users)
+	h.mu.Unlock()
+	h.gaugeUsers(n)
+}
+
+// Restore re-counts a socket whose state came back through connection state recovery.
+func (h *Hub) restore(s *socketio.Socket) {
+	if !registered(s) {
+		return
+	}
+	h.mu.Lock()
+	h.users[UserID(s)]++
+	n := len(h.users)
+	h.mu.Unlock()
+	h.gaugeUsers(n)
+}
+
+func (h *Hub) gaugeUsers(n int) {
+	if h.m != nil {
+		h.m.RegisteredUsers.Set(float64(n))
+	}
+}
+
+func (h *Hub) userCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users)
+}
+
+// Stats counts connections, rooms (the ones clients joined, not the internal user rooms or
+// each socket's own room) and registered users.
+func (h *Hub) Stats() httpapi.Stats {
+	users := h.userCount()
+	rooms := h.io.RoomCount() - users
+	if rooms < 0 {
+		rooms = 0
+	}
+	return httpapi.Stats{Connections: h.io.SocketCount(), Rooms: rooms, Users: users}
+}
+
+func (h *Hub) countSent(event string, n int) {
+	if h.m != nil && n > 0 {
+		h.m.EventsSent.WithLabelValues(h.m.EventLabel(event)).Add(float64(n))
+	}
+}
+
+// PushToUser sends an event to every registered socket of a user.
+func (h *Hub) PushToUser(userID, event string, data json.RawMessage) int {
+	n, err := h.io.EmitTo([]string{userRoom(userID)}, nil, event, rawOrNull(data))
+	if err != nil {
+		h.log.Warn("push failed", "event", event, "error", err)
+	}
+	h.countSent(event, n)
+	return n
+}
+
+// Broadcast sends an event to every connected socket.
+func (h *Hub) Broadcast(event string, data json.RawMessage) int {
+	n, err := h.io.Emit(event, rawOrNull(data))
+	if err != nil {
+		h.log.Warn("broadcast failed", "event", event, "error", err)
+	}
+	h.countSent(event, n)
+	return n
+}
+
+// EmitToRoom sends an event to every socket in a room.
+func (h *Hub) EmitToRoom(room, event string, data json.RawMessage) int {
+	return h.emitToRoom(room, event, data, "")
+}
+
+func (h *Hub) emitToRoom(room, event string, data json.RawMessage, except string) int {
+	var exc []string
+	if except != "" {
+		exc = []string{except}
+	}
+	n, err := h.io.EmitTo([]string{room}, exc, event, rawOrNull(data))
+	if err != nil {
+		h.log.Warn("room emit failed", "event", event, "error", err)
+	}
+	h.countSent(event, n)
+	return n
+}
+
+// PluginHost is the dispatch.Host that plugins call back into: emits checked like the
+// HTTP API's, room joins checked like a client's.
+func (h *Hub) PluginHost() dispatch.Host { return pluginHost{h} }
+
+type pluginHost struct{ h *Hub }
+
+// ErrUnknownSocket is returned for a socket id that is not connected to this node.
+var ErrUnknownSocket = errors.New("unknown socket")
+
+func (p pluginHost) EmitToUser(_ context.Context, userID, event string, data json.RawMessage) (int, error) {
+	if err := p.h.checkEventName(event); err != nil {
+		return 0, err
+	}
+	return p.h.PushToUser(userID, event, data), nil
+}
+
+func (p pluginHost) EmitToRoom(_ context.Context, room, event string, data json.RawMessage, except string) (int, error) {
+	if err := p.h.checkEventName(event); err != nil {
+		return 0, err
+	}
+	return p.h.emitToRoom(room, event, data, except), nil
+}
+
+func (p pluginHost) Broadcast(_ context.Context, event string, data json.RawMessage) (int, error) {
+	if err := p.h.checkEventName(event); err != nil {
+		return 0, err
+	}
+	return p.h.Broadcast(event, data), nil
+}
+
+func (p pluginHost) JoinRoom(_ context.Context, socketID, room string) error {
+	s := p.h.io.Socket(socketID)
+	if s == nil {
+		return ErrUnknownSocket
+	}
+	if err := p.h.checkRoom(s, room); err != nil {
+		return err
+	}
+	s.Join(room)
+	return nil
+}
+
+func (p pluginHost) LeaveRoom(_ context.Context, socketID, room string) error {
+	s := p.h.io.Socket(socketID)
+	if s == nil {
+		return ErrUnknownSocket
+	}
+	s.Leave(room)
+	return nil
+}
+
+func (p pluginHost) DisconnectSocket(_ context.Context, socketID string) error {
+	s := p.h.io.Socket(socketID)
+	if s == nil {
+		return ErrUnknownSocket
+	}
+	s.Disconnect()
+	return nil
+}
+
+func rawOrNull(data json.RawMessage) json.RawMessage {
+	if len(data) == 0 {
+		return json.RawMessage("null")
+	}
+	return data
+}

@@ -1,0 +1,165 @@
+// Package metrics holds the server's Prometheus collectors: one private registry with
+// the socket_server_* series, plus the Go runtime and process collectors, exposed in the
+// Prometheus text format by Handler.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// OtherLabel is the label value used for any event name that is not one of the known
+// ones, so a client cannot grow the number of series by inventing event names.
+const OtherLabel = "other"
+
+// knownEvents are the event names of the SPEC (client-to-server, server-to-client and
+// system events) plus the Socket.IO reserved ones; only these become label values.
+var knownEvents = map[string]struct{}{
+	// client to server
+	"register":       {},
+	"client:event":   {},
+	"client:message": {},
+	"client:action":  {},
+	"room:join":      {},
+	"room:leave":     {},
+	"ping":           {},
+	// server to client
+	"register:ack":    {},
+	"server:response": {},
+	"message:ack":     {},
+	"action:result":   {},
+	"room:join:ack":   {},
+	"room:leave:ack":  {},
+	"error":           {},
+	// system
+	"system:welcome":               {},
+	"system:notification":          {},
+	"system:reconnect_status":      {},
+	"system:state_recovered":       {},
+	"system:state_recovery_failed": {},
+	// Socket.IO reserved
+	"connect":       {},
+	"connect_error": {},
+	"disconnect":    {},
+	"disconnecting": {},
+}
+
+// Metrics is the set of collectors the core updates. All fields are registered on
+// Registry by New; the zero value is not usable.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ActiveConnections prometheus.Gauge         // socket_server_active_connections
+	ConnectionsTotal  *prometheus.CounterVec   // socket_server_connections_total{authenticated,transport}
+	Rooms             prometheus.Gauge         // socket_server_rooms
+	RegisteredUsers   prometheus.Gauge         // socket_server_registered_users
+	EventsReceived    *prometheus.CounterVec   // socket_server_events_received_total{event}
+	EventsSent        *prometheus.CounterVec   // socket_server_events_sent_total{event}
+	HTTPRequests      *prometheus.CounterVec   // socket_server_http_requests_total{route,method,status}
+	HTTPDuration      *prometheus.HistogramVec // socket_server_http_request_duration_seconds{route,method}
+	RateLimited       *prometheus.CounterVec   // socket_server_rate_limited_total{kind}
+	Reconnects        prometheus.Counter       // socket_server_reconnects_total
+	Recovery          *prometheus.CounterVec   // socket_server_recovery_total{result}
+	Errors            *prometheus.CounterVec   // socket_server_ws_errors_total{code}
+}
+
+// Recovery result label values.
+const (
+	RecoveryRecovered      = "recovered"
+	RecoveryFailed         = "failed"
+	RecoveryDroppedPackets = "dropped_packets"
+)
+
+// New builds the collectors and registers them, with the Go and process collectors, on
+// a fresh registry (never the global one, so tests and several servers in one process
+// do not collide).
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		ActiveConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "socket_server_active_connections",
+			Help: "Number of active socket connections",
+		}),
+		ConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_connections_total",
+			Help: "Total number of connections",
+		}, []string{"authenticated", "transport"}),
+		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "socket_server_rooms",
+			Help: "Number of rooms with at least one member",
+		}),
+		RegisteredUsers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "socket_server_registered_users",
+			Help: "Number of distinct registered users with at least one socket",
+		}),
+		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_events_received_total",
+			Help: "Total number of events received from clients, by event name (unknown names counted as other)",
+		}, []string{"event"}),
+		EventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_events_sent_total",
+			Help: "Total number of events sent to clients, by event name (unknown names counted as other)",
+		}, []string{"event"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_http_requests_total",
+			Help: "Total number of HTTP API requests, by route pattern, method and status",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "socket_server_http_request_duration_seconds",
+			Help:    "HTTP API request latency in seconds, by route pattern and method",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "method"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_rate_limited_total",
+			Help: "Total number of requests, connections or messages refused by a rate limit, by kind",
+		}, []string{"kind"}),
+		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "socket_server_reconnects_total",
+			Help: "Total number of clients that reconnected with a recovery session",
+		}),
+		Recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_recovery_total",
+			Help: "Connection state recovery outcomes: recovered, failed, dropped_packets",
+		}, []string{"result"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_ws_errors_total",
+			Help: "Total number of error events sent to socket clients, by error code",
+		}, []string{"code"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ActiveConnections, m.ConnectionsTotal, m.Rooms, m.RegisteredUsers,
+		m.EventsReceived, m.EventsSent, m.HTTPRequests, m.HTTPDuration,
+		m.RateLimited, m.Reconnects, m.Recovery, m.Errors,
+	)
+	// Series with a small known label set start at zero, so they are scraped (and rate()
+	// works) before the first event.
+	for _, auth := range []string{"true", "false"} {
+		for _, tr := range []string{"polling", "websocket"} {
+			m.ConnectionsTotal.WithLabelValues(auth, tr)
+		}
+	}
+	for _, r := range []string{RecoveryRecovered, RecoveryFailed, RecoveryDroppedPackets} {
+		m.Recovery.WithLabelValues(r)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text exposition format. Collection
+// errors are served as HTTP 500 by promhttp rather than a partial page.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// EventLabel maps an event name to a bounded label value: the name itself when it is
+// one of the known events, OtherLabel otherwise.
+func (m *Metrics) EventLabel(name string) string {
+	if _, ok := knownEvents[name]; ok {
+		return name
+	}
+	return OtherLabel
+}

@@ -1,0 +1,464 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/rtserver/rtserver/core/dispatch"
+	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"google.golang.org/grpc"
+)
+
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  pluginv1.ProtocolVersion,
+	MagicCookieKey:   pluginv1.MagicCookieKey,
+	MagicCookieValue: pluginv1.MagicCookieValue,
+}
+
+// errDraining means the process stopped taking calls before this one was sent;
+// the caller retries on the slot's current process.
+var errDraining = errors.New("plugin process is draining")
+
+// maxBatch bounds how many requests go into one stream message.
+const maxBatch = 256
+
+// clientPlugin is the go-plugin glue on the core's side.
+type clientPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+type dispensed struct {
+	rpc    pluginv1.PluginClient
+	broker *plugin.GRPCBroker
+}
+
+func (clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("pluginhost: the plugin server lives in the plugin")
+}
+
+func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &dispensed{rpc: pluginv1.NewPluginClient(c), broker: b}, nil
+}
+
+// proc is one running plugin process and the stream that carries its calls.
+//
+// Calls: Dispatch -> begin (in-flight bound, refuse when draining) -> register a
+// reply channel in pending -> sendq -> sendLoop batches onto the stream ->
+// recvLoop matches replies by id. When the stream ends every pending call fails
+// with PLUGIN_UNAVAILABLE and, unless we were stopping it, onCrash is called.
+//
+// Lock order: mu and pmu are never held together.
+type proc struct {
+	name   string
+	log    hclog.Logger
+	client *plugin.Client
+	rpc    pluginv1.PluginClient
+	pid    int
+	desc   *pluginv1.DescribeResponse
+
+	lifeline *os.File // write end; closing it makes the SDK exit
+
+	sem     chan struct{} // in-flight bound
+	sendq   chan *pluginv1.HandleRequest
+	cancelq chan uint64
+	nextID  atomic.Uint64
+
+	stream       pluginv1.Plugin_StreamClient
+	streamCancel context.CancelFunc
+
+	pmu     sync.Mutex
+	pending map[uint64]chan *pluginv1.HandleResponse
+	dead    bool
+	deadCh  chan struct{} // closed once the stream has ended
+
+	mu        sync.Mutex
+	closing   bool
+	active    int
+	closingCh chan struct{}
+	drained   chan struct{}
+
+	stopping atomic.Bool
+	batches  atomic.Int64 // stream messages sent, to see how well calls batch
+	sent     atomic.Int64
+	onCrash  func(*proc, error)
+	loops    sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type procParams struct {
+	name        string
+	path        string // the private copy to run
+	log         hclog.Logger
+	core        dispatch.Host
+	config      json.RawMessage
+	maxInFlight int
+	checkWait   time.Duration // bound on start-up, Describe and Configure
+	onCrash     func(*proc, error)
+}
+
+// startProc launches the binary, health-checks it, asks it to Describe itself,
+// starts the Host service for it, Configures it and opens the request stream.
+// On any failure the process is stopped and an error returned.
+func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("lifeline pipe: %w", err)
+	}
+	cmd := exec.Command(pp.path)
+	cmd.ExtraFiles = []*os.File{r} // fd 3 in the plugin
+	cmd.Env = []string{
+		pluginv1.LifelineFDEnv + "=3",
+		pluginv1.LogLevelEnv + "=" + levelName(pp.log),
+	}
+	out := &lineLogger{log: pp.log.Named(pp.name), stream: "stdout"}
+	errw := &lineLogger{log: pp.log.Named(pp.name), stream: "stderr"}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		Plugins:          plugin.PluginSet{pluginv1.PluginSetName: clientPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           pp.log,
+		SyncStdout:       out,
+		SyncStderr:       errw,
+		StartTimeout:     pp.checkWait,
+	})
+	p = &proc{
+		name: pp.name, log: pp.log.Named(pp.name), client: client, lifeline: w,
+		sendq:     make(chan *pluginv1.HandleRequest, 1024),
+		cancelq:   make(chan uint64, 1024),
+		pending:   make(map[uint64]chan *pluginv1.HandleResponse),
+		deadCh:    make(chan struct{}),
+		closingCh: make(chan struct{}),
+		drained:   make(chan struct{}),
+		onCrash:   pp.onCrash,
+	}
+	if pp.maxInFlight > 0 {
+		p.sem = make(chan struct{}, pp.maxInFlight)
+	}
+	defer func() {
+		if err != nil {
+			p.stopping.Store(true)
+			if p.streamCancel != nil {
+				p.streamCancel()
+			}
+			client.Kill()
+			w.Close()
+			p.loops.Wait()
+			p = nil
+		}
+	}()
+
+	cp, err := client.Client()
+	r.Close() // the child has its copy
+	if err != nil {
+		return p, fmt.Errorf("start: %w", err)
+	}
+	if cmd.Process != nil {
+		p.pid = cmd.Process.Pid
+	}
+	raw, err := cp.Dispense(pluginv1.PluginSetName)
+	if err != nil {
+		return p, fmt.Errorf("dispense: %w", err)
+	}
+	d := raw.(*dispensed)
+	p.rpc = d.rpc
+	if err := cp.Ping(); err != nil {
+		return p, fmt.Errorf("health check: %w", err)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, pp.checkWait)
+	defer cancel()
+	p.desc, err = p.rpc.Describe(cctx, &pluginv1.DescribeRequest{})
+	if err != nil {
+		return p, fmt.Errorf("describe: %w", err)
+	}
+
+	brokerID := d.broker.NextId()
+	hs := &hostService{core: pp.core}
+	p.loops.Add(1)
+	go func() {
+		defer p.loops.Done()
+		// Returns when go-plugin closes the broker (on Kill).
+		d.broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+			s := grpc.NewServer(opts...)
+			pluginv1.RegisterHostServer(s, hs)
+			return s
+		})
+	}()
+	if _, err := p.rpc.Configure(cctx, &pluginv1.ConfigureRequest{ConfigJson: pp.config, HostBrokerId: brokerID}); err != nil {
+		return p, fmt.Errorf("configure: %w", err)
+	}
+
+	sctx, scancel := context.WithCancel(context.Background())
+	p.streamCancel = scancel
+	p.stream, err = p.rpc.Stream(sctx)
+	if err != nil {
+		return p, fmt.Errorf("open stream: %w", err)
+	}
+	p.loops.Add(2)
+	go p.sendLoop(sctx)
+	go p.recvLoop()
+	return p, nil
+}
+
+func levelName(l hclog.Logger) string {
+	switch {
+	case l.IsTrace():
+		return "trace"
+	case l.IsDebug():
+		return "debug"
+	case l.IsInfo():
+		return "info"
+	case l.IsWarn():
+		return "warn"
+	}
+	return "error"
+}
+
+// begin reserves a slot for one call: it waits (within ctx) for the in-flight
+// bound and refuses once the process is draining.
+func (p *proc) begin(ctx context.Context) error {
+	if p.sem != nil {
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.closingCh:
+			return errDraining
+		case <-ctx.Done():
+			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
+		}
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		if p.sem != nil {
+			<-p.sem
+		}
+		return errDraining
+	}
+	p.active++
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *proc) end() {
+	p.mu.Lock()
+	p.active--
+	if p.closing && p.active == 0 {
+		close(p.drained)
+	}
+	p.mu.Unlock()
+	if p.sem != nil {
+		<-p.sem
+	}
+}
+
+// call sends one request and waits for its reply, ctx's deadline or the end of
+// the process, whichever comes first. The caller has called begin.
+func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
+	id := p.nextID.Add(1)
+	ch := make(chan *pluginv1.HandleResponse, 1)
+	p.pmu.Lock()
+	if p.dead {
+		p.pmu.Unlock()
+		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name)
+	}
+	p.pending[id] = ch
+	p.pmu.Unlock()
+
+	m := &pluginv1.HandleRequest{
+		Id: id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
+		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
+	}
+	select {
+	case p.sendq <- m:
+	case <-ctx.Done():
+		p.forget(id)
+		return nil, timeoutErr(p.name, ctx)
+	case <-p.deadCh:
+		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited", p.name)
+	}
+	select {
+	case r := <-ch:
+		if r == nil {
+			return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", p.name)
+		}
+		return r, nil
+	case <-ctx.Done():
+		p.forget(id)
+		select { // let the plugin stop working on it
+		case p.cancelq <- id:
+		default:
+		}
+		return nil, timeoutErr(p.name, ctx)
+	}
+}
+
+func timeoutErr(name string, ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s did not answer in time", name)
+	}
+	return dispatch.Errorf(dispatch.CodePluginUnavailable, "call to plugin %s cancelled: %v", name, ctx.Err())
+}
+
+func (p *proc) forget(id uint64) {
+	p.pmu.Lock()
+	delete(p.pending, id)
+	p.pmu.Unlock()
+}
+
+func (p *proc) sendLoop(ctx context.Context) {
+	defer p.loops.Done()
+	b := &pluginv1.RequestBatch{}
+	for {
+		b.Requests, b.Cancel = b.Requests[:0], b.Cancel[:0]
+		select {
+		case m := <-p.sendq:
+			b.Requests = append(b.Requests, m)
+		case id := <-p.cancelq:
+			b.Cancel = append(b.Cancel, id)
+		case <-ctx.Done():
+			return
+		case <-p.deadCh:
+			return
+		}
+		// Take whatever else is queued; yield once first so callers that are
+		// runnable get to queue too. One stream message per call costs most of a
+		// round trip; a batch shares that cost.
+		yielded := false
+	fill:
+		for len(b.Requests)+len(b.Cancel) < maxBatch {
+			select {
+			case m := <-p.sendq:
+				b.Requests = append(b.Requests, m)
+			case id := <-p.cancelq:
+				b.Cancel = append(b.Cancel, id)
+			default:
+				if yielded {
+					break fill
+				}
+				yielded = true
+				runtime.Gosched()
+			}
+		}
+		p.batches.Add(1)
+		p.sent.Add(int64(len(b.Requests)))
+		if err := p.stream.Send(b); err != nil {
+			// recvLoop sees the same failure and cleans up; fail what we hold now.
+			for _, m := range b.Requests {
+				p.deliver(m.Id, nil)
+			}
+			if !p.stopping.Load() {
+				p.log.Warn("request stream broken", "error", err)
+			}
+			return
+		}
+	}
+}
+
+func (p *proc) recvLoop() {
+	defer p.loops.Done()
+	var err error
+	for {
+		var b *pluginv1.ResponseBatch
+		b, err = p.stream.Recv()
+		if err != nil {
+			break
+		}
+		for _, r := range b.Responses {
+			p.deliver(r.Id, r)
+		}
+	}
+	p.pmu.Lock()
+	p.dead = true
+	pending := p.pending
+	p.pending = nil
+	close(p.deadCh)
+	p.pmu.Unlock()
+	for _, ch := range pending {
+		ch <- nil
+	}
+	if !p.stopping.Load() && p.onCrash != nil {
+		p.onCrash(p, err)
+	}
+}
+
+func (p *proc) deliver(id uint64, r *pluginv1.HandleResponse) {
+	p.pmu.Lock()
+	ch := p.pending[id]
+	delete(p.pending, id)
+	p.pmu.Unlock()
+	if ch != nil {
+		ch <- r
+	}
+}
+
+// exited reports whether the process has ended (the stream broke).
+func (p *proc) exited() bool {
+	select {
+	case <-p.deadCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// inFlight is the number of calls between begin and end.
+func (p *proc) inFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active
+}
+
+// stop refuses new calls, waits for the ones in flight (at most drain), then
+// ends the stream and the process. Safe to call more than once.
+func (p *proc) stop(drain time.Duration) {
+	p.stopOnce.Do(func() {
+		p.stopping.Store(true)
+		p.mu.Lock()
+		p.closing = true
+		close(p.closingCh)
+		if p.active == 0 {
+			close(p.drained)
+		}
+		p.mu.Unlock()
+		if drain > 0 {
+			t := time.NewTimer(drain)
+			select {
+			case <-p.drained:
+			case <-p.deadCh:
+			case <-t.C:
+				p.log.Warn("drain timed out; stopping with calls in flight", "in_flight", p.inFlight())
+			}
+			t.Stop()
+		}
+		p.streamCancel()
+		p.client.Kill()
+		p.lifeline.Close()
+		p.loops.Wait()
+	})
+}
+
+func wireKind(k dispatch.Kind) pluginv1.Kind {
+	switch k {
+	case dispatch.KindEvent:
+		return pluginv1.Kind_KIND_EVENT
+	case dispatch.KindMessage:
+		return pluginv1.Kind_KIND_MESSAGE
+	case dispatch.KindAction:
+		return pluginv1.Kind_KIND_ACTION
+	}
+	return pluginv1.Kind_KIND_UNSPECIFIED
+}

@@ -1,0 +1,335 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	eiotransports "github.com/zishang520/socket.io/clients/engine/v3/transports"
+	sioserver "github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/config"
+	"github.com/rtserver/rtserver/core/server"
+)
+
+const (
+	testSecret = "test-jwt-secret-0123456789abcdef"
+	testAPIKey = "test-api-key-0123456789abcdef"
+)
+
+// env is one running server under test.
+type env struct {
+	t      *testing.T
+	srv    *server.Server
+	cfg    *config.Config
+	url    string // http://127.0.0.1:port
+	apiURL string
+}
+
+// startServer runs a server on 127.0.0.1:0 with the defaults, the test secrets, generous
+// rate limits and an empty plugin folder, after mutate has had its say.
+func startServer(t *testing.T, mutate func(*config.Config)) *env {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Environment = "test"
+	cfg.Server.Host = "127.0.0.1"
+	cfg.Auth.JWTSecret = testSecret
+	cfg.API.Keys = []config.APIKey{{Name: "default", Secret: testAPIKey, Scopes: []string{config.ScopeAll}}}
+	cfg.RateLimit.WSConnectionsPerMinute = 100000
+	cfg.RateLimit.WSMessagesPerMinute = 100000
+	cfg.RateLimit.HTTPRequestsPerMinute = 100000
+	cfg.Plugins.Dir = t.TempDir()
+	cfg.SocketIO.PingInterval = 2 * time.Second
+	cfg.SocketIO.PingTimeout = 2 * time.Second
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: testWriter{t}})
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiLn net.Listener
+	if cfg.API.Listen != "" {
+		if apiLn, err = net.Listen("tcp", cfg.API.Listen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Serve(context.Background(), ln, apiLn); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	e := &env{t: t, srv: srv, cfg: cfg, url: "http://" + srv.Addr().String()}
+	e.apiURL = "http://" + srv.APIAddr().String()
+	return e
+}
+
+// testWriter sends server logs to the test log, so they show only for failing tests.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func token(t *testing.T, userID string) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(testSecret), "HS256", userID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// client is a Go Socket.IO v4 client (zishang520, an implementation independent of ours)
+// whose received events queue up per name.
+type client struct {
+	t  *testing.T
+	s  *sio.Socket
+	mu sync.Mutex
+	ev map[string]chan []any
+}
+
+var transportSets = map[string][]string{
+	"websocket": {"websocket"},
+	"polling":   {"polling"},
+	"upgrade":   {"polling", "websocket"},
+}
+
+// dial connects with auth {token} (no auth when tok is ""), over the named transports.
+func (e *env) dial(tok string, transports []string) *client {
+	e.t.Helper()
+	opts := sio.DefaultOptions()
+	set := types.NewSet[eiotransports.TransportCtor]()
+	for _, tr := range transports {
+		switch tr {
+		case "websocket":
+			set.Add(eiotransports.WebSocket)
+		case "polling":
+			set.Add(eiotransports.Polling)
+		}
+	}
+	opts.SetTransports(set)
+	opts.SetReconnection(false)
+	opts.SetForceNew(true)
+	opts.SetTimeout(5 * time.Second)
+	if tok != "" {
+		opts.SetAuth(map[string]any{"token": tok})
+	}
+	c := &client{t: e.t, ev: make(map[string]chan []any)}
+	for _, name := range []string{"connect", "connect_error", "disconnect"} {
+		c.ch(name)
+	}
+	s, err := sio.Connect(e.url, opts)
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	c.s = s
+	s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		name, _ := args[0].(string)
+		c.push(name, args[1:])
+	})
+	for _, name := range []string{"connect", "connect_error", "disconnect"} {
+		name := name
+		s.On(types.EventName(name), func(args ...any) { c.push(name, args) })
+	}
+	e.t.Cleanup(func() { s.Disconnect() })
+	return c
+}
+
+// connect dials as userID and waits for the welcome.
+func (e *env) connect(userID string, transports []string) *client {
+	e.t.Helper()
+	c := e.dial(token(e.t, userID), transports)
+	c.next("connect")
+	c.next("system:welcome")
+	return c
+}
+
+func (c *client) ch(name string) chan []any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.ev[name]
+	if !ok {
+		ch = make(chan []any, 256)
+		c.ev[name] = ch
+	}
+	return ch
+}
+
+func (c *client) push(name string, args []any) {
+	select {
+	case c.ch(name) <- args:
+	default:
+		c.t.Errorf("event queue full for %q", name)
+	}
+}
+
+// next waits for the next event with that name and returns its arguments.
+func (c *client) next(name string) []any {
+	c.t.Helper()
+	select {
+	case a := <-c.ch(name):
+		return a
+	case <-time.After(5 * time.Second):
+		c.t.Fatalf("timed out waiting for %q", name)
+		return nil
+	}
+}
+
+// nextObj waits for an event whose first argument is an object.
+func (c *client) nextObj(name string) map[string]any {
+	c.t.Helper()
+	a := c.next(name)
+	if len(a) == 0 {
+		c.t.Fatalf("%q arrived with no argument", name)
+	}
+	m, ok := a[0].(map[string]any)
+	if !ok {
+		c.t.Fatalf("%q argument is %T, not an object", name, a[0])
+	}
+	return m
+}
+
+// none asserts that no event with that name arrives within d.
+func (c *client) none(name string, d time.Duration) {
+	c.t.Helper()
+	select {
+	case a := <-c.ch(name):
+		c.t.Fatalf("unexpected %q: %v", name, a)
+	case <-time.After(d):
+	}
+}
+
+func (c *client) emit(event string, args ...any) {
+	c.t.Helper()
+	if err := c.s.Emit(event, args...); err != nil {
+		c.t.Fatalf("emit %s: %v", event, err)
+	}
+}
+
+// emitAck emits with an acknowledgement callback and waits for its arguments.
+func (c *client) emitAck(event string, args ...any) []any {
+	c.t.Helper()
+	done := make(chan []any, 1)
+	args = append(args, sioserver.Ack(func(a []any, err error) {
+		if err != nil {
+			c.t.Errorf("ack %s: %v", event, err)
+		}
+		done <- a
+	}))
+	c.emit(event, args...)
+	select {
+	case a := <-done:
+		return a
+	case <-time.After(5 * time.Second):
+		c.t.Fatalf("timed out waiting for the ack of %q", event)
+		return nil
+	}
+}
+
+// api calls the HTTP API with the test key and decodes the JSON answer.
+func (e *env) api(method, path string, body any) (int, map[string]any, http.Header) {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.apiURL+path, r)
+	req.Header.Set("X-API-Key", testAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) (int, map[string]any, http.Header) {
+	e.t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		e.t.Fatalf("%s %s: answer is not a JSON object: %q", req.Method, req.URL.Path, raw)
+	}
+	return res.StatusCode, m, res.Header
+}
+
+// moduleRoot is the repository root, found from this file's place.
+func moduleRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// buildPlugin builds examples/NAME into dir/NAME.
+func buildPlugin(t *testing.T, name, dir string, ldflags string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	args := []string{"build", "-o", out}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	args = append(args, "./examples/"+name)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build plugin %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// waitGoroutines waits until the goroutine count is back near base.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if runtime.NumGoroutine() <= base+5 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	t.Errorf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), base, buf[:n])
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

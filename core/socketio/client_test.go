@@ -1,0 +1,447 @@
+package socketio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/clients/engine/v3/transports"
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// Tests against an independent Socket.IO v4 client (zishang520/socket.io v3.0.6) over a
+// real server, for each transport mode.
+
+type transportMode struct {
+	name  string
+	ctors []transports.TransportCtor
+	// upgraded: the session is expected to end on websocket.
+	final string
+}
+
+var transportModes = []transportMode{
+	{"websocket", []transports.TransportCtor{sio.WebSocket}, "websocket"},
+	{"polling", []transports.TransportCtor{sio.Polling}, "polling"},
+	{"upgrade", []transports.TransportCtor{sio.Polling, sio.WebSocket}, "websocket"},
+}
+
+type clientOpts struct {
+	auth      map[string]any
+	reconnect bool
+}
+
+func dialClient(t *testing.T, url string, mode transportMode, co clientOpts) *sio.Socket {
+	t.Helper()
+	opts := sio.DefaultOptions()
+	opts.SetTransports(types.NewSet(mode.ctors...))
+	opts.SetForceNew(true)
+	opts.SetReconnection(co.reconnect)
+	if co.reconnect {
+		opts.SetReconnectionDelay(50)
+		opts.SetReconnectionDelayMax(200)
+	}
+	opts.SetTimeout(10 * time.Second)
+	if co.auth != nil {
+		opts.SetAuth(co.auth)
+	}
+	c, err := sio.Connect(url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Io().SetReconnection(false)
+		c.Disconnect()
+	})
+	return c
+}
+
+// connectClient dials and waits for "connect".
+func connectClient(t *testing.T, url string, mode transportMode, co clientOpts) *sio.Socket {
+	t.Helper()
+	connected := make(chan struct{}, 1)
+	failed := make(chan any, 1)
+	c := dialClient(t, url, mode, co)
+	c.Once("connect", func(...any) { connected <- struct{}{} })
+	c.Once("connect_error", func(a ...any) { failed <- a })
+	select {
+	case <-connected:
+	case e := <-failed:
+		t.Fatalf("connect_error: %v", e)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connect")
+	}
+	return c
+}
+
+func forEachMode(t *testing.T, fn func(t *testing.T, mode transportMode)) {
+	for _, m := range transportModes {
+		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+	}
+}
+
+func bufferBytes(v any) []byte {
+	switch b := v.(type) {
+	case []byte:
+		return b
+	case io.Reader:
+		out, _ := io.ReadAll(b)
+		return out
+	}
+	return nil
+}
+
+func TestClientConnectAuth(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode transportMode) {
+		accepted := make(chan *Socket, 1)
+		srv, url := startServer(t, Options{}, func(s *Server) {
+			s.Use(func(so *Socket, auth json.RawMessage) error {
+				var a struct{ Token string }
+				_ = json.Unmarshal(auth, &a)
+				if a.Token != "good" {
+					return &ConnectError{Message: "unauthorized", Data: map[string]any{"code": "UNAUTHORIZED"}}
+				}
+				so.Set("token", a.Token)
+				return nil
+			})
+			s.OnConnection(func(so *Socket) { accepted <- so })
+		})
+		c := connectClient(t, url, mode, clientOpts{auth: map[string]any{"token": "good"}})
+		so := recv(t, accepted, "OnConnection")
+		if so.ID() == "" || so.ID() != c.Id() {
+			t.Errorf("server id %q, client id %q", so.ID(), c.Id())
+		}
+		if so.Get("token") != "good" {
+			t.Errorf("Set in middleware lost: %v", so.Get("token"))
+		}
+		if so.Query().Get("EIO") != "4" {
+			t.Errorf("query: %v", so.Query())
+		}
+		if so.RemoteAddr() == "" || so.Header() == nil {
+			t.Errorf("remote %q", so.RemoteAddr())
+		}
+		if srv.Socket(so.ID()) != so || srv.SocketCount() != 1 {
+			t.Errorf("socket not indexed")
+		}
+		if mode.final == "websocket" {
+			eventually(t, "websocket transport", func() bool { return so.Transport() == "websocket" })
+		} else if so.Transport() != "polling" {
+			t.Errorf("transport %q", so.Transport())
+		}
+
+		// Refused: CONNECT_ERROR with message and data.
+		refused := make(chan error, 1)
+		bad := dialClient(t, url, mode, clientOpts{auth: map[string]any{"token": "bad"}})
+		bad.On("connect_error", func(a ...any) {
+			if len(a) > 0 {
+				if err, ok := a[0].(error); ok {
+					refused <- err
+					return
+				}
+			}
+			refused <- fmt.Errorf("unexpected connect_error args %v", a)
+		})
+		err := recv(t, refused, "connect_error")
+		var ee *types.ExtendedError
+		if !errors.As(err, &ee) || ee.Message != "unauthorized" || !reflect.DeepEqual(ee.Data, map[string]any{"code": "UNAUTHORIZED"}) {
+			t.Errorf("connect_error = %#v", err)
+		}
+		if srv.SocketCount() != 1 {
+			t.Errorf("refused socket counted: %d", srv.SocketCount())
+		}
+	})
+}
+
+func TestClientEventsAndAcks(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode transportMode) {
+		accepted := make(chan *Socket, 1)
+		_, url := startServer(t, Options{}, func(s *Server) {
+			s.OnConnection(func(so *Socket) {
+				so.On("echo", func(so *Socket, args Args, ack Ack) {
+					out := make([]any, len(args.Raw))
+					for i, a := range args.Raw {
+						out[i] = a
+					}
+					_ = so.Emit("echo:reply", out...)
+				})
+				so.On("withack", func(so *Socket, args Args, ack Ack) {
+					if ack == nil {
+						_ = so.Emit("error", "no ack")
+						return
+					}
+					_ = ack("ok", args.Raw[0])
+					_ = ack("twice") // must send nothing
+				})
+				so.On("emptyack", func(so *Socket, args Args, ack Ack) { _ = ack() })
+				accepted <- so
+			})
+		})
+		c := connectClient(t, url, mode, clientOpts{})
+		so := recv(t, accepted, "OnConnection")
+
+		// client -> server -> client
+		replies := make(chan []any, 1)
+		c.On("echo:reply", func(a ...any) { replies <- a })
+		_ = c.Emit("echo", "hé\"llo", 42, map[string]any{"nested": []any{true, nil}})
+		got := recv(t, replies, "echo:reply")
+		want := []any{"hé\"llo", float64(42), map[string]any{"nested": []any{true, nil}}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("echo: %#v, want %#v", got, want)
+		}
+
+		// client asks for an ack
+		acked := make(chan []any, 2)
+		_ = c.Emit("withack", 7, func(a []any, err error) { acked <- a })
+		if a := recv(t, acked, "ack"); !reflect.DeepEqual(a, []any{"ok", float64(7)}) {
+			t.Errorf("ack args %#v", a)
+		}
+		_ = c.Emit("emptyack", func(a []any, err error) { acked <- a })
+		if a := recv(t, acked, "empty ack"); len(a) != 0 {
+			t.Errorf("empty ack args %#v", a)
+		}
+
+		// server asks for an ack
+		c.On("question", func(a ...any) {
+			ack, ok := a[len(a)-1].(func([]any, error))
+			if !ok {
+				t.Errorf("no ack func in %#v", a)
+				return
+			}
+			if a[0] == "empty" {
+				ack(nil, nil)
+				return
+			}
+			ack([]any{"answer", a[0]}, nil)
+		})
+		ctx := t.Context()
+		args, err := so.EmitWithAck(ctx, "question", "q1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(args.Raw) != 2 || string(args.Raw[0]) != `"answer"` || string(args.Raw[1]) != `"q1"` {
+			t.Errorf("EmitWithAck got %q", args.Raw)
+		}
+		args, err = so.EmitWithAck(ctx, "question", "empty")
+		if err != nil || len(args.Raw) != 0 {
+			t.Errorf("empty ack: %q %v", args.Raw, err)
+		}
+		// callback flavour
+		done := make(chan Args, 1)
+		if err := so.EmitWithAckFunc("question", 0, func(a Args, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			done <- a
+		}, "q2"); err != nil {
+			t.Fatal(err)
+		}
+		if a := recv(t, done, "EmitWithAckFunc"); len(a.Raw) != 2 || string(a.Raw[1]) != `"q2"` {
+			t.Errorf("EmitWithAckFunc got %q", a.Raw)
+		}
+	})
+}
+
+func TestClientAckTimeout(t *testing.T) {
+	accepted := make(chan *Socket, 1)
+	_, url := startServer(t, Options{AckTimeout: 100 * time.Millisecond}, func(s *Server) {
+		s.OnConnection(func(so *Socket) { accepted <- so })
+	})
+	c := connectClient(t, url, transportModes[0], clientOpts{})
+	c.On("silent", func(...any) {})
+	so := recv(t, accepted, "OnConnection")
+	_, err := so.EmitWithAck(t.Context(), "silent")
+	if err == nil {
+		t.Fatal("no timeout error")
+	}
+	// A disconnect fails pending acks at once.
+	errs := make(chan error, 1)
+	_ = so.EmitWithAckFunc("silent", time.Minute, func(_ Args, err error) { errs <- err })
+	so.Disconnect()
+	if err := recv(t, errs, "ack failure"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestClientBinary(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode transportMode) {
+		got := make(chan Args, 1)
+		_, url := startServer(t, Options{}, func(s *Server) {
+			s.OnConnection(func(so *Socket) {
+				so.On("upload", func(so *Socket, args Args, ack Ack) {
+					got <- args
+					_ = ack("stored", args.Attachments[0])
+				})
+				so.On("download", func(so *Socket, args Args, ack Ack) {
+					_ = so.Emit("file", map[string]any{"name": "f", "data": []byte{9, 8, 7}}, []byte{1})
+				})
+			})
+		})
+		c := connectClient(t, url, mode, clientOpts{})
+		acked := make(chan []any, 1)
+		_ = c.Emit("upload", "name", []byte{1, 2, 3, 4}, func(a []any, err error) { acked <- a })
+		args := recv(t, got, "upload")
+		if len(args.Raw) != 2 || string(args.Raw[0]) != `"name"` || !bytes.Contains(args.Raw[1], []byte(`"_placeholder":true`)) {
+			t.Errorf("raw %q", args.Raw)
+		}
+		if len(args.Attachments) != 1 || !bytes.Equal(args.Attachments[0], []byte{1, 2, 3, 4}) {
+			t.Errorf("attachments %v", args.Attachments)
+		}
+		a := recv(t, acked, "binary ack")
+		if len(a) != 2 || a[0] != "stored" || !bytes.Equal(bufferBytes(a[1]), []byte{1, 2, 3, 4}) {
+			t.Errorf("binary ack %#v", a)
+		}
+
+		files := make(chan []any, 1)
+		c.On("file", func(a ...any) { files <- a })
+		_ = c.Emit("download")
+		f := recv(t, files, "file")
+		m, _ := f[0].(map[string]any)
+		if len(f) != 2 || m["name"] != "f" || !bytes.Equal(bufferBytes(m["data"]), []byte{9, 8, 7}) || !bytes.Equal(bufferBytes(f[1]), []byte{1}) {
+			t.Errorf("file %#v", f)
+		}
+	})
+}
+
+func TestClientRoomsBroadcast(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode transportMode) {
+		var mu sync.Mutex
+		sockets := map[string]*Socket{}
+		srv, url := startServer(t, Options{}, func(s *Server) {
+			s.OnConnection(func(so *Socket) {
+				mu.Lock()
+				sockets[so.ID()] = so
+				mu.Unlock()
+				so.On("join", func(so *Socket, args Args, ack Ack) {
+					var room string
+					_ = json.Unmarshal(args.Raw[0], &room)
+					so.Join(room)
+					_ = ack()
+				})
+			})
+		})
+		type rx struct {
+			who string
+			a   []any
+		}
+		got := make(chan rx, 32)
+		clients := make([]*sio.Socket, 3)
+		for i := range clients {
+			c := connectClient(t, url, mode, clientOpts{})
+			name := fmt.Sprint("c", i)
+			c.On("news", func(a ...any) { got <- rx{name, a} })
+			clients[i] = c
+		}
+		join := func(c *sio.Socket, room string) {
+			done := make(chan struct{})
+			_ = c.Emit("join", room, func([]any, error) { close(done) })
+			recv(t, done, "join ack")
+		}
+		join(clients[0], "red")
+		join(clients[1], "red")
+		join(clients[1], "blue")
+		join(clients[2], "blue")
+		if srv.RoomCount() != 2 || srv.RoomSize("red") != 2 || srv.RoomSize(clients[0].Id()) != 1 {
+			t.Errorf("rooms=%d red=%d own=%d", srv.RoomCount(), srv.RoomSize("red"), srv.RoomSize(clients[0].Id()))
+		}
+		mu.Lock()
+		s1 := sockets[clients[1].Id()]
+		mu.Unlock()
+		if r := s1.Rooms(); !slices.Contains(r, s1.ID()) || !slices.Contains(r, "red") || !slices.Contains(r, "blue") || len(r) != 3 {
+			t.Errorf("Rooms() = %v", r)
+		}
+
+		collect := func(n int) []string {
+			var who []string
+			for range n {
+				r := recv(t, got, "news")
+				who = append(who, r.who+":"+fmt.Sprint(r.a[0]))
+			}
+			sort.Strings(who)
+			select {
+			case extra := <-got:
+				t.Errorf("extra delivery %v", extra)
+			case <-time.After(50 * time.Millisecond):
+			}
+			return who
+		}
+		check := func(what string, n int, err error, wantN int, want []string) {
+			t.Helper()
+			if err != nil || n != wantN {
+				t.Errorf("%s: n=%d err=%v, want %d", what, n, err, wantN)
+			}
+			if got := collect(len(want)); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: got %v, want %v", what, got, want)
+			}
+		}
+		n, err := srv.EmitTo([]string{"red"}, nil, "news", "r")
+		check("room", n, err, 2, []string{"c0:r", "c1:r"})
+		n, err = srv.EmitTo([]string{"red", "blue"}, nil, "news", "rb")
+		check("union", n, err, 3, []string{"c0:rb", "c1:rb", "c2:rb"})
+		n, err = srv.EmitTo([]string{"red", "blue"}, []string{clients[1].Id()}, "news", "ex")
+		check("except id", n, err, 2, []string{"c0:ex", "c2:ex"})
+		n, err = srv.EmitTo(nil, []string{"blue"}, "news", "nb")
+		check("all except room", n, err, 1, []string{"c0:nb"})
+		n, err = srv.EmitTo([]string{clients[2].Id()}, nil, "news", "id")
+		check("own room", n, err, 1, []string{"c2:id"})
+		n, err = srv.Emit("news", "all")
+		check("all", n, err, 3, []string{"c0:all", "c1:all", "c2:all"})
+
+		s1.Leave("red")
+		n, err = srv.EmitTo([]string{"red"}, nil, "news", "left")
+		check("after leave", n, err, 1, []string{"c0:left"})
+
+		clients[0].Disconnect()
+		eventually(t, "disconnect cleanup", func() bool { return srv.RoomSize("red") == 0 && srv.RoomCount() == 1 })
+	})
+}
+
+func TestClientReconnectAfterTransportClose(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode transportMode) {
+		accepted := make(chan *Socket, 4)
+		reasons := make(chan string, 4)
+		srv, url := startServer(t, Options{}, func(s *Server) {
+			s.OnConnection(func(so *Socket) {
+				so.OnDisconnect(func(_ *Socket, reason string) { reasons <- reason })
+				accepted <- so
+			})
+		})
+		c := connectClient(t, url, mode, clientOpts{reconnect: true})
+		first := recv(t, accepted, "first connection")
+		reconnected := make(chan struct{}, 1)
+		c.Once("connect", func(...any) { reconnected <- struct{}{} })
+		first.conn.Close("forced close") // the transport drops without a DISCONNECT packet
+		if r := recv(t, reasons, "disconnect reason"); r != "forced close" {
+			t.Errorf("reason %q", r)
+		}
+		second := recv(t, accepted, "second connection")
+		recv(t, reconnected, "client reconnect")
+		if second.ID() == first.ID() || second.Recovered() {
+			t.Errorf("ids %s %s recovered=%v", first.ID(), second.ID(), second.Recovered())
+		}
+		eventually(t, "one socket", func() bool { return srv.SocketCount() == 1 })
+
+		// Server Disconnect sends DISCONNECT: the client must not come back.
+		disc := make(chan any, 1)
+		c.Once("disconnect", func(a ...any) { disc <- a[0] })
+		second.Disconnect()
+		if r := recv(t, disc, "client disconnect"); r != "io server disconnect" {
+			t.Errorf("client reason %v", r)
+		}
+		if r := recv(t, reasons, "server reason"); r != ReasonServerDisconnect {
+			t.Errorf("server reason %q", r)
+		}
+		select {
+		case <-accepted:
+			t.Error("client reconnected after a server disconnect")
+		case <-time.After(300 * time.Millisecond):
+		}
+	})
+}

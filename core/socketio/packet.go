@@ -1,0 +1,367 @@
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// PacketType is the Socket.IO v5 packet type (the first character of a text packet).
+type PacketType byte
+
+// Socket.IO v5 packet types.
+const (
+	PacketConnect      PacketType = 0
+	PacketDisconnect   PacketType = 1
+	PacketEvent        PacketType = 2
+	PacketAck          PacketType = 3
+	PacketConnectError PacketType = 4
+	PacketBinaryEvent  PacketType = 5
+	PacketBinaryAck    PacketType = 6
+)
+
+func (t PacketType) String() string {
+	switch t {
+	case PacketConnect:
+		return "CONNECT"
+	case PacketDisconnect:
+		return "DISCONNECT"
+	case PacketEvent:
+		return "EVENT"
+	case PacketAck:
+		return "ACK"
+	case PacketConnectError:
+		return "CONNECT_ERROR"
+	case PacketBinaryEvent:
+		return "BINARY_EVENT"
+	case PacketBinaryAck:
+		return "BINARY_ACK"
+	}
+	return "UNKNOWN(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ErrParse is wrapped by every decoding error.
+var ErrParse = errors.New("socket.io parse error")
+
+// maxAttachments bounds the attachments one packet may announce; engineio's MaxPayload
+// bounds their size.
+const maxAttachments = 1000
+
+// maxAckID is the largest ack id accepted: JavaScript clients count in doubles, so ids
+// beyond 2^53 cannot come from a real client.
+const maxAckID = 1<<53 - 1
+
+// Packet is one decoded text packet. Data is the raw JSON payload (nil when absent); for
+// EVENT/ACK packets Args holds the split array elements (sub-slices of Data).
+type Packet struct {
+	Type        PacketType
+	Namespace   string // "/" when absent
+	Attachments int    // BINARY_EVENT / BINARY_ACK only
+	ID          uint64
+	HasID       bool
+	Data        []byte
+	Args        []json.RawMessage // EVENT, BINARY_EVENT, ACK, BINARY_ACK
+	Event       string   // EVENT, BINARY_EVENT: the decoded first argument
+}
+
+func parseErr(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrParse}, a...)...)
+}
+
+// DecodePacket parses one text packet (without the Engine.IO '4' prefix). It never
+// panics and returns an error wrapping ErrParse for anything a v5 peer would not send.
+// The returned Packet aliases b.
+func DecodePacket(b []byte) (Packet, error) {
+	var p Packet
+	if len(b) == 0 {
+		return p, parseErr("empty packet")
+	}
+	if b[0] < '0' || b[0] > '6' {
+		return p, parseErr("unknown packet type %q", b[0])
+	}
+	p.Type = PacketType(b[0] - '0')
+	i := 1
+	if p.Type == PacketBinaryEvent || p.Type == PacketBinaryAck {
+		start := i
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			n = n*10 + int(b[i]-'0')
+			if n > maxAttachments {
+				return p, parseErr("too many attachments")
+			}
+			i++
+		}
+		if i == start || i >= len(b) || b[i] != '-' {
+			return p, parseErr("illegal attachments")
+		}
+		i++
+		p.Attachments = n
+	}
+	p.Namespace = "/"
+	if i < len(b) && b[i] == '/' {
+		start := i
+		for i < len(b) && b[i] != ',' {
+			i++
+		}
+		p.Namespace = string(b[start:i])
+		if i < len(b) {
+			i++ // the ','
+		}
+	}
+	if i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		var id uint64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			id = id*10 + uint64(b[i]-'0')
+			if id > maxAckID {
+				return p, parseErr("ack id too large")
+			}
+			i++
+		}
+		p.ID, p.HasID = id, true
+	}
+	if i < len(b) {
+		p.Data = b[i:]
+	}
+	switch p.Type {
+	case PacketConnect:
+		if p.HasID {
+			return p, parseErr("ack id on CONNECT")
+		}
+		if p.Data != nil && !isObject(p.Data) {
+			return p, parseErr("invalid CONNECT payload")
+		}
+	case PacketDisconnect:
+		if p.Data != nil || p.HasID {
+			return p, parseErr("invalid DISCONNECT payload")
+		}
+	case PacketConnectError:
+		if p.HasID || (p.Data != nil && !validJSON(p.Data)) {
+			return p, parseErr("invalid CONNECT_ERROR payload")
+		}
+	case PacketEvent, PacketBinaryEvent:
+		args, err := splitArray(p.Data)
+		if err != nil || len(args) == 0 {
+			return p, parseErr("invalid EVENT payload")
+		}
+		ev, ok := unquoteString(args[0])
+		if !ok || args[0][0] != '"' {
+			return p, parseErr("invalid event name")
+		}
+		p.Event, p.Args = ev, args[1:]
+	case PacketAck, PacketBinaryAck:
+		if !p.HasID {
+			return p, parseErr("ACK without id")
+		}
+		args, err := splitArray(p.Data)
+		if err != nil {
+			return p, parseErr("invalid ACK payload")
+		}
+		p.Args = args
+	}
+	return p, nil
+}
+
+func isObject(b []byte) bool {
+	i := skipSpace(b, 0)
+	return i < len(b) && b[i] == '{' && validJSON(b)
+}
+
+// encoder builds outbound packets. Arguments are marshalled once; the common argument
+// types (strings, numbers, bools, raw JSON, byte slices) skip reflection.
+type encoder struct {
+	buf         []byte
+	attachments [][]byte
+}
+
+// appendArg appends one argument as JSON; []byte values (also inside map[string]any and
+// []any) become placeholders with the bytes collected as attachments.
+func (e *encoder) appendArg(v any) error {
+	switch x := v.(type) {
+	case nil:
+		e.buf = append(e.buf, "null"...)
+	case string:
+		e.buf = appendString(e.buf, x)
+	case json.RawMessage:
+		if len(x) == 0 {
+			e.buf = append(e.buf, "null"...)
+			return nil
+		}
+		if !validJSON(x) {
+			return fmt.Errorf("socketio: argument is not valid JSON")
+		}
+		e.buf = append(e.buf, x...)
+	case []byte:
+		e.buf = append(e.buf, `{"_placeholder":true,"num":`...)
+		e.buf = strconv.AppendInt(e.buf, int64(len(e.attachments)), 10)
+		e.buf = append(e.buf, '}')
+		e.attachments = append(e.attachments, x)
+	case bool:
+		e.buf = strconv.AppendBool(e.buf, x)
+	case int:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case int64:
+		e.buf = strconv.AppendInt(e.buf, x, 10)
+	case int32:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case uint:
+		e.buf = strconv.AppendUint(e.buf, uint64(x), 10)
+	case uint64:
+		e.buf = strconv.AppendUint(e.buf, x, 10)
+	case uint32:
+		e.buf = strconv.AppendUint(e.buf, uint64(x), 10)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("socketio: unsupported float value %v", x)
+		}
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Errorf("socketio: encode argument: %w", err)
+		}
+		e.buf = append(e.buf, b...)
+	case map[string]any:
+		if !containsBytes(x) {
+			return e.marshal(x)
+		}
+		e.buf = append(e.buf, '{')
+		first := true
+		for k, val := range x {
+			if !first {
+				e.buf = append(e.buf, ',')
+			}
+			first = false
+			e.buf = appendString(e.buf, k)
+			e.buf = append(e.buf, ':')
+			if err := e.appendArg(val); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, '}')
+	case []any:
+		if !containsBytes(x) {
+			return e.marshal(x)
+		}
+		e.buf = append(e.buf, '[')
+		for i, val := range x {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			if err := e.appendArg(val); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+	default:
+		return e.marshal(x)
+	}
+	return nil
+}
+
+func (e *encoder) marshal(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("socketio: encode argument: %w", err)
+	}
+	e.buf = append(e.buf, b...)
+	return nil
+}
+
+// containsBytes reports whether v holds a []byte inside maps and slices of any.
+func containsBytes(v any) bool {
+	switch x := v.(type) {
+	case []byte:
+		return true
+	case map[string]any:
+		for _, val := range x {
+			if containsBytes(val) {
+				return true
+			}
+		}
+	case []any:
+		for _, val := range x {
+			if containsBytes(val) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// encodeArgs builds a whole EVENT/ACK packet: prefix, optional event name, args and an
+// optional trailing offset string (connection state recovery).
+//
+// typ is PacketEvent or PacketAck; it becomes the binary variant when attachments appear.
+func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []any, offset string) ([]byte, [][]byte, error) {
+	// The attachment count is only known after the args are encoded, so the args go into
+	// their own buffer first and the prefix is prepended.
+	e := encoder{buf: make([]byte, 0, 64)}
+	e.buf = append(e.buf, '[')
+	n := 0
+	if event != nil {
+		e.buf = appendString(e.buf, *event)
+		n++
+	}
+	for _, a := range args {
+		if n > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		if err := e.appendArg(a); err != nil {
+			return nil, nil, err
+		}
+		n++
+	}
+	if offset != "" {
+		if n > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = appendString(e.buf, offset)
+	}
+	e.buf = append(e.buf, ']')
+	if len(e.attachments) > 0 {
+		typ += 3 // EVENT->BINARY_EVENT, ACK->BINARY_ACK
+	}
+	prefix := make([]byte, 0, 24+len(e.buf))
+	prefix = append(prefix, byte('0'+typ))
+	if len(e.attachments) > 0 {
+		prefix = strconv.AppendInt(prefix, int64(len(e.attachments)), 10)
+		prefix = append(prefix, '-')
+	}
+	if hasID {
+		prefix = strconv.AppendUint(prefix, id, 10)
+	}
+	return append(prefix, e.buf...), e.attachments, nil
+}
+
+// encodeConnect builds a CONNECT reply {"sid":...[,"pid":...]}.
+func encodeConnect(sid, pid string) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `0{"sid":`...)
+	b = appendString(b, sid)
+	if pid != "" {
+		b = append(b, `,"pid":`...)
+		b = appendString(b, pid)
+	}
+	return append(b, '}')
+}
+
+// encodeConnectError builds CONNECT_ERROR {"message":..., "data":...} for namespace nsp.
+func encodeConnectError(nsp, message string, data any) ([]byte, error) {
+	b := make([]byte, 0, 64)
+	b = append(b, '4')
+	if nsp != "/" && nsp != "" {
+		b = append(b, nsp...)
+		b = append(b, ',')
+	}
+	b = append(b, `{"message":`...)
+	b = appendString(b, message)
+	if data != nil {
+		d, err := json.Marshal(data)
+		if err != nil {
+			return nil, fmt.Errorf("socketio: encode CONNECT_ERROR data: %w", err)
+		}
+		b = append(b, `,"data":`...)
+		b = append(b, d...)
+	}
+	return append(b, '}'), nil
+}

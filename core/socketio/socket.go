@@ -1,0 +1,591 @@
+package socketio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtserver/rtserver/core/engineio"
+)
+
+// transport is what a Socket needs of an engineio session; *engineio.Conn satisfies it
+// and unit tests substitute a fake.
+type transport interface {
+	ID() string
+	Transport() string
+	RemoteAddr() string
+	Request() *http.Request
+	Send(msgs ...*engineio.Message) error
+	Close(reason string)
+}
+
+var _ transport = (*engineio.Conn)(nil)
+
+// Socket states.
+const (
+	statePending   int32 = iota // handshake done, no accepted CONNECT yet
+	stateConnected              // recorded in the server, CONNECT reply queued
+	stateClosed
+)
+
+// Socket is one client connected to the main namespace.
+type Socket struct {
+	srv   *Server
+	conn  transport
+	state atomic.Int32
+
+	// Set once before the socket is published (connect), read-only afterwards.
+	id        string
+	pid       string
+	recovered bool
+
+	connectTimer *time.Timer
+
+	// Owned by the inbound path (engineio calls it sequentially per session).
+	pending *binaryPacket
+
+	// rooms is guarded by srv.mu.
+	rooms map[string]struct{}
+
+	mu           sync.Mutex // guards the fields below
+	handlers     map[string]EventHandler
+	anyHandler   func(s *Socket, event string, args Args, ack Ack)
+	onDisconnect []func(s *Socket, reason string)
+	data         map[string]any
+	ackSeq       uint64
+	acks         map[uint64]func(Args, error)
+	closeReason  string // set before closing the transport ourselves
+}
+
+// binaryPacket is a BINARY_EVENT/BINARY_ACK waiting for its attachments.
+type binaryPacket struct {
+	p    Packet
+	atts [][]byte
+}
+
+func newSocket(srv *Server, c transport) *Socket {
+	so := &Socket{srv: srv, conn: c}
+	so.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, func() {
+		if so.state.Load() == statePending {
+			c.Close(engineio.ReasonForcedClose)
+		}
+	})
+	return so
+}
+
+// ID returns the socket id (also the name of its own room).
+func (s *Socket) ID() string { return s.id }
+
+// Transport returns the current transport: "polling" or "websocket".
+func (s *Socket) Transport() string { return s.conn.Transport() }
+
+// RemoteAddr returns the peer's ip:port.
+func (s *Socket) RemoteAddr() string { return s.conn.RemoteAddr() }
+
+// Header returns the handshake request's headers.
+func (s *Socket) Header() http.Header {
+	if r := s.conn.Request(); r != nil {
+		return r.Header
+	}
+	return http.Header{}
+}
+
+// Query returns the handshake request's query parameters.
+func (s *Socket) Query() url.Values {
+	if r := s.conn.Request(); r != nil && r.URL != nil {
+		return r.URL.Query()
+	}
+	return url.Values{}
+}
+
+// Recovered reports whether the socket's id, rooms and data came back through connection
+// state recovery.
+func (s *Socket) Recovered() bool { return s.recovered }
+
+// Connected reports whether the socket is connected.
+func (s *Socket) Connected() bool { return s.state.Load() == stateConnected }
+
+// On sets the handler for one event, replacing any previous one.
+func (s *Socket) On(event string, h EventHandler) {
+	s.mu.Lock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]EventHandler, 4)
+	}
+	s.handlers[event] = h
+	s.mu.Unlock()
+}
+
+// OnAny sets the handler for events that have no On handler.
+func (s *Socket) OnAny(h func(s *Socket, event string, args Args, ack Ack)) {
+	s.mu.Lock()
+	s.anyHandler = h
+	s.mu.Unlock()
+}
+
+// OnDisconnect adds a function called once when the socket disconnects, with the reason.
+func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
+	s.mu.Lock()
+	s.onDisconnect = append(s.onDisconnect, fn)
+	s.mu.Unlock()
+}
+
+// Emit sends an event to this socket. []byte arguments (also inside map[string]any and
+// []any) become binary attachments; json.RawMessage is sent as is; anything else goes
+// through encoding/json.
+func (s *Socket) Emit(event string, args ...any) error {
+	if s.state.Load() != stateConnected {
+		return ErrDisconnected
+	}
+	if s.srv.rec != nil {
+		// With recovery on, every plain EVENT carries an offset and is logged, as if
+		// broadcast to the socket's own room.
+		n, err := s.srv.rec.broadcast(s.srv, []string{s.id}, nil, event, args)
+		if err == nil && n == 0 {
+			err = ErrDisconnected
+		}
+		return err
+	}
+	data, atts, err := encodePacket(PacketEvent, 0, false, &event, args, "")
+	if err != nil {
+		return err
+	}
+	return s.send(data, atts)
+}
+
+func (s *Socket) send(data []byte, atts [][]byte) error {
+	var err error
+	if len(atts) == 0 {
+		err = s.conn.Send(engineio.NewMessage(data, false))
+	} else {
+		err = s.conn.Send(toMessages(data, atts)...)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	return nil
+}
+
+// EmitWithAck sends an event asking for an acknowledgement and waits for it, until ctx is
+// done or, when ctx has no deadline, Options.AckTimeout. It blocks: do not call it from a
+// handler (use EmitWithAckFunc there).
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Args, error) {
+	type result struct {
+		args Args
+		err  error
+	}
+	ch := make(chan result, 1)
+	timeout := time.Duration(0)
+	if _, ok := ctx.Deadline(); !ok {
+		timeout = s.srv.opts.AckTimeout
+	}
+	id, err := s.emitWithAck(event, args, timeout, func(a Args, err error) { ch <- result{a, err} })
+	if err != nil {
+		return Args{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.args, r.err
+	case <-ctx.Done():
+		if fn := s.takeAck(id); fn != nil {
+			return Args{}, fmt.Errorf("socketio: ack for %q: %w", event, ctx.Err())
+		}
+		r := <-ch // the ack won the race
+		return r.args, r.err
+	}
+}
+
+// EmitWithAckFunc sends an event asking for an acknowledgement and returns at once; fn is
+// called exactly once, from another goroutine, with the ack's arguments or an error
+// (context.DeadlineExceeded after timeout, ErrDisconnected). timeout <= 0 means
+// Options.AckTimeout.
+func (s *Socket) EmitWithAckFunc(event string, timeout time.Duration, fn func(Args, error), args ...any) error {
+	if timeout <= 0 {
+		timeout = s.srv.opts.AckTimeout
+	}
+	_, err := s.emitWithAck(event, args, timeout, fn)
+	return err
+}
+
+// emitWithAck registers fn under a new ack id and sends the EVENT. With timeout > 0, fn
+// gets context.DeadlineExceeded when no ack came in time.
+func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn func(Args, error)) (uint64, error) {
+	if s.state.Load() != stateConnected {
+		return 0, ErrDisconnected
+	}
+	s.mu.Lock()
+	s.ackSeq++
+	id := s.ackSeq
+	s.mu.Unlock()
+	data, atts, err := encodePacket(PacketEvent, id, true, &event, args, "")
+	if err != nil {
+		return 0, err
+	}
+	cb := fn
+	if timeout > 0 {
+		var t *time.Timer
+		var fired atomic.Bool
+		cb = func(a Args, err error) {
+			if fired.CompareAndSwap(false, true) {
+				if t != nil {
+					t.Stop()
+				}
+				fn(a, err)
+			}
+		}
+		s.mu.Lock()
+		t = time.AfterFunc(timeout, func() {
+			if f := s.takeAck(id); f != nil {
+				f(Args{}, fmt.Errorf("socketio: ack for %q: %w", event, context.DeadlineExceeded))
+			}
+		})
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	if s.state.Load() == stateClosed {
+		s.mu.Unlock()
+		cb(Args{}, ErrDisconnected)
+		return id, nil
+	}
+	if s.acks == nil {
+		s.acks = make(map[uint64]func(Args, error), 2)
+	}
+	s.acks[id] = cb
+	s.mu.Unlock()
+	if err := s.send(data, atts); err != nil {
+		if f := s.takeAck(id); f != nil {
+			f(Args{}, err)
+		}
+	}
+	return id, nil
+}
+
+func (s *Socket) takeAck(id uint64) func(Args, error) {
+	s.mu.Lock()
+	fn := s.acks[id]
+	delete(s.acks, id)
+	s.mu.Unlock()
+	return fn
+}
+
+// Join adds the socket to rooms. Joining its own id is a no-op.
+func (s *Socket) Join(rooms ...string) {
+	s.srv.mu.Lock()
+	if s.state.Load() == stateConnected {
+		for _, r := range rooms {
+			s.srv.joinLocked(s, r)
+		}
+	}
+	s.srv.mu.Unlock()
+}
+
+// Leave removes the socket from room.
+func (s *Socket) Leave(room string) {
+	s.srv.mu.Lock()
+	s.srv.leaveLocked(s, room)
+	s.srv.mu.Unlock()
+}
+
+// Rooms returns the socket's rooms, its own id first.
+func (s *Socket) Rooms() []string {
+	s.srv.mu.RLock()
+	defer s.srv.mu.RUnlock()
+	out := make([]string, 0, 1+len(s.rooms))
+	out = append(out, s.id)
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Disconnect sends DISCONNECT and closes the transport; OnDisconnect handlers get
+// "server namespace disconnect".
+func (s *Socket) Disconnect() {
+	if s.state.Load() != stateConnected {
+		return
+	}
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = ReasonServerDisconnect
+	}
+	s.mu.Unlock()
+	_ = s.conn.Send(engineio.NewMessage([]byte{'0' + byte(PacketDisconnect)}, false))
+	s.conn.Close(engineio.ReasonForcedClose)
+}
+
+// Set stores per-socket data, kept across recovery.
+func (s *Socket) Set(key string, v any) {
+	s.mu.Lock()
+	if s.data == nil {
+		s.data = make(map[string]any, 2)
+	}
+	s.data[key] = v
+	s.mu.Unlock()
+}
+
+// Get returns per-socket data stored with Set, or nil.
+func (s *Socket) Get(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data[key]
+}
+
+// closeWith closes the transport with reason; OnDisconnect gets reason too.
+func (s *Socket) closeWith(reason string) {
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = reason
+	}
+	s.mu.Unlock()
+	s.conn.Close(reason)
+}
+
+// onMessage handles one inbound engineio message.
+func (s *Socket) onMessage(data []byte, binary bool) {
+	if s.state.Load() == stateClosed {
+		return
+	}
+	if binary {
+		bp := s.pending
+		if bp == nil {
+			s.closeWith(engineio.ReasonParseError)
+			return
+		}
+		bp.atts = append(bp.atts, bytes.Clone(data))
+		if len(bp.atts) < bp.p.Attachments {
+			return
+		}
+		s.pending = nil
+		s.dispatch(bp.p, bp.atts)
+		return
+	}
+	if s.pending != nil {
+		s.closeWith(engineio.ReasonParseError) // attachments were expected
+		return
+	}
+	// Handlers may keep the arguments: they alias one private copy of the message.
+	p, err := DecodePacket(bytes.Clone(data))
+	if err != nil {
+		s.srv.log.Debug("malformed packet", "sid", s.conn.ID(), "error", err)
+		s.closeWith(engineio.ReasonParseError)
+		return
+	}
+	if p.Attachments > 0 {
+		s.pending = &binaryPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
+		return
+	}
+	s.dispatch(p, nil)
+}
+
+func (s *Socket) dispatch(p Packet, atts [][]byte) {
+	if p.Namespace != "/" {
+		if p.Type == PacketConnect {
+			b, _ := encodeConnectError(p.Namespace, "Invalid namespace", nil)
+			_ = s.conn.Send(engineio.NewMessage(b, false))
+			return
+		}
+		s.closeWith(engineio.ReasonForcedClose)
+		return
+	}
+	connected := s.state.Load() == stateConnected
+	switch {
+	case p.Type == PacketConnect && !connected:
+		s.connect(p.Data)
+	case connected && (p.Type == PacketEvent || p.Type == PacketBinaryEvent):
+		s.handleEvent(p, atts)
+	case connected && (p.Type == PacketAck || p.Type == PacketBinaryAck):
+		if fn := s.takeAck(p.ID); fn != nil {
+			fn(Args{Raw: p.Args, Attachments: atts}, nil)
+		}
+	case connected && p.Type == PacketDisconnect:
+		s.closeWith(ReasonClientDisconnect)
+	default:
+		// A packet the state does not allow (EVENT before CONNECT, a second CONNECT,
+		// CONNECT_ERROR from a client): the official server closes, so do we.
+		s.closeWith(engineio.ReasonForcedClose)
+	}
+}
+
+func (s *Socket) handleEvent(p Packet, atts [][]byte) {
+	s.mu.Lock()
+	h := s.handlers[p.Event]
+	anyH := s.anyHandler
+	s.mu.Unlock()
+	if h == nil && anyH == nil {
+		return
+	}
+	var ack Ack
+	if p.HasID {
+		ack = s.ackFunc(p.ID)
+	}
+	args := Args{Raw: p.Args, Attachments: atts}
+	defer s.recoverHandler("event " + p.Event)
+	if h != nil {
+		h(s, args, ack)
+	} else {
+		anyH(s, p.Event, args, ack)
+	}
+}
+
+func (s *Socket) recoverHandler(what string) {
+	if r := recover(); r != nil {
+		s.srv.log.Error("handler panic", "where", what, "sid", s.id, "panic", r)
+	}
+}
+
+func (s *Socket) ackFunc(id uint64) Ack {
+	var done atomic.Bool
+	return func(args ...any) error {
+		if !done.CompareAndSwap(false, true) {
+			return nil
+		}
+		data, atts, err := encodePacket(PacketAck, id, true, nil, args, "")
+		if err != nil {
+			return err
+		}
+		return s.send(data, atts)
+	}
+}
+
+// connect runs the middlewares and accepts or refuses the CONNECT.
+func (s *Socket) connect(auth []byte) {
+	var restored *savedSession
+	if s.srv.rec != nil && auth != nil {
+		restored = s.srv.rec.takeSession(auth)
+	}
+	if restored != nil {
+		s.id, s.pid = restored.id, restored.pid
+	} else {
+		s.id = newID()
+		if s.srv.rec != nil {
+			s.pid = newID()
+		}
+	}
+	if restored != nil {
+		// Restored data first, so that middleware (auth) can overwrite it.
+		s.mu.Lock()
+		s.data = restored.data
+		s.mu.Unlock()
+	}
+	s.srv.hmu.RLock()
+	mws := s.srv.middlewares
+	onConn := s.srv.onConn
+	s.srv.hmu.RUnlock()
+	for _, mw := range mws {
+		if err := s.runMiddleware(mw, auth); err != nil {
+			s.refuse(err)
+			return
+		}
+	}
+	if s.srv.rec != nil {
+		if !s.srv.rec.accept(s, restored) {
+			return
+		}
+	} else if !s.srv.accept(s, nil) {
+		return
+	}
+	s.connectTimer.Stop()
+	if onConn != nil {
+		func() {
+			defer s.recoverHandler("OnConnection")
+			onConn(s)
+		}()
+	}
+}
+
+func (s *Socket) runMiddleware(mw Middleware, auth []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.log.Error("middleware panic", "panic", r)
+			err = errors.New("internal error")
+		}
+	}()
+	return mw(s, json.RawMessage(auth))
+}
+
+func (s *Socket) refuse(err error) {
+	msg, data := err.Error(), any(nil)
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		msg, data = ce.Message, ce.Data
+	}
+	b, encErr := encodeConnectError("/", msg, data)
+	if encErr != nil {
+		s.srv.log.Warn("connect error data", "error", encErr)
+		b, _ = encodeConnectError("/", msg, nil)
+	}
+	_ = s.conn.Send(engineio.NewMessage(b, false))
+}
+
+// accept records the socket (and restored rooms) and queues its CONNECT reply followed by
+// replay, all under the write lock: a broadcast either ran before (and is in replay) or
+// sees the socket after its CONNECT. Returns false when the server or socket is closed.
+func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio.Message) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed || s.state.Load() != statePending {
+		return false
+	}
+	if old := srv.sockets[s.id]; old != nil {
+		// Only a restored id can collide; the live socket keeps it.
+		return false
+	}
+	srv.sockets[s.id] = s
+	if restored != nil {
+		for _, r := range restored.rooms {
+			srv.joinLocked(s, r)
+		}
+		s.recovered = true
+	}
+	s.state.Store(stateConnected)
+	msgs := make([]*engineio.Message, 0, 1+len(replay))
+	msgs = append(msgs, engineio.NewMessage(encodeConnect(s.id, s.pid), false))
+	msgs = append(msgs, replay...)
+	_ = s.conn.Send(msgs...)
+	return true
+}
+
+// onClose runs once when the engineio session ends.
+func (s *Socket) onClose(reason string) {
+	s.connectTimer.Stop()
+	prev := s.state.Swap(stateClosed)
+	s.mu.Lock()
+	if s.closeReason != "" {
+		reason = s.closeReason
+	}
+	acks := s.acks
+	s.acks = nil
+	handlers := s.onDisconnect
+	s.onDisconnect = nil
+	s.mu.Unlock()
+	if prev != stateConnected {
+		return
+	}
+	srv := s.srv
+	if srv.rec != nil {
+		srv.rec.persist(s, reason)
+	}
+	srv.mu.Lock()
+	if srv.sockets[s.id] == s {
+		delete(srv.sockets, s.id)
+	}
+	for r := range s.rooms {
+		srv.leaveLocked(s, r)
+	}
+	srv.mu.Unlock()
+	for _, fn := range acks {
+		fn(Args{}, ErrDisconnected)
+	}
+	for _, fn := range handlers {
+		func() {
+			defer s.recoverHandler("OnDisconnect")
+			fn(s, reason)
+		}()
+	}
+}

@@ -1,0 +1,134 @@
+// Package socketio is the Socket.IO v5 protocol on top of core/engineio: packets
+// (CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK), the main
+// namespace, connect middleware, acknowledgements in both directions, rooms and emits.
+//
+// Inbound packets of one socket are handled in arrival order on the goroutine engineio
+// delivers them on (a poller goroutine for websocket): middleware and event handlers must
+// not block for long. A handler that calls out (a plugin over gRPC, a database) starts its
+// own goroutine and answers through the Ack or an Emit later; both are safe from any
+// goroutine.
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configures a Server. Zero values take the defaults shown.
+type Options struct {
+	Path             string        // "/socket.io/"
+	PingInterval     time.Duration // 25s
+	PingTimeout      time.Duration // 20s
+	MaxPayload       int           // 1_000_000 bytes
+	Transports       []string      // {"polling", "websocket"}
+	AllowedOrigins   []string      // CORS; empty: no CORS headers; "*": any
+	ConnectTimeout   time.Duration // 45s: time allowed between handshake and CONNECT
+	MaxOutboundBytes int           // per-socket queued bytes before it is disconnected; 1 MiB
+	AckTimeout       time.Duration // default for EmitWithAck without a ctx deadline; 10s
+	Logger           hclog.Logger
+	// Recovery, when set, turns on connection state recovery (see recovery.go).
+	Recovery *RecoveryOptions
+}
+
+// RecoveryOptions turns on connection state recovery: outbound EVENT packets carry an
+// offset, CONNECT replies carry a private session id (pid), and a client that reconnects
+// with {pid, offset} within MaxDisconnection gets its id, rooms, data and missed packets back.
+type RecoveryOptions struct {
+	MaxDisconnection time.Duration // 2m
+	MaxPackets       int           // per session, missed packets kept; 1000
+	MaxTotalPackets  int           // across all sessions; 10000
+	MaxSessions      int           // disconnected sessions kept at once; 100000
+}
+
+// ConnectError refuses a connection: the client gets CONNECT_ERROR {message, data}.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// Middleware runs for every CONNECT before the socket is accepted. auth is the raw CONNECT
+// payload (nil when absent). Returning an error refuses the connection: a *ConnectError is
+// sent as is, any other error as {message: err.Error()}.
+type Middleware func(s *Socket, auth json.RawMessage) error
+
+// Args are the arguments of an EVENT or ACK as raw JSON, one per argument. For binary
+// packets the placeholders ({"_placeholder":true,"num":N}) stay in Raw and the bytes are in
+// Attachments.
+type Args struct {
+	Raw         []json.RawMessage
+	Attachments [][]byte
+}
+
+// Ack answers a client's acknowledgement request. It is nil when the client asked for none.
+// Calling it more than once sends nothing the second time.
+type Ack func(args ...any) error
+
+// EventHandler handles one EVENT; handlers for one socket run in the order packets arrived.
+type EventHandler func(s *Socket, args Args, ack Ack)
+
+// Errors returned by emits and acknowledgements.
+var (
+	// ErrDisconnected: the socket is gone (or never finished connecting).
+	ErrDisconnected = errors.New("socketio: socket disconnected")
+	// ErrServerClosed: the server is closed.
+	ErrServerClosed = errors.New("socketio: server closed")
+)
+
+// Disconnect reasons handed to OnDisconnect besides engineio's transport reasons
+// ("transport close", "transport error", "ping timeout", "parse error", "buffer full",
+// "forced close", "server shutting down").
+const (
+	ReasonServerDisconnect = "server namespace disconnect"
+	ReasonClientDisconnect = "client namespace disconnect"
+)
+
+func (o *Options) setDefaults() {
+	if o.Path == "" {
+		o.Path = "/socket.io/"
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1_000_000
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{"polling", "websocket"}
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 45 * time.Second
+	}
+	if o.MaxOutboundBytes <= 0 {
+		o.MaxOutboundBytes = 1 << 20
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if r := o.Recovery; r != nil {
+		c := *r
+		if c.MaxDisconnection <= 0 {
+			c.MaxDisconnection = 2 * time.Minute
+		}
+		if c.MaxPackets <= 0 {
+			c.MaxPackets = 1000
+		}
+		if c.MaxTotalPackets <= 0 {
+			c.MaxTotalPackets = 10000
+		}
+		if c.MaxSessions <= 0 {
+			c.MaxSessions = 100000
+		}
+		o.Recovery = &c
+	}
+}

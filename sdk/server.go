@@ -1,0 +1,258 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+)
+
+// server adapts a Plugin to the generated gRPC service: the only place that
+// converts between wire types and the SDK's types.
+type server struct {
+	pluginv1.UnimplementedPluginServer
+
+	p      Plugin
+	log    hclog.Logger
+	broker *plugin.GRPCBroker // nil in tests that drive the server directly
+	host   atomic.Pointer[hostBox]
+}
+
+type hostBox struct{ h Host }
+
+func newServer(p Plugin, log hclog.Logger, broker *plugin.GRPCBroker) *server {
+	return &server{p: p, log: log, broker: broker}
+}
+
+func (s *server) Describe(context.Context, *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
+	in := s.p.Info()
+	return &pluginv1.DescribeResponse{
+		Name: in.Name, Version: in.Version,
+		Events: in.Events, Messages: in.Messages, Actions: in.Actions,
+	}, nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+	if s.broker != nil && req.GetHostBrokerId() != 0 {
+		conn, err := s.broker.Dial(req.GetHostBrokerId())
+		if err != nil {
+			return nil, fmt.Errorf("sdk: dial host service: %w", err)
+		}
+		s.host.Store(&hostBox{h: grpcHost{c: pluginv1.NewHostClient(conn)}})
+	}
+	if c, ok := s.p.(Configurer); ok {
+		if err := c.Configure(ctx, json.RawMessage(req.GetConfigJson())); err != nil {
+			return nil, fmt.Errorf("sdk: configure: %w", err)
+		}
+	}
+	return &pluginv1.ConfigureResponse{}, nil
+}
+
+func (s *server) Handle(ctx context.Context, req *pluginv1.HandleRequest) (*pluginv1.HandleResponse, error) {
+	if t := req.GetTimeoutNanos(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t))
+		defer cancel()
+	}
+	return s.handle(ctx, req), nil
+}
+
+// maxBatch bounds how many replies go into one stream message.
+const maxBatch = 256
+
+// Stream serves requests as they arrive, each in its own goroutine, and sends
+// replies back in batches: whatever finished while the previous Send was in
+// progress goes out in the next one.
+func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
+	ctx := st.Context()
+	out := make(chan *pluginv1.HandleResponse, maxBatch)
+	senderDone := make(chan struct{})
+	go s.sendLoop(st, out, senderDone)
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		cancels = make(map[uint64]context.CancelFunc)
+	)
+	var recvErr error
+	for {
+		b, err := st.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		if len(b.Cancel) > 0 {
+			mu.Lock()
+			for _, id := range b.Cancel {
+				if c := cancels[id]; c != nil {
+					c()
+				}
+			}
+			mu.Unlock()
+		}
+		for _, req := range b.Requests {
+			hctx, cancel := ctx, context.CancelFunc(func() {})
+			if t := req.GetTimeoutNanos(); t > 0 {
+				hctx, cancel = context.WithTimeout(ctx, time.Duration(t))
+			} else {
+				hctx, cancel = context.WithCancel(ctx)
+			}
+			mu.Lock()
+			cancels[req.Id] = cancel
+			mu.Unlock()
+			wg.Add(1)
+			go func(req *pluginv1.HandleRequest) {
+				defer wg.Done()
+				resp := s.handle(hctx, req)
+				mu.Lock()
+				delete(cancels, req.Id)
+				mu.Unlock()
+				cancel()
+				out <- resp
+			}(req)
+		}
+	}
+	// The core closed its side (drain or shutdown): finish what is running, flush.
+	wg.Wait()
+	close(out)
+	<-senderDone
+	return recvErr
+}
+
+func (s *server) sendLoop(st pluginv1.Plugin_StreamServer, out <-chan *pluginv1.HandleResponse, done chan<- struct{}) {
+	defer close(done)
+	batch := &pluginv1.ResponseBatch{}
+	broken := false
+	for r := range out {
+		batch.Responses = append(batch.Responses[:0], r)
+		// Yield once so handlers that are about to finish join this batch: one
+		// stream message per reply costs most of a round trip.
+		yielded := false
+	fill:
+		for len(batch.Responses) < maxBatch {
+			select {
+			case r, ok := <-out:
+				if !ok {
+					break fill
+				}
+				batch.Responses = append(batch.Responses, r)
+			default:
+				if yielded {
+					break fill
+				}
+				yielded = true
+				runtime.Gosched()
+			}
+		}
+		if broken {
+			continue // keep draining so handlers never block
+		}
+		if err := st.Send(batch); err != nil {
+			s.log.Debug("reply stream closed", "error", err)
+			broken = true
+		}
+	}
+}
+
+// handle runs the matching handler with panics recovered into PLUGIN_ERROR.
+func (s *server) handle(ctx context.Context, req *pluginv1.HandleRequest) (resp *pluginv1.HandleResponse) {
+	resp = &pluginv1.HandleResponse{Id: req.GetId()}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panicked", "kind", req.GetKind().String(), "name", req.GetName(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			resp.Data = nil
+			resp.Error = &pluginv1.Error{Code: CodePluginError, Message: fmt.Sprintf("handler panicked: %v", v)}
+		}
+	}()
+	if hb := s.host.Load(); hb != nil {
+		ctx = WithHost(ctx, hb.h)
+	}
+	reply, err := s.call(ctx, req)
+	if err != nil {
+		resp.Error = toWireError(err)
+		return resp
+	}
+	if reply.Data != nil {
+		b, err := encode(reply.Data)
+		if err != nil {
+			resp.Error = &pluginv1.Error{Code: CodePluginError, Message: err.Error()}
+			return resp
+		}
+		resp.Data = b
+	}
+	return resp
+}
+
+func (s *server) call(ctx context.Context, req *pluginv1.HandleRequest) (Reply, error) {
+	c := Client{SocketID: req.GetSocketId(), UserID: req.GetUserId(), Rooms: req.GetRooms()}
+	raw := json.RawMessage(req.GetPayload())
+	switch req.GetKind() {
+	case pluginv1.Kind_KIND_EVENT:
+		h, ok := s.p.(EventHandler)
+		if !ok {
+			break
+		}
+		var w struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		_ = json.Unmarshal(raw, &w) // a malformed payload still reaches the handler as Raw
+		if w.Type == "" {
+			w.Type = req.GetName()
+		}
+		return h.OnEvent(ctx, Event{Client: c, RequestID: req.GetRequestId(), Type: w.Type, Data: w.Data, Raw: raw})
+	case pluginv1.Kind_KIND_MESSAGE:
+		h, ok := s.p.(MessageHandler)
+		if !ok {
+			break
+		}
+		var w struct {
+			Content  string          `json:"content"`
+			Type     string          `json:"type"`
+			Metadata json.RawMessage `json:"metadata"`
+		}
+		_ = json.Unmarshal(raw, &w)
+		if w.Type == "" {
+			w.Type = req.GetName()
+		}
+		return h.OnMessage(ctx, Message{Client: c, RequestID: req.GetRequestId(), MessageID: req.GetMessageId(),
+			Type: w.Type, Content: w.Content, Metadata: w.Metadata, Raw: raw})
+	case pluginv1.Kind_KIND_ACTION:
+		h, ok := s.p.(ActionHandler)
+		if !ok {
+			break
+		}
+		var w struct {
+			Action string          `json:"action"`
+			Params json.RawMessage `json:"params"`
+		}
+		_ = json.Unmarshal(raw, &w)
+		if w.Action == "" {
+			w.Action = req.GetName()
+		}
+		return h.OnAction(ctx, Action{Client: c, RequestID: req.GetRequestId(), Action: w.Action, Params: w.Params, Raw: raw})
+	}
+	return Reply{}, Error(CodeNoHandler, fmt.Sprintf("plugin %q has no handler for %s %q",
+		s.p.Info().Name, req.GetKind(), req.GetName()))
+}
+
+func toWireError(err error) *pluginv1.Error {
+	var ce *CodedError
+	if errors.As(err, &ce) {
+		return &pluginv1.Error{Code: ce.Code, Message: ce.Message}
+	}
+	return &pluginv1.Error{Code: CodePluginError, Message: err.Error()}
+}
