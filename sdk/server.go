@@ -67,6 +67,12 @@ func (s *server) Handle(ctx context.Context, req *pluginv1.HandleRequest) (*plug
 	return s.handle(ctx, req), nil
 }
 
+type job struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	req    *pluginv1.HandleRequest
+}
+
 // maxBatch bounds how many replies go into one stream message.
 const maxBatch = 256
 
@@ -83,7 +89,31 @@ func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		cancels = make(map[uint64]context.CancelFunc)
+		jobs    = make(chan job) // idle workers wait here
+		done    = make(chan struct{})
 	)
+	run := func(j job) {
+		resp := s.handle(j.ctx, j.req)
+		mu.Lock()
+		delete(cancels, j.req.Id)
+		mu.Unlock()
+		j.cancel()
+		out <- resp
+		wg.Done()
+	}
+	// Workers outlive their first request and take the next from jobs: a fresh
+	// goroutine per request spends much of its time growing its stack while
+	// decoding JSON. Their number follows the peak concurrency the core allows.
+	worker := func(j job) {
+		for {
+			run(j)
+			select {
+			case j = <-jobs:
+			case <-done:
+				return
+			}
+		}
+	}
 	var recvErr error
 	for {
 		b, err := st.Recv()
@@ -103,27 +133,25 @@ func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
 			mu.Unlock()
 		}
 		for _, req := range b.Requests {
-			hctx, cancel := ctx, context.CancelFunc(func() {})
+			var j job
+			j.req = req
 			if t := req.GetTimeoutNanos(); t > 0 {
-				hctx, cancel = context.WithTimeout(ctx, time.Duration(t))
+				j.ctx, j.cancel = context.WithTimeout(ctx, time.Duration(t))
 			} else {
-				hctx, cancel = context.WithCancel(ctx)
+				j.ctx, j.cancel = context.WithCancel(ctx)
 			}
 			mu.Lock()
-			cancels[req.Id] = cancel
+			cancels[req.Id] = j.cancel
 			mu.Unlock()
 			wg.Add(1)
-			go func(req *pluginv1.HandleRequest) {
-				defer wg.Done()
-				resp := s.handle(hctx, req)
-				mu.Lock()
-				delete(cancels, req.Id)
-				mu.Unlock()
-				cancel()
-				out <- resp
-			}(req)
+			select {
+			case jobs <- j:
+			default:
+				go worker(j)
+			}
 		}
 	}
+	defer close(done)
 	// The core closed its side (drain or shutdown): finish what is running, flush.
 	wg.Wait()
 	close(out)

@@ -160,7 +160,6 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
-	a.log = a.log.Named("httpapi")
 	if a.window == 0 {
 		a.window = defaultSigningWindow
 	}
@@ -292,7 +291,7 @@ func routeOf(c *fiber.Ctx) string {
 
 func (a *API) observe(c *fiber.Ctx, start time.Time) {
 	d := time.Since(start)
-	route, method, status := routeOf(c), c.Method(), c.Response().StatusCode()
+	route, method, status := routeOf(c), methodLabel(c.Method()), c.Response().StatusCode()
 	if a.m != nil {
 		a.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		a.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
@@ -339,18 +338,20 @@ func (a *API) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler 
 	}
 }
 
-var knownMethods = func() map[string]bool {
-	m := map[string]bool{}
+var knownMethods = func() map[string]string {
+	m := map[string]string{}
 	for _, s := range fiber.DefaultMethods {
-		m[s] = true
+		m[s] = s
 	}
 	return m
 }()
 
-// methodLabel bounds the method label: Fiber's methods as they are, anything else "other".
+// methodLabel bounds the method label: Fiber's methods, anything else "other". It
+// returns the package's own copy of the name: c.Method() points into a request buffer
+// that Fiber reuses, and a label value is kept for the life of the process.
 func methodLabel(m string) string {
-	if knownMethods[m] {
-		return m
+	if s, ok := knownMethods[m]; ok {
+		return s
 	}
 	return "other"
 }

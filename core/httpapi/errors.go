@@ -25,19 +25,25 @@ const (
 	CodeSignatureVersionUnsupported = "SIGNATURE_VERSION_UNSUPPORTED"
 	CodeTimestampInvalid            = "TIMESTAMP_INVALID"
 	CodeNonceReused                 = "NONCE_REUSED"
-	codeHeadersTooLarge             = CodeInvalidRequest
-	internalErrorMessage            = "Internal server error"
-	rateLimitedMessage              = "Rate limit exceeded"
-	headerRequestID                 = "X-Request-Id"
-	headerAPIKey                    = "X-API-Key"
-	headerRetryAfter                = "Retry-After"
-	headerRateLimitLimit            = "X-RateLimit-Limit"
-	headerRateLimitRemaining        = "X-RateLimit-Remaining"
-	headerRateLimitReset            = "X-RateLimit-Reset"
-	headerRequestTimestamp          = "X-Request-Timestamp"
-	headerRequestNonce              = "X-Request-Nonce"
-	headerSignatureVersion          = "X-Signature-Version"
-	headerSignature                 = "X-Signature"
+)
+
+const (
+	internalErrorMessage = "Internal server error"
+	rateLimitedMessage   = "Rate limit exceeded"
+)
+
+// Headers the API reads or writes.
+const (
+	headerRequestID          = "X-Request-Id"
+	headerAPIKey             = "X-API-Key"
+	headerRetryAfter         = "Retry-After"
+	headerRateLimitLimit     = "X-RateLimit-Limit"
+	headerRateLimitRemaining = "X-RateLimit-Remaining"
+	headerRateLimitReset     = "X-RateLimit-Reset"
+	headerRequestTimestamp   = "X-Request-Timestamp"
+	headerRequestNonce       = "X-Request-Nonce"
+	headerSignatureVersion   = "X-Signature-Version"
+	headerSignature          = "X-Signature"
 )
 
 // apiError is a refusal the client sees as {success:false,error,code,requestId}. Message
@@ -95,7 +101,7 @@ func toAPIError(err error) *apiError {
 		case http.StatusRequestEntityTooLarge:
 			return errTooLarge
 		case http.StatusRequestHeaderFieldsTooLarge:
-			return &apiError{Status: fe.Code, Code: codeHeadersTooLarge, Message: "Request headers too large"}
+			return &apiError{Status: fe.Code, Code: CodeInvalidRequest, Message: "Request headers too large"}
 		case http.StatusRequestTimeout:
 			return &apiError{Status: fe.Code, Code: CodeInvalidRequest, Message: "Request timeout"}
 		case http.StatusBadRequest:

@@ -2,7 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -162,4 +167,136 @@ func seriesCount(t *testing.T, c prometheus.Collector) int {
 	c.Collect(ch)
 	close(ch)
 	return len(ch)
+}
+
+// Label values must not alias Fiber's reused request buffers: a later request would
+// rewrite a stored label ("POST" turning into "GETT").
+func TestMetricLabelsSurviveBufferReuse(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode)
+			for i := 0; i < 10; i++ {
+				e.do(t, "POST", "/api/push", key(secretAll), []byte(`{"userId":"alice","event":"e"}`))
+				e.do(t, "GET", "/api/status", key(secretAll), nil)
+				e.do(t, "DELETE", "/nope", nil, nil)
+			}
+			fams, err := e.m.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fams {
+				if f.GetName() != "socket_server_http_requests_total" {
+					continue
+				}
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "method" && l.GetValue() != "POST" && l.GetValue() != "GET" && l.GetValue() != "DELETE" {
+							t.Fatalf("corrupted method label %q", l.GetValue())
+						}
+					}
+					if m.GetCounter().GetValue() != 10 {
+						t.Fatalf("series %v = %v, want 10", m.GetLabel(), m.GetCounter().GetValue())
+					}
+				}
+			}
+		})
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// The bridge answers a body it cannot read with the JSON contract (the stock adaptor
+// answers a plain-text 500).
+func TestBridgeUnreadableBody(t *testing.T) {
+	api, err := New(Options{Keys: testKeys()}, newFakeHub(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/api/push", failingReader{})
+	req.Header.Set(headerAPIKey, secretAll)
+	req.RemoteAddr = "not an address"
+	rec := httptest.NewRecorder()
+	api.Handler().ServeHTTP(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `"code":"INVALID_REQUEST"`) ||
+		rec.Header().Get(headerRequestID) == "" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+}
+
+func TestClockDrivenStatusAndWindow(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	e := newEnv(t, "bridge", func(o *Options) { o.Now = clock; o.Signing.Window = 30 * time.Second })
+	advance(90 * time.Second)
+	r := e.do(t, "GET", "/api/status", key(secretAll), nil)
+	if r.body["uptime"] != float64(90) || r.body["timestamp"] != "2026-05-01T12:01:30.000Z" {
+		t.Fatalf("status %s", r.raw)
+	}
+	s := signedReq{secret: secretAll, version: SignatureV1, method: "GET", path: "/api/status", nonce: "n1", ts: clock()}
+	if r := e.do(t, "GET", "/api/status", s.headers(), nil); r.status != 200 {
+		t.Fatalf("fresh: %d %s", r.status, r.raw)
+	}
+	// Within the window the nonce is remembered...
+	advance(29 * time.Second)
+	wantError(t, e.do(t, "GET", "/api/status", s.headers(), nil), 401, CodeNonceReused)
+	// ...and once the timestamp is stale the request is refused for that reason.
+	advance(2 * time.Second)
+	wantError(t, e.do(t, "GET", "/api/status", s.headers(), nil), 401, CodeTimestampInvalid)
+	if n := e.api.nonces.len(); n != 1 {
+		t.Fatalf("nonces = %d", n)
+	}
+	s2 := signedReq{secret: secretAll, version: SignatureV1, method: "GET", path: "/api/status", nonce: "n2", ts: clock()}
+	if r := e.do(t, "GET", "/api/status", s2.headers(), nil); r.status != 200 {
+		t.Fatalf("second: %d %s", r.status, r.raw)
+	}
+	if n := e.api.nonces.len(); n != 1 {
+		t.Fatalf("expired nonce not pruned: %d", n)
+	}
+}
+
+func TestConcurrentSignedRequests(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, func(o *Options) { o.Signing.Required = true; o.RequestsPerMinute = 10_000 })
+			body := []byte(`{"userId":"alice","event":"e"}`)
+			var wg sync.WaitGroup
+			errs := make(chan string, 200)
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 25; i++ {
+						s := signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push",
+							nonce: fmt.Sprintf("g%d-%d", g, i), ts: time.Now(), body: body}
+						req, _ := http.NewRequest("POST", e.url+"/api/push", bytes.NewReader(body))
+						for k, v := range s.headers() {
+							req.Header.Set(k, v)
+						}
+						res, err := testClient.Do(req)
+						if err != nil {
+							errs <- err.Error()
+							return
+						}
+						_, _ = io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+						if res.StatusCode != 200 {
+							errs <- fmt.Sprint("status ", res.StatusCode)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if n := e.hub.count(); n != 200 {
+				t.Fatalf("hub emits %d", n)
+			}
+		})
+	}
 }

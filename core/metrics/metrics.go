@@ -149,10 +149,15 @@ func New() *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus text exposition format. Collection
-// errors are served as HTTP 500 by promhttp rather than a partial page.
+// Handler serves the registry in the Prometheus text exposition format. A collector that
+// fails (a plugin's, say) leaves its series out instead of turning the whole scrape
+// into a 500 whose body would carry the internal error text; promhttp counts such
+// failures in promhttp_metric_handler_errors_total.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		Registry:      m.Registry,
+		ErrorHandling: promhttp.ContinueOnError,
+	})
 }
 
 // EventLabel maps an event name to a bounded label value: the name itself when it is

@@ -42,8 +42,8 @@ type PluginConfig struct {
 }
 
 // Options configure a Host. Zero values take defaults: DefaultTimeout 5s,
-// MaxInFlight 1024 per plugin process, DrainTimeout 10s, a null Logger, no
-// metrics.
+// MaxInFlight 1024 per plugin process, DrainTimeout 10s, hclog's default
+// Logger named "plugins", no metrics.
 type Options struct {
 	Dir            string
 	DefaultTimeout time.Duration
@@ -161,7 +161,7 @@ func New(o Options, host dispatch.Host) (*Host, error) {
 		o.DrainTimeout = 10 * time.Second
 	}
 	if o.Logger == nil {
-		o.Logger = hclog.NewNullLogger()
+		o.Logger = hclog.L().Named("plugins")
 	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
@@ -362,6 +362,7 @@ func (h *Host) newSlot(name string) *slot {
 // drain the process it replaces in the background. On failure whatever ran
 // before stays.
 func (h *Host) load(name string, st stamp) (err error) {
+	var path string
 	h.mu.Lock()
 	s := h.slots[name]
 	isNew := s == nil
@@ -383,6 +384,7 @@ func (h *Host) load(name string, st stamp) (err error) {
 			h.slots[name] = s
 		}
 		h.mu.Unlock()
+		h.dropCopy(path)
 		if isNew {
 			log.Error("plugin binary refused", "error", err)
 		} else {
@@ -436,7 +438,7 @@ func (h *Host) load(name string, st stamp) (err error) {
 	if old != nil {
 		h.m.reloads.WithLabelValues(name).Inc()
 		log.Info("plugin reloaded", "version", p.desc.GetVersion(), "sha256", sum[:12], "pid", p.pid)
-		h.stopInBackground(old, h.o.DrainTimeout)
+		h.stopInBackground(old, h.o.DrainTimeout, func() { h.dropCopy(old.path) })
 	} else {
 		log.Info("plugin loaded", "version", p.desc.GetVersion(), "sha256", sum[:12], "pid", p.pid, "routes", fmt.Sprintf("%+v", routes))
 	}
@@ -479,12 +481,35 @@ func routesFor(d *pluginv1.DescribeResponse, c *PluginConfig) Routes {
 	return r
 }
 
-func (h *Host) stopInBackground(p *proc, drain time.Duration) {
+// stopInBackground drains and stops p, then runs after (if any).
+func (h *Host) stopInBackground(p *proc, drain time.Duration, after ...func()) {
 	h.stops.Add(1)
 	go func() {
 		defer h.stops.Done()
 		p.stop(drain)
+		for _, f := range after {
+			f()
+		}
 	}()
+}
+
+// dropCopy removes a private copy no slot runs any more, so repeated deploys
+// do not fill the disk.
+func (h *Host) dropCopy(path string) {
+	if path == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.slots {
+		if s.path == path {
+			return
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		h.log.Warn("removing an old plugin copy", "path", path, "error", err)
+	}
+	_ = os.Remove(filepath.Dir(path)) // only once empty: same content may run under another name
 }
 
 // crashed handles a process whose stream ended without us stopping it: calls now
@@ -583,7 +608,7 @@ func (h *Host) remove(s *slot) {
 	h.mu.Unlock()
 	h.log.Info("plugin binary removed; unloading", "plugin", s.name)
 	if p := s.cur.Swap(nil); p != nil {
-		h.stopInBackground(p, h.o.DrainTimeout)
+		h.stopInBackground(p, h.o.DrainTimeout, func() { h.dropCopy(p.path) })
 	}
 }
 

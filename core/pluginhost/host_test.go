@@ -254,6 +254,11 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			t.Fatalf("old plugin process %d still running", pid)
 		}
 	}
+	// Only the running version's private copy is left.
+	waitFor(t, 10*time.Second, "old copies removed", func() bool {
+		m, _ := filepath.Glob(filepath.Join(e.h.copies, "*", "echo"))
+		return len(m) == 1
+	})
 	t.Logf("%d requests, 0 failed, over 5 reloads", ok.Load())
 }
 
@@ -361,6 +366,18 @@ func TestChatFanOutThroughHostService(t *testing.T) {
 	}
 }
 
+func TestPluginOutputReachesTheLog(t *testing.T) {
+	e := mustEnv(t, Options{}, map[string]string{"testplugin": "testplugin"})
+	if _, err := e.h.Dispatch(context.Background(), testEvent(map[string]any{"print": "hello-out"})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "stdout and stderr lines in the host log", func() bool {
+		l := e.logs.String()
+		return strings.Contains(l, "plugins.testplugin: stdout: hello-out: stream=stdout") &&
+			strings.Contains(l, "plugins.testplugin: stderr: hello-out: stream=stderr")
+	})
+}
+
 func TestHostServiceCallsFromPlugin(t *testing.T) {
 	e := mustEnv(t, Options{}, map[string]string{"testplugin": "testplugin"})
 	r, err := e.h.Dispatch(context.Background(), testEvent(map[string]any{"emit": "room9"}))
@@ -408,6 +425,15 @@ func TestCloseStopsEverythingAndLeaksNothing(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("plugins %+v", e.h.Plugins())
 	}
+	// A crash and restart on the way must not leak anything either.
+	if _, err := e.h.Dispatch(context.Background(), testEvent(map[string]any{"exit": 2})); codeOf(err) != dispatch.CodePluginUnavailable {
+		t.Fatalf("crash: %v", err)
+	}
+	waitFor(t, 5*time.Second, "restart", func() bool {
+		_, err := e.h.Dispatch(context.Background(), testEvent(nil))
+		return err == nil
+	})
+	pids = append(pids, e.info(t, "testplugin").PID)
 	copies := e.h.copies
 	if err := e.h.Close(); err != nil {
 		t.Fatal(err)
@@ -446,6 +472,11 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 		line := sc.Text()
 		if line == "READY" {
 			break
+		}
+		if d, ok := strings.CutPrefix(line, "DIR "); ok {
+			// A SIGKILLed host cannot clean its private copies; we do.
+			t.Cleanup(func() { os.RemoveAll(d) })
+			continue
 		}
 		if p, ok := strings.CutPrefix(line, "PID "); ok {
 			pid, _ := strconv.Atoi(p)

@@ -2,8 +2,8 @@ package pluginhost
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -100,6 +100,7 @@ func runHelper(dir string) {
 	for _, p := range h.Plugins().([]PluginInfo) {
 		fmt.Println("PID", p.PID)
 	}
+	fmt.Println("DIR", h.copies)
 	fmt.Println("READY")
 	select {}
 }

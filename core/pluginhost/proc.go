@@ -60,6 +60,7 @@ func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.
 // Lock order: mu and pmu are never held together.
 type proc struct {
 	name   string
+	path   string // the private copy it runs from
 	log    hclog.Logger
 	client *plugin.Client
 	rpc    pluginv1.PluginClient
@@ -133,7 +134,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		StartTimeout:     pp.checkWait,
 	})
 	p = &proc{
-		name: pp.name, log: pp.log.Named(pp.name), client: client, lifeline: w,
+		name: pp.name, path: pp.path, log: pp.log.Named(pp.name), client: client, lifeline: w,
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
 		pending:   make(map[uint64]chan *pluginv1.HandleResponse),

@@ -54,15 +54,17 @@ func startServer(t *testing.T, mutate func(*config.Config)) *env {
 	cfg.RateLimit.WSMessagesPerMinute = 100000
 	cfg.RateLimit.HTTPRequestsPerMinute = 100000
 	cfg.Plugins.Dir = t.TempDir()
-	cfg.SocketIO.PingInterval = 2 * time.Second
-	cfg.SocketIO.PingTimeout = 2 * time.Second
+	// The Go client's polling transport sends nothing while its GET is pending, and a GET
+	// returns at the latest with the next ping: a short interval keeps polling tests quick.
+	cfg.SocketIO.PingInterval = 500 * time.Millisecond
+	cfg.SocketIO.PingTimeout = 3 * time.Second
 	if mutate != nil {
 		mutate(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: testWriter{t}})
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.LevelFromString(envOr("TEST_LOG_LEVEL", "warn")), Output: testWriter{t}})
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,6 +239,11 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		if apiLn != nil {
 			apiLn.Close()
 		}
+	}
+	// The drop folder may not exist yet on a fresh checkout: an empty one is a valid start.
+	if err := os.MkdirAll(s.cfg.Plugins.Dir, 0o755); err != nil {
+		closeAll()
+		return fmt.Errorf("plugins folder: %w", err)
 	}
 	if err := s.plugins.Start(ctx); err != nil {
 		closeAll()

@@ -1,7 +1,11 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"fmt"
+	"net/http"
 	"net"
 	"os"
 	"runtime"
@@ -36,7 +40,17 @@ func startServer(t testing.TB, o Options, setup func(*Server)) (*Server, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := engineio.NewHTTPServer(ln, srv)
+	var h http.Handler = srv
+	if os.Getenv("SOCKETIO_TEST_HTTPLOG") != "" {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			fmt.Fprintf(os.Stderr, "HTTP %s %s %q\n", r.Method, r.URL, body)
+			srv.ServeHTTP(w, r)
+			fmt.Fprintf(os.Stderr, "HTTP done %s %s\n", r.Method, r.URL)
+		})
+	}
+	hs := engineio.NewHTTPServer(ln, h)
 	if err := hs.Start(); err != nil {
 		t.Fatal(err)
 	}

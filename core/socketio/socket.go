@@ -408,6 +408,7 @@ func (s *Socket) dispatch(p Packet, atts [][]byte) {
 	default:
 		// A packet the state does not allow (EVENT before CONNECT, a second CONNECT,
 		// CONNECT_ERROR from a client): the official server closes, so do we.
+		s.srv.log.Debug("packet not allowed in this state", "sid", s.conn.ID(), "type", p.Type, "connected", connected)
 		s.closeWith(engineio.ReasonForcedClose)
 	}
 }
@@ -491,6 +492,7 @@ func (s *Socket) connect(auth []byte) {
 		return
 	}
 	s.connectTimer.Stop()
+	s.srv.log.Debug("socket connected", "id", s.id, "sid", s.conn.ID(), "recovered", s.recovered)
 	if onConn != nil {
 		func() {
 			defer s.recoverHandler("OnConnection")
@@ -565,8 +567,10 @@ func (s *Socket) onClose(reason string) {
 	s.onDisconnect = nil
 	s.mu.Unlock()
 	if prev != stateConnected {
+		s.srv.log.Debug("session closed before connect", "sid", s.conn.ID(), "reason", reason)
 		return
 	}
+	s.srv.log.Debug("socket disconnected", "id", s.id, "reason", reason)
 	srv := s.srv
 	if srv.rec != nil {
 		srv.rec.persist(s, reason)

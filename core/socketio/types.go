@@ -10,6 +10,7 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"time"
@@ -131,4 +132,43 @@ func (o *Options) setDefaults() {
 		}
 		o.Recovery = &c
 	}
+}
+
+// Values returns the arguments ready to be emitted again: raw JSON stays raw, and an
+// argument holding placeholders is decoded with its placeholders replaced by the
+// attachment bytes, so that an Emit sends them as attachments again.
+func (a Args) Values() []any {
+	out := make([]any, len(a.Raw))
+	for i, raw := range a.Raw {
+		out[i] = raw
+		if len(a.Attachments) == 0 || !bytes.Contains(raw, placeholderKey) {
+			continue
+		}
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			out[i] = a.fillPlaceholders(v)
+		}
+	}
+	return out
+}
+
+var placeholderKey = []byte(`"_placeholder"`)
+
+func (a Args) fillPlaceholders(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if ph, _ := x["_placeholder"].(bool); ph && len(x) == 2 {
+			if n, ok := x["num"].(float64); ok && n >= 0 && int(n) < len(a.Attachments) && float64(int(n)) == n {
+				return a.Attachments[int(n)]
+			}
+		}
+		for k, e := range x {
+			x[k] = a.fillPlaceholders(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = a.fillPlaceholders(e)
+		}
+	}
+	return v
 }

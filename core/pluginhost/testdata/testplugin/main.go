@@ -2,12 +2,13 @@
 // its data asks: {"sleep_ms": N} sleeps (returning early if the deadline
 // passes), {"exit": N} exits the process, {"panic": "x"} panics, {"error":
 // "CODE"} returns a coded error, {"emit": "room"} emits to that room through the
-// host. Every reply carries the time left before the deadline and the pid.
+// host, {"print": "x"} writes x to stdout and stderr. Every reply carries the time left before the deadline and the pid.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -28,6 +29,7 @@ type ask struct {
 	Panic   string `json:"panic"`
 	Error   string `json:"error"`
 	Emit    string `json:"emit"`
+	Print   string `json:"print"`
 }
 
 func (tp) OnEvent(ctx context.Context, e sdk.Event) (sdk.Reply, error) { return run(ctx, e.Data) }
@@ -40,6 +42,10 @@ func run(ctx context.Context, data json.RawMessage) (sdk.Reply, error) {
 	left := time.Duration(-1)
 	if dl, ok := ctx.Deadline(); ok {
 		left = time.Until(dl)
+	}
+	if a.Print != "" {
+		fmt.Println("stdout:", a.Print)
+		fmt.Fprintln(os.Stderr, "stderr:", a.Print)
 	}
 	if a.Exit != nil {
 		sdk.Logger().Info("exiting as asked", "code", *a.Exit)

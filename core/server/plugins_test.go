@@ -1,0 +1,209 @@
+package server_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtserver/rtserver/core/config"
+)
+
+// pluginEnv starts a server whose plugin folder holds the named example plugins.
+func pluginEnv(t *testing.T, names ...string) (*env, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		buildPlugin(t, n, dir, "")
+	}
+	e := startServer(t, func(c *config.Config) { c.Plugins.Dir = dir })
+	return e, dir
+}
+
+func TestEchoPluginRoutesAllThreeKinds(t *testing.T) {
+	e, _ := pluginEnv(t, "echo")
+	for name, tr := range transportSets {
+		t.Run(name, func(t *testing.T) {
+			c := e.connect("echo-user", tr)
+			c.emit("client:event", map[string]any{"type": "greet", "data": map[string]any{"hello": "world"}})
+			r := c.nextObj("server:response")
+			data, _ := r["data"].(map[string]any)
+			if r["success"] != true || r["requestId"] == "" || data["kind"] != "event" || data["name"] != "greet" || data["userId"] != "echo-user" {
+				t.Fatalf("server:response %v", r)
+			}
+			echo, _ := data["echo"].(map[string]any)
+			if inner, _ := echo["data"].(map[string]any); inner["hello"] != "world" {
+				t.Fatalf("echo payload %v", echo)
+			}
+
+			c.emit("client:message", map[string]any{"content": "hi", "type": "text", "metadata": map[string]any{"k": 1}})
+			m := c.nextObj("message:ack")
+			if m["success"] != true || m["requestId"] == "" || m["messageId"] == "" || m["messageId"] == nil {
+				t.Fatalf("message:ack %v", m)
+			}
+
+			c.emit("client:action", map[string]any{"action": "compute", "params": map[string]any{"x": 2}})
+			a := c.nextObj("action:result")
+			result, _ := a["result"].(map[string]any)
+			if a["success"] != true || result["kind"] != "action" || result["name"] != "compute" {
+				t.Fatalf("action:result %v", a)
+			}
+
+			// The same request with an ack callback is answered there too.
+			args := c.emitAck("client:event", map[string]any{"type": "acked"})
+			c.nextObj("server:response")
+			if len(args) != 1 {
+				t.Fatalf("ack args %v", args)
+			}
+		})
+	}
+}
+
+func TestChatPluginTwoClientsOneRoom(t *testing.T) {
+	e, _ := pluginEnv(t, "chat")
+	alice := e.connect("alice", transportSets["websocket"])
+	bob := e.connect("bob", transportSets["polling"])
+	for _, c := range []*client{alice, bob} {
+		c.emit("room:join", map[string]any{"room": "general"})
+		c.nextObj("room:join:ack")
+	}
+	alice.emit("client:message", map[string]any{"content": "hello bob", "type": "chat"})
+	ack := alice.nextObj("message:ack")
+	if ack["success"] != true {
+		t.Fatalf("message:ack %v", ack)
+	}
+	for _, c := range []*client{alice, bob} {
+		m := c.nextObj("chat:message")
+		if m["content"] != "hello bob" || m["userId"] != "alice" || m["room"] != "general" {
+			t.Fatalf("chat:message %v", m)
+		}
+	}
+
+	bob.emit("client:event", map[string]any{"type": "typing", "data": map[string]any{"room": "general", "typing": true}})
+	if r := bob.nextObj("server:response"); r["success"] != true {
+		t.Fatalf("typing response %v", r)
+	}
+	if ty := alice.nextObj("chat:typing"); ty["userId"] != "bob" {
+		t.Fatalf("chat:typing %v", ty)
+	}
+	bob.none("chat:typing", 200*time.Millisecond)
+
+	bob.emit("client:action", map[string]any{"action": "history", "params": map[string]any{"room": "general", "limit": 10}})
+	h := bob.nextObj("action:result")
+	result, _ := h["result"].(map[string]any)
+	msgs, _ := result["messages"].([]any)
+	if h["success"] != true || len(msgs) != 1 {
+		t.Fatalf("history %v", h)
+	}
+	// A socket outside the room gets a coded refusal from the plugin.
+	carol := e.connect("carol", transportSets["websocket"])
+	carol.emit("client:action", map[string]any{"action": "history", "params": map[string]any{"room": "general"}})
+	if r := carol.nextObj("action:result"); r["success"] != false || r["code"] != "NOT_IN_ROOM" {
+		t.Fatalf("history outside the room: %v", r)
+	}
+}
+
+// TestHotReloadUnderLoad replaces the echo binary five times by atomic rename while clients
+// send requests in a loop: every request gets a successful reply, and replies move to the
+// newest version.
+func TestHotReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	buildPlugin(t, "echo", dir, "-X main.version=v0")
+	builds := t.TempDir()
+	versions := make([]string, 5)
+	for i := range versions {
+		versions[i] = fmt.Sprintf("v%d", i+1)
+		vdir := filepath.Join(builds, versions[i])
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		buildPlugin(t, "echo", vdir, "-X main.version="+versions[i])
+	}
+	e := startServer(t, func(c *config.Config) { c.Plugins.Dir = dir })
+
+	const clients = 8
+	var sent, ok atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]int{}
+	failures := []string{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		c := e.connect(fmt.Sprintf("load-%d", i), transportSets["websocket"])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				_ = c.s.Emit("client:event", map[string]any{"type": "load"})
+				select {
+				case a := <-c.ch("server:response"):
+					r, _ := a[0].(map[string]any)
+					mu.Lock()
+					if r["success"] == true {
+						ok.Add(1)
+						d, _ := r["data"].(map[string]any)
+						v, _ := d["version"].(string)
+						seen[v]++
+					} else {
+						failures = append(failures, fmt.Sprint(r))
+					}
+					mu.Unlock()
+				case <-time.After(10 * time.Second):
+					mu.Lock()
+					failures = append(failures, "no reply within 10s")
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	for _, v := range versions {
+		time.Sleep(300 * time.Millisecond)
+		tmp := filepath.Join(dir, ".echo.new")
+		src, err := os.ReadFile(filepath.Join(builds, v, "echo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(tmp, src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "echo")); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the new version answers.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := seen[v]
+			mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("version %s never answered; seen %v", v, seen)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed: %v", len(failures), sent.Load(), failures[:min(5, len(failures))])
+	}
+	if ok.Load() < 100 {
+		t.Fatalf("only %d requests made it; the load was too light to mean anything", ok.Load())
+	}
+	t.Logf("%d requests, all answered; by version: %v", ok.Load(), seen)
+}
