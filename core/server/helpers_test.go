@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	eiotransports "github.com/zishang520/socket.io/clients/engine/v3/transports"
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	sioserver "github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zishang520/socket.io/clients/engine/v3/transports"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	zlog "github.com/zishang520/socket.io/v3/pkg/log"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -37,6 +39,12 @@ var transportModes = []transportMode{
 type clientOpts struct {
 	auth      map[string]any
 	reconnect bool
+}
+
+func init() {
+	if os.Getenv("DEBUG") != "" {
+		zlog.DEBUG.Store(true) // the zishang520 client's own debug output
+	}
 }
 
 func dialClient(t *testing.T, url string, mode transportMode, co clientOpts) *sio.Socket {
