@@ -44,9 +44,13 @@ func Serve(p Plugin) {
 			MagicCookieKey:   pluginv1.MagicCookieKey,
 			MagicCookieValue: pluginv1.MagicCookieValue,
 		},
-		Plugins:    plugin.PluginSet{pluginv1.PluginSetName: &grpcPlugin{impl: p}},
-		GRPCServer: plugin.DefaultGRPCServer,
-		Logger:     logger.Named("go-plugin"),
+		Plugins: plugin.PluginSet{pluginv1.PluginSetName: &grpcPlugin{impl: p}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			// gRPC's default 4 MB would turn one batch of large requests into a
+			// broken stream; the core bounds what it sends.
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(64<<20))...)
+		},
+		Logger: logger.Named("go-plugin"),
 	})
 }
 

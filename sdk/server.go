@@ -73,8 +73,12 @@ type job struct {
 	req    *pluginv1.HandleRequest
 }
 
-// maxBatch bounds how many replies go into one stream message.
-const maxBatch = 256
+// Bounds on one stream message of replies: big replies must not delay small
+// ones, nor come near gRPC's message size limits.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
+)
 
 // Stream serves requests as they arrive, each in its own goroutine, and sends
 // replies back in batches: whatever finished while the previous Send was in
@@ -168,14 +172,16 @@ func (s *server) sendLoop(st pluginv1.Plugin_StreamServer, out <-chan *pluginv1.
 		// Yield once so handlers that are about to finish join this batch: one
 		// stream message per reply costs most of a round trip.
 		yielded := false
+		size := len(r.Data)
 	fill:
-		for len(batch.Responses) < maxBatch {
+		for len(batch.Responses) < maxBatch && size < maxBatchBytes {
 			select {
 			case r, ok := <-out:
 				if !ok {
 					break fill
 				}
 				batch.Responses = append(batch.Responses, r)
+				size += len(r.Data) + len(r.Error.GetMessage())
 			default:
 				if yielded {
 					break fill

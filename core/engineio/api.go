@@ -12,6 +12,11 @@ import (
 )
 
 // Options configures a Server. The zero value is usable: every field has a default.
+//
+// Path is where the caller mounts ServeHTTP (the Server does not check the URL path).
+// AllowedOrigins, when set, also refuses (403, code 4) a request whose Origin header is not
+// listed, websocket upgrades included: browsers do not apply CORS to websockets. Requests
+// without Origin (not from a browser) are served.
 type Options struct {
 	Path             string        // default "/socket.io/"
 	PingInterval     time.Duration // default 25s
@@ -25,8 +30,10 @@ type Options struct {
 	Logger           hclog.Logger
 }
 
-// Handler receives the life of every session. Its methods must not block for long: they
-// run on the goroutine that read the data (a poller goroutine for websocket).
+// Handler receives the life of every session. Calls for one session never overlap (OnClose
+// included: a Close from inside OnMessage runs OnClose once OnMessage returns). They run on
+// the HTTP server's handler goroutine for that connection, or on a timer goroutine for a
+// ping timeout; blocking in them delays that session's next messages, not other sessions.
 type Handler interface {
 	// OnOpen runs once per session after the handshake was sent.
 	OnOpen(c *Conn)

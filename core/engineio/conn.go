@@ -20,8 +20,9 @@ const closeLinger = time.Second
 
 // Conn is one Engine.IO session. Its methods are safe for concurrent use.
 //
-// Lock order: inMu (handler calls) before mu (state). mu is never held while calling the
-// Handler or while closing a websocket (nbio may call back into us).
+// Lock order: inMu (handler calls) before mu (session state) before Server.mu. mu is
+// never held while calling the Handler or while closing a websocket (nbio may call back
+// into us); inMu is only ever taken with TryLock by a goroutine that may hold it already.
 type Conn struct {
 	srv *Server
 	id  string
@@ -219,10 +220,13 @@ func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
 		c.queue, c.queued = nil, 0
 		return closers
 	}
-	// Polling: what is queued (a Socket.IO disconnect, say) plus the close packet is handed
-	// to the pending GET, or to the next one within a grace period, then the sid is gone.
+	// Polling, graceful: what is queued (a Socket.IO disconnect, say) plus the close packet
+	// is handed to the pending GET, or to the next one within a grace period, then the sid
+	// is gone. Otherwise (peer gone, peer misbehaving, buffer full) the queue is dropped.
 	if graceful {
 		c.queue = append(c.queue, msgClose)
+	} else {
+		c.queue, c.queued = nil, 0
 	}
 	if len(c.queue) == 0 && !c.polling {
 		c.srv.forget(c)

@@ -100,12 +100,12 @@ func (r *recorder) next(t testing.TB, kind string) event {
 
 // env is a running Engine.IO server behind HTTPServer on 127.0.0.1:0.
 type env struct {
-	t    testing.TB
-	eio  *engineio.Server
-	rec  *recorder
-	http *engineio.HTTPServer
-	base string // http://127.0.0.1:port/socket.io/
-	addr string
+	t     testing.TB
+	eio   *engineio.Server
+	rec   *recorder
+	http  *engineio.HTTPServer
+	base  string // http://127.0.0.1:port/socket.io/
+	addr  string
 	conns sync.Map // sid -> *engineio.Conn, filled by OnOpen
 }
 

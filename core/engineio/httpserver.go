@@ -161,4 +161,3 @@ func setNBIOLogger(l hclog.Logger) {
 	defer nbioLogMu.Unlock()
 	logging.SetLogger(nbioLogger{l.Named("nbio")})
 }
-

@@ -696,3 +696,23 @@ func TestBufferFullPolling(t *testing.T) {
 		t.Errorf("reason %q", r)
 	}
 }
+
+func TestTransportsOption(t *testing.T) {
+	wsOnly := startEnv(t, engineio.Options{Transports: []string{"websocket"}})
+	if st, body, _ := wsOnly.do("GET", "EIO=4&transport=polling", ""); st != 400 || !strings.Contains(body, `"code":0`) {
+		t.Errorf("polling on a websocket-only server: %d %q", st, body)
+	}
+	ws := wsOnly.dialWS("")
+	_, s := readWS(t, ws)
+	parseOpen(t, s)
+
+	pollOnly := startEnv(t, engineio.Options{Transports: []string{"polling"}})
+	_, body, _ := pollOnly.do("GET", "EIO=4&transport=polling", "")
+	if h := parseOpen(t, body); len(h.Upgrades) != 0 {
+		t.Errorf("polling-only server offers upgrades %v", h.Upgrades)
+	}
+	_, res, err := websocket.DefaultDialer.Dial("ws://"+pollOnly.addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err == nil || res == nil || res.StatusCode != 400 {
+		t.Errorf("websocket on a polling-only server: %v %v", err, res)
+	}
+}

@@ -48,6 +48,74 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 }
 
+// BenchmarkRoundTripPaced offers the target load instead of as much as
+// possible: 100 callers together sending 40,000 calls/s through the echo plugin,
+// each call timed from when it was due (so falling behind shows as latency).
+// Reported: the rate achieved and latency percentiles.
+//
+//	go test -run '^$' -bench RoundTripPaced -benchtime 200000x ./core/pluginhost/
+func BenchmarkRoundTripPaced(b *testing.B) {
+	b.Run("plugin=echo", func(b *testing.B) {
+		e := mustEnv(b, Options{}, map[string]string{"echo": "echo1"})
+		benchPaced(b, e.h)
+	})
+	b.Run("in-process", func(b *testing.B) {
+		benchPaced(b, inProcessEcho{})
+	})
+}
+
+func benchPaced(b *testing.B, d dispatch.Dispatcher) {
+	const rate = 40000.0
+	r := req(dispatch.KindEvent, "bench", map[string]any{"type": "bench", "data": map[string]any{"n": 1, "text": "hello"}})
+	ctx := context.Background()
+	per := b.N / benchCallers
+	if per == 0 {
+		per = 1
+	}
+	interval := time.Duration(float64(time.Second) * benchCallers / rate)
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		all = make([]time.Duration, 0, per*benchCallers)
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < benchCallers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, per)
+			due := start.Add(interval * time.Duration(c) / benchCallers) // spread the callers out
+			for i := 0; i < per; i++ {
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := d.Dispatch(ctx, r); err != nil {
+					b.Error(err)
+					return
+				}
+				local = append(local, time.Since(due))
+				due = due.Add(interval)
+			}
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 { return float64(all[int(float64(len(all)-1)*p)].Microseconds()) }
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "calls/s")
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(pct(0.999), "p99.9-µs")
+}
+
 // inProcessEcho does what the echo plugin does, without leaving the process.
 type inProcessEcho struct{}
 

@@ -16,11 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rtserver/rtserver/core/dispatch"
 )
 
 func TestRoutesAllKindsThroughEcho(t *testing.T) {
-	e := mustEnv(t, Options{}, map[string]string{"echo": "echo1"})
+	reg := prometheus.NewRegistry()
+	e := mustEnv(t, Options{Registerer: reg}, map[string]string{"echo": "echo1"})
 	cases := []struct {
 		kind    dispatch.Kind
 		name    string
@@ -48,10 +50,46 @@ func TestRoutesAllKindsThroughEcho(t *testing.T) {
 			}
 		})
 	}
+	for _, k := range []string{"event", "message", "action"} {
+		if v := metricValue(t, reg, "socket_server_plugin_calls_total", "plugin=echo", "kind="+k, "code=OK"); v != 1 {
+			t.Fatalf("calls_total{echo,%s,OK} = %v", k, v)
+		}
+	}
+	if n := metricCount(t, reg, "socket_server_plugin_call_duration_seconds"); n != 3 {
+		t.Fatalf("duration samples %d", n)
+	}
 	info := e.info(t, "echo")
 	if info.State != StateRunning || info.Version != "v1" || len(info.SHA256) != 64 || info.PID == 0 ||
 		len(info.Routes.Events) != 1 || info.Routes.Events[0] != "*" {
 		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestLargePayloadsInOneBatch(t *testing.T) {
+	e := mustEnv(t, Options{}, map[string]string{"echo": "echo1"})
+	big := strings.Repeat("x", 1<<20)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ { // together well over gRPC's default 4 MB message limit
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := e.h.Dispatch(context.Background(), req(dispatch.KindEvent, "big", map[string]any{"type": "big", "data": big}))
+			if err == nil && len(r.Data) < 1<<20 {
+				err = errors.New("short reply")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := e.info(t, "echo"); p.Restarts != 0 {
+		t.Fatalf("plugin restarted: %+v", p)
 	}
 }
 
@@ -139,7 +177,8 @@ func TestPanicBecomesPluginError(t *testing.T) {
 }
 
 func TestCrashMidRequestThenRestart(t *testing.T) {
-	e := mustEnv(t, Options{}, map[string]string{"testplugin": "testplugin"})
+	reg := prometheus.NewRegistry()
+	e := mustEnv(t, Options{Registerer: reg}, map[string]string{"testplugin": "testplugin"})
 	ctx := context.Background()
 	pid := e.info(t, "testplugin").PID
 	_, err := e.h.Dispatch(ctx, testEvent(map[string]any{"exit": 3}))
@@ -156,6 +195,12 @@ func TestCrashMidRequestThenRestart(t *testing.T) {
 	}
 	if p := e.info(t, "testplugin"); p.Restarts != 1 || p.State != StateRunning {
 		t.Fatalf("info %+v", p)
+	}
+	if v := metricValue(t, reg, "socket_server_plugin_restarts_total", "plugin=testplugin"); v != 1 {
+		t.Fatalf("restarts_total %v", v)
+	}
+	if v := metricValue(t, reg, "socket_server_plugin_calls_total", "plugin=testplugin", "kind=event", "code="+dispatch.CodePluginUnavailable); v < 1 {
+		t.Fatalf("calls_total unavailable %v", v)
 	}
 	if !waitGone(pid, 5*time.Second) {
 		t.Fatalf("crashed pid %d still there", pid)
@@ -198,7 +243,8 @@ func TestCrashLoopFailsUntilNewBinary(t *testing.T) {
 }
 
 func TestHotReloadUnderLoad(t *testing.T) {
-	e := mustEnv(t, Options{}, map[string]string{"echo": "echo1"})
+	reg := prometheus.NewRegistry()
+	e := mustEnv(t, Options{Registerer: reg}, map[string]string{"echo": "echo1"})
 	ctx := context.Background()
 	var (
 		ok, failed atomic.Int64
@@ -254,12 +300,50 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			t.Fatalf("old plugin process %d still running", pid)
 		}
 	}
+	if v := metricValue(t, reg, "socket_server_plugin_reloads_total", "plugin=echo"); v != 5 {
+		t.Fatalf("reloads_total %v", v)
+	}
 	// Only the running version's private copy is left.
 	waitFor(t, 10*time.Second, "old copies removed", func() bool {
 		m, _ := filepath.Glob(filepath.Join(e.h.copies, "*", "echo"))
 		return len(m) == 1
 	})
 	t.Logf("%d requests, 0 failed, over 5 reloads", ok.Load())
+}
+
+func TestReloadDrainsCallsInFlight(t *testing.T) {
+	e := mustEnv(t, Options{}, map[string]string{"testplugin": "testplugin"})
+	ctx := context.Background()
+	oldPID := e.info(t, "testplugin").PID
+	type result struct {
+		r   *dispatch.Reply
+		err error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		r, err := e.h.Dispatch(ctx, testEvent(map[string]any{"sleep_ms": 700}))
+		slow <- result{r, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	// Same code, different bytes: a new binary.
+	b, _ := os.ReadFile(bins["testplugin"])
+	tmp := filepath.Join(e.dir, ".new")
+	os.WriteFile(tmp, append(b, 1), 0o755)
+	os.Rename(tmp, filepath.Join(e.dir, "testplugin"))
+	waitFor(t, 10*time.Second, "new process serving", func() bool {
+		r, err := e.h.Dispatch(ctx, testEvent(nil))
+		return err == nil && int(decode(t, r)["pid"].(float64)) != oldPID
+	})
+	if gone(oldPID) {
+		t.Fatal("old process stopped while a call was in flight")
+	}
+	res := <-slow
+	if res.err != nil || int(decode(t, res.r)["pid"].(float64)) != oldPID {
+		t.Fatalf("in-flight call: %v", res.err)
+	}
+	if !waitGone(oldPID, 5*time.Second) {
+		t.Fatal("old process not stopped after draining")
+	}
 }
 
 func TestNewAndRemovedBinary(t *testing.T) {
@@ -378,6 +462,18 @@ func TestPluginOutputReachesTheLog(t *testing.T) {
 	})
 }
 
+func TestConfigureErrorRefusesThePlugin(t *testing.T) {
+	e := mustEnv(t, Options{Plugins: []PluginConfig{{Name: "chat", Config: []byte(`{"history": "many"}`)}}},
+		map[string]string{"chat": "chat"})
+	p := e.info(t, "chat")
+	if p.State != StateFailed || !strings.Contains(p.Error, "configure") || p.PID != 0 {
+		t.Fatalf("info %+v", p)
+	}
+	if _, err := e.h.Dispatch(context.Background(), req(dispatch.KindMessage, "chat", map[string]any{"content": "x"})); codeOf(err) != dispatch.CodeNoHandler {
+		t.Fatalf("err %v", err)
+	}
+}
+
 func TestHostServiceCallsFromPlugin(t *testing.T) {
 	e := mustEnv(t, Options{}, map[string]string{"testplugin": "testplugin"})
 	r, err := e.h.Dispatch(context.Background(), testEvent(map[string]any{"emit": "room9"}))
@@ -457,7 +553,8 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 	install(t, dir, "echo", bins["echo1"])
 	install(t, dir, "chat", bins["chat"])
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	// Its own TMPDIR: a SIGKILLed host cannot remove its sockets and copies.
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rtserver/rtserver/core/dispatch"
 )
 
@@ -98,6 +100,10 @@ func runHelper(dir string) {
 		os.Exit(1)
 	}
 	for _, p := range h.Plugins().([]PluginInfo) {
+		if p.State != StateRunning {
+			fmt.Println("ERR", p.Name, p.State, p.Error)
+			os.Exit(1)
+		}
 		fmt.Println("PID", p.PID)
 	}
 	fmt.Println("DIR", h.copies)
@@ -380,4 +386,55 @@ func sha256Of(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// metricValue is the value of the counter or gauge name with exactly these
+// labels, given as "name=value".
+func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join(labels, ",")
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var got []string
+			for _, l := range m.GetLabel() {
+				got = append(got, l.GetName()+"="+l.GetValue())
+			}
+			slices.Sort(got)
+			w := strings.Split(want, ",")
+			slices.Sort(w)
+			if !slices.Equal(got, w) {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// metricCount is the total number of observations of histogram name.
+func metricCount(t testing.TB, g prometheus.Gatherer, name string) uint64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }

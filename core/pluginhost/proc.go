@@ -29,8 +29,23 @@ var handshake = plugin.HandshakeConfig{
 // the caller retries on the slot's current process.
 var errDraining = errors.New("plugin process is draining")
 
-// maxBatch bounds how many requests go into one stream message.
-const maxBatch = 256
+// Bounds on one stream message: a few big payloads must not delay the small
+// ones behind them, nor come near gRPC's message size limits.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
+)
+
+// maxMessageBytes is the largest message a plugin may send to the Host service.
+const maxMessageBytes = 64 << 20
+
+func approxSize(m *pluginv1.HandleRequest) int {
+	n := len(m.Payload) + len(m.Name) + len(m.RequestId) + len(m.MessageId) + len(m.SocketId) + len(m.UserId) + 32
+	for _, r := range m.Rooms {
+		n += len(r) + 2
+	}
+	return n
+}
 
 // clientPlugin is the go-plugin glue on the core's side.
 type clientPlugin struct {
@@ -59,13 +74,14 @@ func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.
 //
 // Lock order: mu and pmu are never held together.
 type proc struct {
-	name   string
-	path   string // the private copy it runs from
-	log    hclog.Logger
-	client *plugin.Client
-	rpc    pluginv1.PluginClient
-	pid    int
-	desc   *pluginv1.DescribeResponse
+	name    string
+	path    string // the private copy it runs from
+	sockDir string // holds the plugin's unix socket; removed after the process
+	log     hclog.Logger
+	client  *plugin.Client
+	rpc     pluginv1.PluginClient
+	pid     int
+	desc    *pluginv1.DescribeResponse
 
 	lifeline *os.File // write end; closing it makes the SDK exit
 
@@ -115,11 +131,23 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifeline pipe: %w", err)
 	}
+	// The plugin's unix socket goes in a directory of ours that we remove after
+	// the process: a plugin that crashes cannot remove it, and /tmp would collect
+	// them. (go-plugin's own UnixSocketConfig only applies with a RunnerFunc.)
+	// Kept short and directly in the temp dir: a unix socket path has at most
+	// 107 bytes.
+	sockDir, err := os.MkdirTemp("", "rtp-")
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
 	cmd := exec.Command(pp.path)
 	cmd.ExtraFiles = []*os.File{r} // fd 3 in the plugin
 	cmd.Env = []string{
 		pluginv1.LifelineFDEnv + "=3",
 		pluginv1.LogLevelEnv + "=" + levelName(pp.log),
+		plugin.EnvUnixSocketDir + "=" + sockDir,
 	}
 	out := &lineLogger{log: pp.log.Named(pp.name), stream: "stdout"}
 	errw := &lineLogger{log: pp.log.Named(pp.name), stream: "stderr"}
@@ -134,7 +162,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		StartTimeout:     pp.checkWait,
 	})
 	p = &proc{
-		name: pp.name, path: pp.path, log: pp.log.Named(pp.name), client: client, lifeline: w,
+		name: pp.name, path: pp.path, sockDir: sockDir, log: pp.log.Named(pp.name), client: client, lifeline: w,
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
 		pending:   make(map[uint64]chan *pluginv1.HandleResponse),
@@ -155,6 +183,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 			client.Kill()
 			w.Close()
 			p.loops.Wait()
+			os.RemoveAll(sockDir)
 			p = nil
 		}
 	}()
@@ -191,7 +220,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		defer p.loops.Done()
 		// Returns when go-plugin closes the broker (on Kill).
 		d.broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(opts...)
+			s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageBytes))...)
 			pluginv1.RegisterHostServer(s, hs)
 			return s
 		})
@@ -266,6 +295,10 @@ func (p *proc) end() {
 // call sends one request and waits for its reply, ctx's deadline or the end of
 // the process, whichever comes first. The caller has called begin.
 func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
+	if len(req.Payload) > maxMessageBytes/2 {
+		// It would break the stream for every call on it.
+		return nil, dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload))
+	}
 	id := p.nextID.Add(1)
 	ch := make(chan *pluginv1.HandleResponse, 1)
 	p.pmu.Lock()
@@ -339,11 +372,16 @@ func (p *proc) sendLoop(ctx context.Context) {
 		// runnable get to queue too. One stream message per call costs most of a
 		// round trip; a batch shares that cost.
 		yielded := false
+		size := 0
+		if len(b.Requests) > 0 {
+			size = approxSize(b.Requests[0])
+		}
 	fill:
-		for len(b.Requests)+len(b.Cancel) < maxBatch {
+		for len(b.Requests)+len(b.Cancel) < maxBatch && size < maxBatchBytes {
 			select {
 			case m := <-p.sendq:
 				b.Requests = append(b.Requests, m)
+				size += approxSize(m)
 			case id := <-p.cancelq:
 				b.Cancel = append(b.Cancel, id)
 			default:
@@ -449,6 +487,7 @@ func (p *proc) stop(drain time.Duration) {
 		p.client.Kill()
 		p.lifeline.Close()
 		p.loops.Wait()
+		os.RemoveAll(p.sockDir)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
 	eiotransports "github.com/zishang520/socket.io/clients/engine/v3/transports"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
@@ -335,3 +336,69 @@ func envOr(name, def string) string {
 	}
 	return def
 }
+
+// rawClient speaks Engine.IO v4 / Socket.IO v5 over a plain websocket, in this goroutine
+// only: a client without goroutines of its own.
+type rawClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+// raw connects a websocket as userID and waits for its welcome.
+func (e *env) raw(t *testing.T, userID string) *rawClient {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(e.url, "http") + "/socket.io/?EIO=4&transport=websocket"
+	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c := &rawClient{t: t, ws: ws}
+	t.Cleanup(c.close)
+	if f := c.read(); !strings.HasPrefix(f, "0{") {
+		t.Fatalf("handshake %q", f)
+	}
+	c.send(`40{"token":"` + token(t, userID) + `"}`)
+	if f := c.read(); !strings.HasPrefix(f, `40{"sid"`) {
+		t.Fatalf("connect reply %q", f)
+	}
+	c.expect("system:welcome")
+	return c
+}
+
+func (c *rawClient) send(frame string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// read returns the next frame that is not a heartbeat (pings are answered).
+func (c *rawClient) read() string {
+	c.t.Helper()
+	for {
+		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if string(b) == "2" {
+			c.send("3")
+			continue
+		}
+		return string(b)
+	}
+}
+
+// expect reads until an EVENT named event arrives.
+func (c *rawClient) expect(event string) string {
+	c.t.Helper()
+	for i := 0; i < 100; i++ {
+		if f := c.read(); strings.HasPrefix(f, `42["`+event+`"`) {
+			return f
+		}
+	}
+	c.t.Fatalf("no %q", event)
+	return ""
+}
+
+func (c *rawClient) close() { _ = c.ws.Close() }

@@ -330,26 +330,26 @@ func TestStatusHealthMetrics(t *testing.T) {
 
 func TestGoroutinesReturnAfterClientsLeave(t *testing.T) {
 	e := startServer(t, nil)
-	// Warm up the pools and the client library's own goroutines once.
-	w := e.connect("warm", transportSets["websocket"])
-	w.s.Disconnect()
+	// Raw protocol clients: the count then shows the server's goroutines, not a client
+	// library's.
+	w := e.raw(t, "warm")
+	w.close()
 	time.Sleep(200 * time.Millisecond)
 	base := runtime.NumGoroutine()
-	var clients []*client
-	for i := 0; i < 20; i++ {
-		tr := transportSets["websocket"]
-		if i%2 == 1 && os.Getenv("GR_WS_ONLY") == "" {
-			tr = transportSets["polling"]
-		}
-		c := e.connect(fmt.Sprintf("g%d", i), tr)
-		c.emit("room:join", map[string]any{"room": "g"})
-		c.nextObj("room:join:ack")
-		c.emit("client:event", map[string]any{"type": "x"})
-		c.nextObj("server:response")
+	var clients []*rawClient
+	for i := 0; i < 50; i++ {
+		c := e.raw(t, fmt.Sprintf("g%d", i))
+		c.send(`42["room:join",{"room":"g"}]`)
+		c.expect("room:join:ack")
+		c.send(`42["client:event",{"type":"x"}]`)
+		c.expect("server:response")
 		clients = append(clients, c)
 	}
+	if n := runtime.NumGoroutine(); n > base+10 {
+		t.Errorf("%d goroutines with 50 idle websockets, %d before: a goroutine per connection?", n, base)
+	}
 	for _, c := range clients {
-		c.s.Disconnect()
+		c.close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for e.srv.Hub().Stats().Connections > 0 && time.Now().Before(deadline) {

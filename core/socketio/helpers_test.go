@@ -3,10 +3,10 @@ package socketio
 import (
 	"bytes"
 	"context"
-	"io"
 	"fmt"
-	"net/http"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"testing"

@@ -63,7 +63,7 @@ type Packet struct {
 	HasID       bool
 	Data        []byte
 	Args        []json.RawMessage // EVENT, BINARY_EVENT, ACK, BINARY_ACK
-	Event       string   // EVENT, BINARY_EVENT: the decoded first argument
+	Event       string            // EVENT, BINARY_EVENT: the decoded first argument
 }
 
 func parseErr(format string, a ...any) error {
@@ -293,9 +293,10 @@ func containsBytes(v any) bool {
 //
 // typ is PacketEvent or PacketAck; it becomes the binary variant when attachments appear.
 func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []any, offset string) ([]byte, [][]byte, error) {
-	// The attachment count is only known after the args are encoded, so the args go into
-	// their own buffer first and the prefix is prepended.
-	e := encoder{buf: make([]byte, 0, 64)}
+	// The attachment count is only known after the args are encoded, so the args are
+	// written after some headroom and the prefix goes right in front of them.
+	const headroom = 48 // type + attachment count + '-' + ack id
+	e := encoder{buf: make([]byte, headroom, headroom+64)}
 	e.buf = append(e.buf, '[')
 	n := 0
 	if event != nil {
@@ -321,8 +322,8 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 	if len(e.attachments) > 0 {
 		typ += 3 // EVENT->BINARY_EVENT, ACK->BINARY_ACK
 	}
-	prefix := make([]byte, 0, 24+len(e.buf))
-	prefix = append(prefix, byte('0'+typ))
+	var pb [headroom]byte
+	prefix := append(pb[:0], byte('0'+typ))
 	if len(e.attachments) > 0 {
 		prefix = strconv.AppendInt(prefix, int64(len(e.attachments)), 10)
 		prefix = append(prefix, '-')
@@ -330,7 +331,9 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 	if hasID {
 		prefix = strconv.AppendUint(prefix, id, 10)
 	}
-	return append(prefix, e.buf...), e.attachments, nil
+	start := headroom - len(prefix)
+	copy(e.buf[start:], prefix)
+	return e.buf[start:], e.attachments, nil
 }
 
 // encodeConnect builds a CONNECT reply {"sid":...[,"pid":...]}.

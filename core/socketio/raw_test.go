@@ -177,6 +177,15 @@ func TestRawProtocol(t *testing.T) {
 		// The session stays usable for the main namespace.
 		r.connect("")
 	})
+	t.Run("duplicate connect ignored", func(t *testing.T) {
+		r := dialRaw(t, url)
+		r.connect("")
+		r.send("0")
+		r.send(`2["message","after"]`)
+		if m := r.readText(); m != `42["message:back","after"]` {
+			t.Errorf("got %q", m)
+		}
+	})
 	t.Run("client disconnect", func(t *testing.T) {
 		r := dialRaw(t, url)
 		id := r.connect("")
@@ -196,7 +205,6 @@ func TestRawProtocol(t *testing.T) {
 		{"ack without id", []string{`3[]`}},
 		{"bad type", []string{`9`}},
 		{"event before connect", []string{`2["a"]`}},
-		{"second connect", []string{"0", "0"}},
 		{"connect error from client", []string{"0", `4{"message":"x"}`}},
 		{"unexpected binary", []string{"0", "B:\x01"}},
 		{"text while awaiting attachments", []string{"0", `51-["a",{"_placeholder":true,"num":0}]`, `2["a"]`}},
@@ -432,4 +440,40 @@ func TestRawConcurrentConnectEmit(t *testing.T) {
 	eventually(t, "all sockets gone", func() bool { return srv.SocketCount() == 0 })
 	// Server goroutines: nbio pollers and timers only; nothing per connection is left.
 	waitGoroutines(t, base, 20)
+}
+
+// TestRawAttachmentBytesBounded: a packet announcing many attachments cannot make the
+// server hold more than maxAttachmentFactor*MaxPayload bytes for it.
+func TestRawAttachmentBytesBounded(t *testing.T) {
+	_, url := echoServer(t, Options{MaxPayload: 100})
+	r := dialRaw(t, url)
+	r.connect("")
+	r.send(`520-["a"]`)
+	chunk := bytes.Repeat([]byte{7}, 95)
+	for range maxAttachmentFactor + 1 {
+		if err := r.ws.WriteMessage(websocket.BinaryMessage, chunk); err != nil {
+			break // already closed
+		}
+	}
+	r.expectClosed()
+}
+
+// TestOnDisconnectAfterClose: a handler added once the socket is gone runs at once.
+func TestOnDisconnectAfterClose(t *testing.T) {
+	accepted := make(chan *Socket, 1)
+	_, url := startServer(t, Options{}, func(s *Server) {
+		s.OnConnection(func(so *Socket) { accepted <- so })
+	})
+	r := dialRaw(t, url)
+	r.connect("")
+	so := recv(t, accepted, "connection")
+	so.Disconnect()
+	reasons := make(chan string, 1)
+	so.OnDisconnect(func(_ *Socket, reason string) { reasons <- reason })
+	if got := recv(t, reasons, "late OnDisconnect"); got != ReasonServerDisconnect {
+		t.Errorf("reason %q", got)
+	}
+	if so.Emit("x") == nil {
+		t.Error("Emit on a disconnected socket succeeded")
+	}
 }

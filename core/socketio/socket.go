@@ -60,15 +60,22 @@ type Socket struct {
 	onDisconnect []func(s *Socket, reason string)
 	data         map[string]any
 	ackSeq       uint64
-	acks         map[uint64]func(Args, error)
+	acks         map[uint64]*pendingAck
 	closeReason  string // set before closing the transport ourselves
+	gone         bool   // disconnect handlers have been taken
+	goneReason   string
 }
 
 // binaryPacket is a BINARY_EVENT/BINARY_ACK waiting for its attachments.
 type binaryPacket struct {
 	p    Packet
 	atts [][]byte
+	size int
 }
+
+// maxAttachmentFactor bounds the bytes of one packet's attachments, in MaxPayloads:
+// engineio checks each message, this bounds what one packet may make us hold.
+const maxAttachmentFactor = 10
 
 func newSocket(srv *Server, c transport) *Socket {
 	so := &Socket{srv: srv, conn: c}
@@ -130,8 +137,15 @@ func (s *Socket) OnAny(h func(s *Socket, event string, args Args, ack Ack)) {
 }
 
 // OnDisconnect adds a function called once when the socket disconnects, with the reason.
+// Added after the socket is gone, it runs at once.
 func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 	s.mu.Lock()
+	if s.gone {
+		reason := s.goneReason
+		s.mu.Unlock()
+		fn(s, reason)
+		return
+	}
 	s.onDisconnect = append(s.onDisconnect, fn)
 	s.mu.Unlock()
 }
@@ -193,10 +207,10 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Ar
 	case r := <-ch:
 		return r.args, r.err
 	case <-ctx.Done():
-		if fn := s.takeAck(id); fn != nil {
-			return Args{}, fmt.Errorf("socketio: ack for %q: %w", event, ctx.Err())
-		}
-		r := <-ch // the ack won the race
+		if pa := s.takeAck(id); pa != nil {
+			pa.finish(Args{}, fmt.Errorf("socketio: ack for %q: %w", event, ctx.Err()))
+		} // else the ACK, timer or disconnect got there first and fills ch
+		r := <-ch
 		return r.args, r.err
 	}
 }
@@ -213,65 +227,73 @@ func (s *Socket) EmitWithAckFunc(event string, timeout time.Duration, fn func(Ar
 	return err
 }
 
+// pendingAck is one EmitWithAck waiting for its ACK; exactly one of the ACK, the timer or
+// the disconnect takes it out of Socket.acks and calls fn.
+type pendingAck struct {
+	s     *Socket
+	id    uint64
+	event string
+	fn    func(Args, error)
+	timer *time.Timer
+}
+
+func (p *pendingAck) finish(a Args, err error) {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.fn(a, err)
+}
+
+func (p *pendingAck) expire() {
+	if p.s.takeAck(p.id) != nil {
+		p.fn(Args{}, fmt.Errorf("socketio: ack for %q: %w", p.event, context.DeadlineExceeded))
+	}
+}
+
 // emitWithAck registers fn under a new ack id and sends the EVENT. With timeout > 0, fn
 // gets context.DeadlineExceeded when no ack came in time.
 func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn func(Args, error)) (uint64, error) {
 	if s.state.Load() != stateConnected {
 		return 0, ErrDisconnected
 	}
+	p := &pendingAck{s: s, event: event, fn: fn}
 	s.mu.Lock()
 	s.ackSeq++
-	id := s.ackSeq
+	p.id = s.ackSeq
 	s.mu.Unlock()
-	data, atts, err := encodePacket(PacketEvent, id, true, &event, args, "")
+	data, atts, err := encodePacket(PacketEvent, p.id, true, &event, args, "")
 	if err != nil {
 		return 0, err
-	}
-	cb := fn
-	if timeout > 0 {
-		var t *time.Timer
-		var fired atomic.Bool
-		cb = func(a Args, err error) {
-			if fired.CompareAndSwap(false, true) {
-				if t != nil {
-					t.Stop()
-				}
-				fn(a, err)
-			}
-		}
-		s.mu.Lock()
-		t = time.AfterFunc(timeout, func() {
-			if f := s.takeAck(id); f != nil {
-				f(Args{}, fmt.Errorf("socketio: ack for %q: %w", event, context.DeadlineExceeded))
-			}
-		})
-		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	if s.state.Load() == stateClosed {
 		s.mu.Unlock()
-		cb(Args{}, ErrDisconnected)
-		return id, nil
+		fn(Args{}, ErrDisconnected)
+		return p.id, nil
 	}
 	if s.acks == nil {
-		s.acks = make(map[uint64]func(Args, error), 2)
+		s.acks = make(map[uint64]*pendingAck, 2)
 	}
-	s.acks[id] = cb
+	s.acks[p.id] = p
+	if timeout > 0 {
+		// Armed under mu: whoever takes p out of acks (under mu) sees the timer.
+		p.timer = time.AfterFunc(timeout, p.expire)
+	}
 	s.mu.Unlock()
 	if err := s.send(data, atts); err != nil {
-		if f := s.takeAck(id); f != nil {
-			f(Args{}, err)
+		if p := s.takeAck(p.id); p != nil {
+			p.finish(Args{}, err)
 		}
 	}
-	return id, nil
+	return p.id, nil
 }
 
-func (s *Socket) takeAck(id uint64) func(Args, error) {
+func (s *Socket) takeAck(id uint64) *pendingAck {
 	s.mu.Lock()
-	fn := s.acks[id]
+	p := s.acks[id]
 	delete(s.acks, id)
 	s.mu.Unlock()
-	return fn
+	return p
 }
 
 // Join adds the socket to rooms. Joining its own id is a no-op.
@@ -316,8 +338,21 @@ func (s *Socket) Disconnect() {
 	}
 	s.mu.Unlock()
 	_ = s.conn.Send(engineio.NewMessage([]byte{'0' + byte(PacketDisconnect)}, false))
-	s.conn.Close(engineio.ReasonForcedClose)
+	if s.conn.Transport() != engineio.TransportPolling {
+		s.conn.Close(engineio.ReasonForcedClose)
+		return
+	}
+	// On polling, engineio hands the DISCONNECT and its own close packet to the same GET,
+	// and the official client handles Socket.IO packets a tick after engine packets: it
+	// would see "transport close" first and reconnect. So the socket is detached now and
+	// the session is left to the client, which closes it on DISCONNECT, with a fallback.
+	s.onClose(ReasonServerDisconnect)
+	c := s.conn
+	time.AfterFunc(disconnectGrace, func() { c.Close(engineio.ReasonForcedClose) })
 }
+
+// disconnectGrace is how long a polling session may linger after a server DISCONNECT.
+const disconnectGrace = 2 * time.Second
 
 // Set stores per-socket data, kept across recovery.
 func (s *Socket) Set(key string, v any) {
@@ -354,6 +389,11 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 	if binary {
 		bp := s.pending
 		if bp == nil {
+			s.closeWith(engineio.ReasonParseError)
+			return
+		}
+		bp.size += len(data)
+		if bp.size > maxAttachmentFactor*s.srv.opts.MaxPayload {
 			s.closeWith(engineio.ReasonParseError)
 			return
 		}
@@ -400,14 +440,19 @@ func (s *Socket) dispatch(p Packet, atts [][]byte) {
 	case connected && (p.Type == PacketEvent || p.Type == PacketBinaryEvent):
 		s.handleEvent(p, atts)
 	case connected && (p.Type == PacketAck || p.Type == PacketBinaryAck):
-		if fn := s.takeAck(p.ID); fn != nil {
-			fn(Args{Raw: p.Args, Attachments: atts}, nil)
+		if pa := s.takeAck(p.ID); pa != nil {
+			pa.finish(Args{Raw: p.Args, Attachments: atts}, nil)
 		}
 	case connected && p.Type == PacketDisconnect:
 		s.closeWith(ReasonClientDisconnect)
+	case connected && p.Type == PacketConnect:
+		// The official server closes here; a duplicate CONNECT is ignored instead because
+		// some clients (zishang520/socket.io v3) send one when their open handling races,
+		// and the first reply already connected them.
+		s.srv.log.Debug("duplicate CONNECT ignored", "id", s.id)
 	default:
-		// A packet the state does not allow (EVENT before CONNECT, a second CONNECT,
-		// CONNECT_ERROR from a client): the official server closes, so do we.
+		// A packet the state does not allow (EVENT before CONNECT, CONNECT_ERROR from a
+		// client): the official server closes, so do we.
 		s.srv.log.Debug("packet not allowed in this state", "sid", s.conn.ID(), "type", p.Type, "connected", connected)
 		s.closeWith(engineio.ReasonForcedClose)
 	}
@@ -426,7 +471,7 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 		ack = s.ackFunc(p.ID)
 	}
 	args := Args{Raw: p.Args, Attachments: atts}
-	defer s.recoverHandler("event " + p.Event)
+	defer s.recoverHandler(p.Event)
 	if h != nil {
 		h(s, args, ack)
 	} else {
@@ -563,11 +608,17 @@ func (s *Socket) onClose(reason string) {
 	}
 	acks := s.acks
 	s.acks = nil
-	handlers := s.onDisconnect
-	s.onDisconnect = nil
+	var handlers []func(*Socket, string)
+	if prev == stateConnected {
+		handlers = s.onDisconnect
+		s.onDisconnect = nil
+		s.gone, s.goneReason = true, reason
+	}
 	s.mu.Unlock()
 	if prev != stateConnected {
-		s.srv.log.Debug("session closed before connect", "sid", s.conn.ID(), "reason", reason)
+		if prev == statePending {
+			s.srv.log.Debug("session closed before connect", "sid", s.conn.ID(), "reason", reason)
+		}
 		return
 	}
 	s.srv.log.Debug("socket disconnected", "id", s.id, "reason", reason)
@@ -583,8 +634,8 @@ func (s *Socket) onClose(reason string) {
 		srv.leaveLocked(s, r)
 	}
 	srv.mu.Unlock()
-	for _, fn := range acks {
-		fn(Args{}, ErrDisconnected)
+	for _, pa := range acks {
+		pa.finish(Args{}, ErrDisconnected)
 	}
 	for _, fn := range handlers {
 		func() {

@@ -1,12 +1,3 @@
-// Package socketio is the Socket.IO v5 protocol on top of core/engineio: packets
-// (CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK), the main
-// namespace, connect middleware, acknowledgements in both directions, rooms and emits.
-//
-// Inbound packets of one socket are handled in arrival order on the goroutine engineio
-// delivers them on (a poller goroutine for websocket): middleware and event handlers must
-// not block for long. A handler that calls out (a plugin over gRPC, a database) starts its
-// own goroutine and answers through the Ack or an Emit later; both are safe from any
-// goroutine.
 package socketio
 
 import (

@@ -1,0 +1,223 @@
+// Command loadtest measures rtserver under load, the figures behind `make bench` and
+// BENCHMARKS.md: memory per idle connection, server CPU per room delivery and per ack round
+// trip, a paced connect storm, round trips through a plugin, and the floor that the kernel
+// alone sets on this machine (plain TCP, no server). Each server scenario starts the
+// server binary as a child process on a free port of 127.0.0.1 (so its CPU and memory can be
+// read from /proc), drives it over real websockets, stops it, and the results are printed as
+// one table.
+//
+//	go run ./core/cmd/loadtest [-scenario all|rss|room|ack|storm|plugin|floor[,...]] [-markdown]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of rss, room, ack, storm, plugin, floor")
+	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
+	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
+	fs.StringVar(&o.spec.echo, "echo", "", "echo plugin binary for the plugin scenario (default: build ./examples/echo)")
+	fs.BoolVar(&o.spec.keep, "keep", false, "keep each server's folder (configuration and log) in the temp dir")
+	fs.IntVar(&o.conns, "conns", 19000, "rss: idle connections at the second reading")
+	fs.IntVar(&o.rssBase, "rss-base", 5000, "rss: idle connections at the first reading")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "rss: wait before reading the RSS")
+	fs.IntVar(&o.connPar, "connect-par", 64, "connects in flight when opening connections unpaced")
+	fs.IntVar(&o.roomSize, "room-size", 1000, "room: sockets in the room")
+	fs.IntVar(&o.roomMsgs, "room-messages", 1000, "room: POST /api/room calls")
+	fs.IntVar(&o.posters, "room-posters", 4, "room: concurrent HTTP API callers")
+	fs.IntVar(&o.ackConns, "ack-conns", 200, "ack: connections, each with one ping in flight")
+	fs.IntVar(&o.storm, "storm-conns", 19000, "storm: connections to open")
+	fs.IntVar(&o.rate, "storm-rate", 1000, "storm: connects per second")
+	fs.IntVar(&o.plugConn, "plugin-conns", 100, "plugin: connections, each with one client:event in flight")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "ack, plugin: load before measuring")
+	fs.DurationVar(&o.window, "duration", 5*time.Second, "ack, plugin: measurement window")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "time limit of each scenario")
+	markdown := fs.Bool("markdown", false, "print the table as markdown")
+	strict := fs.Bool("strict", false, "exit 1 when a figure misses its target (not only on errors)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	selected, err := pick(*which)
+	if err == nil {
+		err = o.validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return 2
+	}
+	level := hclog.Info
+	if *verbose {
+		level = hclog.Debug
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "loadtest", Level: level, Output: stderr})
+
+	if err := raiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-file limit", "error", err)
+	}
+	needsEcho, needsServer := false, false
+	for _, s := range selected {
+		needsEcho = needsEcho || s.name == "plugin"
+		needsServer = needsServer || s.name != "floor"
+	}
+	if _, err := os.Stat(o.spec.binary); err != nil && needsServer {
+		log.Error("server binary missing: run `make build` or pass -server", "error", err)
+		return 1
+	}
+	if needsEcho && o.spec.echo == "" {
+		dir, err := os.MkdirTemp("", "loadtest-echo-")
+		if err != nil {
+			log.Error("temp dir", "error", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		o.spec.echo, err = buildEcho(ctx, dir)
+		cancel()
+		if err != nil {
+			log.Error("cannot build the echo plugin", "error", err)
+			return 1
+		}
+	}
+
+	r := &runner{o: o, log: log}
+	var rows []row
+	failures := 0
+	for _, s := range selected {
+		log.Info("scenario", "name", s.name)
+		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		t0 := time.Now()
+		r.otherLoad = -1
+		got, err := s.run(r, ctx)
+		cancel()
+		rows = append(rows, got...)
+		if err == nil && r.otherLoad >= 0 {
+			rows = append(rows, info(s.name, "other processes' CPU meanwhile", fmt.Sprintf("%.2f cores of %d", r.otherLoad, runtime.NumCPU())))
+		}
+		if err != nil {
+			failures++
+			log.Error("scenario failed", "name", s.name, "error", err)
+			rows = append(rows, failed(s.name, err))
+			continue
+		}
+		log.Info("scenario done", "name", s.name, "took", time.Since(t0).Round(100*time.Millisecond))
+	}
+
+	printMachine(stdout, o.spec.binary, *markdown)
+	printTable(stdout, rows, *markdown)
+	missed := 0
+	for _, rw := range rows {
+		if rw.Verdict == "MISSED" {
+			missed++
+		}
+	}
+	switch {
+	case failures > 0:
+		return 1
+	case missed > 0 && *strict:
+		return 1
+	}
+	return 0
+}
+
+// pick resolves the -scenario flag.
+func pick(which string) ([]scenario, error) {
+	if which == "all" {
+		return scenarios, nil
+	}
+	var out []scenario
+	for _, name := range strings.Split(which, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, s := range scenarios {
+			if s.name == name {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown scenario %q (all, rss, room, ack, storm, plugin, floor)", name)
+		}
+	}
+	return out, nil
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.rssBase < 1 || o.conns <= o.rssBase:
+		return errors.New("-conns must be larger than -rss-base, both positive")
+	case o.connPar < 1, o.roomSize < 1, o.roomMsgs < 1, o.posters < 1, o.ackConns < 1,
+		o.storm < 1, o.rate < 1, o.plugConn < 1:
+		return errors.New("sizes and rates must be positive")
+	case o.window <= 0 || o.warmup <= 0 || o.timeout <= 0:
+		return errors.New("-warmup, -duration and -timeout must be positive")
+	}
+	return nil
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one. Setting it explicitly
+// (rather than relying on the Go runtime's own raise) also makes the server child inherit it.
+func raiseFileLimit() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = lim.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+// printMachine writes what the figures were measured on.
+func printMachine(w io.Writer, binary string, markdown bool) {
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range scanLines(data) {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel := "unknown"
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(data))
+	}
+	version := "unknown"
+	if out, err := exec.Command(binary, "version").Output(); err == nil {
+		version = strings.TrimSpace(string(out))
+	}
+	var lim syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	lines := []string{
+		fmt.Sprintf("CPU: %s, %d logical cores (server, plugin and load generator share them)", cpu, runtime.NumCPU()),
+		fmt.Sprintf("Linux %s, %s, open-file limit %d", kernel, runtime.Version(), lim.Cur),
+		fmt.Sprintf("rtserver %s", version),
+	}
+	for _, l := range lines {
+		if markdown {
+			fmt.Fprintf(w, "- %s\n", l)
+		} else {
+			fmt.Fprintln(w, l)
+		}
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,750 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rtserver/rtserver/core/auth"
+)
+
+// options are the sizes and limits of the scenarios, from the flags.
+type options struct {
+	spec serverSpec
+
+	rssBase  int // connections at the first RSS reading
+	conns    int // connections at the second RSS reading
+	settle   time.Duration
+	connPar  int // concurrent connects when connecting unpaced
+	roomSize int
+	roomMsgs int
+	posters  int
+	ackConns int
+	storm    int
+	rate     int
+	plugConn int
+	warmup   time.Duration
+	window   time.Duration
+	timeout  time.Duration
+}
+
+// runner runs scenarios, each on a fresh server.
+type runner struct {
+	o   options
+	log hclog.Logger
+	// otherLoad is the CPU (in cores) that other processes used during the last scenario.
+	otherLoad float64
+}
+
+// scenario is one measurement; it returns its table rows.
+type scenario struct {
+	name string
+	run  func(r *runner, ctx context.Context) ([]row, error)
+}
+
+var scenarios = []scenario{
+	{"rss", (*runner).rss},
+	{"room", (*runner).room},
+	{"ack", (*runner).ack},
+	{"storm", (*runner).storm},
+	{"plugin", (*runner).plugin},
+	{"floor", (*runner).floor},
+}
+
+// withServer starts a server, runs fn and stops the server, returning fn's error or, if
+// fn succeeded, any trouble at stop.
+func (r *runner) withServer(ctx context.Context, plugins bool, fn func(*serverProc) error) error {
+	spec := r.o.spec
+	if !plugins {
+		spec.echo = ""
+	}
+	srv, err := startServer(ctx, spec, r.log)
+	if err != nil {
+		return err
+	}
+	// What the rest of the machine (other processes than the server, its plugins and this
+	// tool) used during the scenario: the figures are only as good as this is small.
+	other := func() time.Duration {
+		busy, _ := machineBusy()
+		srvCPU, _ := srv.cpu()
+		plugCPU, _, _ := srv.childrenCPU()
+		return busy - srvCPU - plugCPU - selfCPU()
+	}
+	other0, t0 := other(), time.Now()
+	ferr := fn(srv)
+	if ferr == nil {
+		ferr = srv.running()
+	}
+	if ferr == nil {
+		r.otherLoad = float64(other()-other0) / float64(time.Since(t0))
+	}
+	serr := srv.stop(spec.keep)
+	if n := srv.logTail.Lines(); n > 0 {
+		r.log.Info("server wrote to its log", "lines", n, "last", "\n"+srv.logTail.String())
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if serr != nil {
+		r.log.Warn("server stop", "error", serr)
+	}
+	return nil
+}
+
+// tokens mints a JWT per user "load-N" for from <= N < to.
+func tokens(secret string, from, to int) ([]string, error) {
+	out := make([]string, to-from)
+	for i := range out {
+		t, err := auth.Mint([]byte(secret), "HS256", "load-"+strconv.Itoa(from+i), 2*time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("mint token: %w", err)
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// connectMany opens connections from..to-1 (unpaced, par at a time), each waiting for its
+// system:welcome. It fails on the first connection that fails.
+func (r *runner) connectMany(ctx context.Context, srv *serverProc, from, to int, h hooks) ([]*client, error) {
+	toks, err := tokens(srv.secret, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*client, to-from)
+	var (
+		next     atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		failed   atomic.Bool
+		wg       sync.WaitGroup
+	)
+	for range min(r.o.connPar, to-from) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= len(out) {
+					return
+				}
+				dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				c, _, err := dial(dctx, dialOptions{url: srv.wsURL(), token: toks[i], welcome: true, hooks: h, idx: from + i})
+				cancel()
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", from+i, err) })
+					failed.Store(true)
+					return
+				}
+				out[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		closeAll(out)
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+// waitFor polls cond until it holds, the context ends, the server exits or clients die.
+func waitFor(ctx context.Context, srv *serverProc, cs []*client, what string, cond func() bool) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	checks := 0
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+		if checks++; checks%20 == 0 {
+			if err := srv.running(); err != nil {
+				return err
+			}
+			if n, err := deadClients(cs); n > 0 {
+				return fmt.Errorf("waiting for %s: %d connections closed, first: %v", what, n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// settledRSS waits settle, then samples the RSS until two readings 250 ms apart differ by
+// under 0.5% (at most 5 s more), and returns the last.
+func settledRSS(ctx context.Context, srv *serverProc, settle time.Duration) (int64, error) {
+	if err := sleep(ctx, settle); err != nil {
+		return 0, err
+	}
+	prev, err := srv.rss()
+	if err != nil {
+		return 0, err
+	}
+	for range 20 {
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return 0, err
+		}
+		cur, err := srv.rss()
+		if err != nil {
+			return 0, err
+		}
+		diff := cur - prev
+		if diff < 0 {
+			diff = -diff
+		}
+		prev = cur
+		if diff*200 < cur {
+			break
+		}
+	}
+	return prev, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// rss measures the server's resident memory with rssBase and conns idle, welcomed
+// connections; the figure is the slope between the two.
+func (r *runner) rss(ctx context.Context) ([]row, error) {
+	const name = "rss"
+	var rows []row
+	err := r.withServer(ctx, false, func(srv *serverProc) error {
+		rss0, err := settledRSS(ctx, srv, r.o.settle/2)
+		if err != nil {
+			return err
+		}
+		var all []*client
+		defer func() { closeAll(all) }()
+		t0 := time.Now()
+		cs, err := r.connectMany(ctx, srv, 0, r.o.rssBase, hooks{})
+		if err != nil {
+			return err
+		}
+		all = append(all, cs...)
+		r.log.Info("rss: connected", "conns", len(all), "in", time.Since(t0).Round(time.Millisecond))
+		rss1, err := settledRSS(ctx, srv, r.o.settle)
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		cs, err = r.connectMany(ctx, srv, r.o.rssBase, r.o.conns, hooks{})
+		if err != nil {
+			return err
+		}
+		all = append(all, cs...)
+		r.log.Info("rss: connected", "conns", len(all), "in", time.Since(t1).Round(time.Millisecond))
+		rss2, err := settledRSS(ctx, srv, r.o.settle)
+		if err != nil {
+			return err
+		}
+		if n, err := deadClients(all); n > 0 {
+			return fmt.Errorf("%d idle connections were closed, first: %v", n, err)
+		}
+		per := float64(rss2-rss1) / float64(r.o.conns-r.o.rssBase) / 1024
+		rows = append(rows,
+			info(name, "server RSS, no connections", fmt.Sprintf("%.1f MB", float64(rss0)/(1<<20))),
+			info(name, fmt.Sprintf("server RSS, %d idle connections", r.o.rssBase), fmt.Sprintf("%.1f MB", float64(rss1)/(1<<20))),
+			info(name, fmt.Sprintf("server RSS, %d idle connections", r.o.conns), fmt.Sprintf("%.1f MB", float64(rss2)/(1<<20))),
+			atMost(name, fmt.Sprintf("RSS per idle connection (marginal, %d -> %d)", r.o.rssBase, r.o.conns), per, 8, "%.2f KB"),
+		)
+		return nil
+	})
+	return rows, err
+}
+
+// room measures the server's CPU per delivery: roomSize sockets in one room, roomMsgs
+// POST /api/room calls, until every socket has every message.
+func (r *runner) room(ctx context.Context) ([]row, error) {
+	const name = "room"
+	var rows []row
+	err := r.withServer(ctx, false, func(srv *serverProc) error {
+		var joined, got atomic.Int64
+		h := hooks{event: func(c *client, ev, pkt []byte) {
+			switch string(ev) {
+			case "bench":
+				got.Add(1)
+			case "room:join:ack":
+				joined.Add(1)
+			}
+		}}
+		cs, err := r.connectMany(ctx, srv, 0, r.o.roomSize, h)
+		if err != nil {
+			return err
+		}
+		defer closeAll(cs)
+		join := []byte(`42["room:join",{"room":"bench"}]`)
+		for _, c := range cs {
+			if err := c.send(join); err != nil {
+				return fmt.Errorf("room:join: %w", err)
+			}
+		}
+		size := int64(len(cs))
+		if err := waitFor(ctx, srv, cs, "room:join:ack", func() bool { return joined.Load() >= size }); err != nil {
+			return err
+		}
+
+		api := newAPIClient(srv, r.o.posters)
+		defer api.close()
+		// One message first, outside the measurement, to warm every path.
+		if n, err := api.postRoom(ctx, -1); err != nil {
+			return err
+		} else if n != size {
+			return fmt.Errorf("POST /api/room reached %d recipients, want %d", n, size)
+		}
+		if err := waitFor(ctx, srv, cs, "the warm-up message", func() bool { return got.Load() >= size }); err != nil {
+			return err
+		}
+		got.Store(0)
+
+		cpu0, err := srv.times()
+		if err != nil {
+			return err
+		}
+		gen0 := selfCPU()
+		t0 := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, r.o.posters)
+		for range r.o.posters {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(r.o.roomMsgs) {
+						return
+					}
+					n, err := api.postRoom(ctx, i)
+					if err == nil && n != size {
+						err = fmt.Errorf("POST /api/room reached %d recipients, want %d", n, size)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return err
+		}
+		want := int64(r.o.roomMsgs) * size
+		if err := waitFor(ctx, srv, cs, "every delivery", func() bool { return got.Load() >= want }); err != nil {
+			return fmt.Errorf("%w (%d of %d delivered)", err, got.Load(), want)
+		}
+		elapsed := time.Since(t0)
+		cpu1, err := srv.times()
+		if err != nil {
+			return err
+		}
+		gen := selfCPU() - gen0
+		used := cpu1.sub(cpu0)
+		if extra := got.Load() - want; extra != 0 {
+			return fmt.Errorf("%d deliveries more than sent", extra)
+		}
+		per := us(used.user+used.sys) / float64(want)
+		rows = append(rows,
+			info(name, "deliveries", fmt.Sprintf("%d (%d POSTs x %d sockets)", want, r.o.roomMsgs, size)),
+			info(name, "deliveries/s", fmt.Sprintf("%.0f", float64(want)/elapsed.Seconds())),
+			atMost(name, "server CPU per delivery", per, 4, "%.2f µs"),
+			split(name, used, float64(want)),
+			info(name, "load generator CPU per delivery", fmt.Sprintf("%.2f µs", us(gen)/float64(want))),
+		)
+		return nil
+	})
+	return rows, err
+}
+
+// apiClient calls the HTTP API with keep-alive connections.
+type apiClient struct {
+	srv *serverProc
+	hc  *http.Client
+	tr  *http.Transport
+}
+
+func newAPIClient(srv *serverProc, conns int) *apiClient {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
+	return &apiClient{srv: srv, tr: tr, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+func (a *apiClient) close() { a.tr.CloseIdleConnections() }
+
+// postRoom sends message i to room "bench" and returns the recipients the server counted.
+func (a *apiClient) postRoom(ctx context.Context, i int64) (int64, error) {
+	body := `{"room":"bench","event":"bench","data":{"n":` + strconv.FormatInt(i, 10) + `,"text":"hello, room"}}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.srv.httpURL("/api/room"), strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", a.srv.apiKey)
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("POST /api/room: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("POST /api/room: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("POST /api/room: HTTP %d: %s", resp.StatusCode, clip(data))
+	}
+	var res struct {
+		Success    bool  `json:"success"`
+		Recipients int64 `json:"recipients"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil || !res.Success {
+		return 0, fmt.Errorf("POST /api/room: unexpected answer %s", clip(data))
+	}
+	return res.Recipients, nil
+}
+
+// loop drives request/reply traffic: every connection keeps one request in flight, sending
+// the next from its reader as soon as the reply arrives. It records latencies and counts
+// while measuring.
+type loop struct {
+	stop      atomic.Bool
+	measuring atomic.Bool
+	done      atomic.Int64 // replies
+	bad       atomic.Int64 // replies that report a failure
+	sendErrs  atomic.Int64
+	lat       [][]time.Duration // per connection; only its reader appends
+	send      func(c *client) error
+}
+
+func newLoop(conns int, send func(c *client) error) *loop {
+	return &loop{lat: make([][]time.Duration, conns), send: send}
+}
+
+// reply records one reply on c and sends the next request.
+func (l *loop) reply(c *client, ok bool) {
+	d := c.since()
+	if l.measuring.Load() {
+		l.lat[c.idx] = append(l.lat[c.idx], d)
+	}
+	l.done.Add(1)
+	if !ok {
+		l.bad.Add(1)
+	}
+	if !l.stop.Load() {
+		if err := l.send(c); err != nil {
+			l.sendErrs.Add(1)
+		}
+	}
+}
+
+// window is what one measurement window saw.
+type window struct {
+	replies   int64
+	bad       int64
+	elapsed   time.Duration
+	serverCPU time.Duration
+	server    cpuTimes
+	pluginCPU time.Duration
+	genCPU    time.Duration
+	lat       []time.Duration
+}
+
+// measure starts the loop on cs, lets it warm up, measures for the window, then stops it
+// and waits for the replies in flight.
+func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *loop, plugins bool) (window, error) {
+	var w window
+	for _, c := range cs {
+		if err := l.send(c); err != nil {
+			return w, fmt.Errorf("first request: %w", err)
+		}
+	}
+	defer l.stop.Store(true)
+	if err := sleep(ctx, r.o.warmup); err != nil {
+		return w, err
+	}
+	if l.done.Load() == 0 {
+		return w, fmt.Errorf("no reply within the %s warm-up", r.o.warmup)
+	}
+	l.measuring.Store(true)
+	cpu0, err := srv.times()
+	if err != nil {
+		return w, err
+	}
+	var plug0 time.Duration
+	if plugins {
+		plug0, _, _ = srv.childrenCPU()
+	}
+	gen0, n0, bad0, t0 := selfCPU(), l.done.Load(), l.bad.Load(), time.Now()
+	if err := sleep(ctx, r.o.window); err != nil {
+		return w, err
+	}
+	cpu1, err := srv.times()
+	if err != nil {
+		return w, err
+	}
+	if plugins {
+		plug1, _, _ := srv.childrenCPU()
+		w.pluginCPU = plug1 - plug0
+	}
+	w.genCPU = selfCPU() - gen0
+	w.replies, w.bad, w.elapsed = l.done.Load()-n0, l.bad.Load()-bad0, time.Since(t0)
+	w.server = cpu1.sub(cpu0)
+	w.serverCPU = w.server.user + w.server.sys
+	l.measuring.Store(false)
+	l.stop.Store(true)
+	if n := l.sendErrs.Load(); n > 0 {
+		return w, fmt.Errorf("%d requests could not be sent", n)
+	}
+	if n, err := deadClients(cs); n > 0 {
+		return w, fmt.Errorf("%d connections closed during the run, first: %v", n, err)
+	}
+	// Let the requests in flight finish, so that closing is clean; their replies are not
+	// counted.
+	_ = sleep(ctx, 200*time.Millisecond)
+	return w, nil
+}
+
+// ack measures the server's CPU per `ping` ack round trip with ackConns connections each
+// keeping one ping in flight.
+func (r *runner) ack(ctx context.Context) ([]row, error) {
+	const name = "ack"
+	var rows []row
+	err := r.withServer(ctx, false, func(srv *serverProc) error {
+		l := newLoop(r.o.ackConns, (*client).sendPing)
+		h := hooks{ack: func(c *client, id uint64, pkt []byte) { l.reply(c, true) }}
+		cs, err := r.connectMany(ctx, srv, 0, r.o.ackConns, h)
+		if err != nil {
+			return err
+		}
+		defer closeAll(cs)
+		w, err := r.measure(ctx, srv, cs, l, false)
+		closeAll(cs)
+		if err != nil {
+			return err
+		}
+		lat := merge(l.lat)
+		rows = append(rows,
+			info(name, "round trips/s", fmt.Sprintf("%.0f (%d connections, 1 in flight each)", float64(w.replies)/w.elapsed.Seconds(), len(cs))),
+			info(name, "latency p50 / p99", fmt.Sprintf("%.2f / %.2f ms", ms(percentile(lat, .5)), ms(percentile(lat, .99)))),
+			atMost(name, "server CPU per ack round trip", us(w.serverCPU)/float64(w.replies), 8, "%.2f µs"),
+			split(name, w.server, float64(w.replies)),
+			info(name, "load generator CPU per round trip", fmt.Sprintf("%.2f µs", us(w.genCPU)/float64(w.replies))),
+		)
+		return nil
+	})
+	return rows, err
+}
+
+// storm opens storm connections paced at rate per second and measures the time from the
+// dial to the CONNECT ack.
+func (r *runner) storm(ctx context.Context) ([]row, error) {
+	const name = "storm"
+	var rows []row
+	err := r.withServer(ctx, false, func(srv *serverProc) error {
+		toks, err := tokens(srv.secret, 0, r.o.storm)
+		if err != nil {
+			return err
+		}
+		cs := make([]*client, r.o.storm)
+		lats := make([]time.Duration, r.o.storm)
+		errs := make([]error, r.o.storm)
+		defer func() { closeAll(cs) }()
+		interval := time.Second / time.Duration(r.o.rate)
+		var wg sync.WaitGroup
+		cpu0, err := srv.cpu()
+		if err != nil {
+			return err
+		}
+		gen0 := selfCPU()
+		start := time.Now()
+		for i := range r.o.storm {
+			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+				if err := sleep(ctx, wait); err != nil {
+					wg.Wait()
+					return err
+				}
+			}
+			wg.Go(func() {
+				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				cs[i], lats[i], errs[i] = dial(dctx, dialOptions{url: srv.wsURL(), token: toks[i], idx: i})
+			})
+		}
+		paced := time.Since(start)
+		wg.Wait()
+		cpu1, err := srv.cpu()
+		if err != nil {
+			return err
+		}
+		gen := selfCPU() - gen0
+		var ok []time.Duration
+		fails := map[string]int{}
+		nfail := 0
+		for i, err := range errs {
+			if err != nil {
+				nfail++
+				fails[errClass(err)]++
+				continue
+			}
+			ok = append(ok, lats[i])
+		}
+		// Let the welcomes and a few heartbeats of the last ones pass, then check every
+		// connection survived.
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		dead, derr := deadClients(cs)
+		lat := merge([][]time.Duration{ok})
+		rows = append(rows,
+			info(name, "connections, offered rate", fmt.Sprintf("%d at %.0f/s", r.o.storm, float64(r.o.storm)/paced.Seconds())),
+			info(name, "connect latency p50", fmt.Sprintf("%.2f ms", ms(percentile(lat, .5)))),
+			below(name, "connect latency p99", ms(percentile(lat, .99)), 100, "%.2f ms"),
+			info(name, "connect latency max", fmt.Sprintf("%.2f ms", ms(percentile(lat, 1)))),
+			atMost(name, "failed connects", float64(nfail), 0, "%.0f"),
+			info(name, "server CPU per connect", fmt.Sprintf("%.0f µs", us(cpu1-cpu0)/float64(r.o.storm))),
+			info(name, "load generator CPU per connect", fmt.Sprintf("%.0f µs", us(gen)/float64(r.o.storm))),
+		)
+		if nfail > 0 {
+			r.log.Warn("storm: failed connects", "count", nfail, "by_error", fmt.Sprint(fails))
+		}
+		if dead > 0 {
+			rows = append(rows, atMost(name, "connections closed after connecting", float64(dead), 0, "%.0f"))
+			r.log.Warn("storm: connections closed after connecting", "count", dead, "first", derr)
+		}
+		return nil
+	})
+	return rows, err
+}
+
+// errClass shortens an error to its kind, for counting failures by cause.
+func errClass(err error) string {
+	s := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout") {
+		return "timeout"
+	}
+	if i := strings.Index(s, ": "); i > 0 && i < 40 {
+		rest := s[i+2:]
+		if j := strings.LastIndex(rest, ": "); j >= 0 {
+			rest = rest[j+2:]
+		}
+		return s[:i] + ": " + rest
+	}
+	return s
+}
+
+// plugin measures client:event round trips through the echo plugin: plugConns connections
+// each keeping one event in flight.
+func (r *runner) plugin(ctx context.Context) ([]row, error) {
+	const name = "plugin"
+	var rows []row
+	if r.o.spec.echo == "" {
+		return nil, errors.New("no echo plugin binary")
+	}
+	err := r.withServer(ctx, true, func(srv *serverProc) error {
+		if err := waitPluginReady(ctx, srv); err != nil {
+			return err
+		}
+		event := []byte(`42["client:event",{"type":"bench","data":{"n":1}}]`)
+		l := newLoop(r.o.plugConn, func(c *client) error {
+			return c.sendTimed(func(b []byte) []byte { return append(b, event...) })
+		})
+		success := []byte(`"success":true`)
+		h := hooks{event: func(c *client, ev, pkt []byte) {
+			switch string(ev) {
+			case "server:response":
+				l.reply(c, bytes.Contains(pkt, success))
+			case "error":
+				l.reply(c, false)
+			}
+		}}
+		cs, err := r.connectMany(ctx, srv, 0, r.o.plugConn, h)
+		if err != nil {
+			return err
+		}
+		defer closeAll(cs)
+		w, err := r.measure(ctx, srv, cs, l, true)
+		closeAll(cs)
+		if err != nil {
+			return err
+		}
+		lat := merge(l.lat)
+		n := float64(w.replies)
+		rows = append(rows,
+			atLeast(name, "round trips/s", n/w.elapsed.Seconds(), 40000, "%.0f"),
+			info(name, "latency p50", fmt.Sprintf("%.2f ms", ms(percentile(lat, .5)))),
+			below(name, "latency p99", ms(percentile(lat, .99)), 5, "%.2f ms"),
+			atMost(name, "failed round trips", float64(w.bad), 0, "%.0f"),
+			info(name, "server CPU per round trip", fmt.Sprintf("%.2f µs", us(w.serverCPU)/n)),
+			split(name, w.server, n),
+			info(name, "plugin CPU per round trip", fmt.Sprintf("%.2f µs", us(w.pluginCPU)/n)),
+			info(name, "load generator CPU per round trip", fmt.Sprintf("%.2f µs", us(w.genCPU)/n)),
+		)
+		return nil
+	})
+	return rows, err
+}
+
+// waitPluginReady sends client:event until the echo plugin answers it successfully.
+func waitPluginReady(ctx context.Context, srv *serverProc) error {
+	resp := make(chan []byte, 4)
+	h := hooks{event: func(c *client, ev, pkt []byte) {
+		if string(ev) == "server:response" || string(ev) == "error" {
+			select {
+			case resp <- bytes.Clone(pkt):
+			default:
+			}
+		}
+	}}
+	tok, err := tokens(srv.secret, 1_000_000, 1_000_001)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, _, err := dial(dctx, dialOptions{url: srv.wsURL(), token: tok[0], welcome: true, hooks: h})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("probe connection: %w", err)
+	}
+	defer c.close()
+	deadline := time.Now().Add(15 * time.Second)
+	var last []byte
+	for time.Now().Before(deadline) {
+		if err := c.send([]byte(`42["client:event",{"type":"bench","data":{"probe":true}}]`)); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		select {
+		case last = <-resp:
+			if bytes.Contains(last, []byte(`"success":true`)) {
+				return nil
+			}
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("the echo plugin did not answer client:event within 15s; last answer: %s", clip(last))
+}
+
+// split is the row that shows how much of the server's CPU per operation was spent in the
+// kernel (on loopback, a write also runs the receiver's TCP input path).
+func split(scenario string, t cpuTimes, ops float64) row {
+	return info(scenario, "  of which user / system", fmt.Sprintf("%.2f / %.2f µs", us(t.user)/ops, us(t.sys)/ops))
+}
