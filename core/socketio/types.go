@@ -63,13 +63,9 @@ type Ack func(args ...any) error
 // EventHandler handles one EVENT; handlers for one socket run in the order packets arrived.
 type EventHandler func(s *Socket, args Args, ack Ack)
 
-// Errors returned by emits and acknowledgements.
-var (
-	// ErrDisconnected: the socket is gone (or never finished connecting).
-	ErrDisconnected = errors.New("socketio: socket disconnected")
-	// ErrServerClosed: the server is closed.
-	ErrServerClosed = errors.New("socketio: server closed")
-)
+// ErrDisconnected is returned (or handed to an ack callback) when the socket is gone or
+// never finished connecting.
+var ErrDisconnected = errors.New("socketio: socket disconnected")
 
 // Disconnect reasons handed to OnDisconnect besides engineio's transport reasons
 // ("transport close", "transport error", "ping timeout", "parse error", "buffer full",
