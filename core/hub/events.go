@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rtserver/rtserver/core/dispatch"
+	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/socketio"
 )
 
@@ -84,12 +85,69 @@ func (h *Hub) HandleConnection(s *socketio.Socket) {
 	h.on(s, "client:message", h.onClientRequest(dispatch.KindMessage))
 	h.on(s, "client:action", h.onClientRequest(dispatch.KindAction))
 
+	now := Timestamp(time.Now())
 	h.emit(s, "system:welcome", welcome{
 		Message:    "Welcome to the Socket.IO server",
 		SocketID:   s.ID(),
-		Timestamp:  Timestamp(time.Now()),
+		Timestamp:  now,
 		ServerInfo: serverInfo{Version: h.opts.Version, Environment: h.opts.Environment},
 	})
+	h.announceReconnect(s, now)
+}
+
+// Reconnect is what a client said of its reconnection in the CONNECT auth payload.
+type Reconnect struct {
+	AskedRecovery bool // it sent the private session id of an earlier connection
+	Attempt       int  // the client's reconnection attempt number (0: a first connection)
+	Delay         int  // the delay before that attempt, in milliseconds
+}
+
+const keyReconnect = "hub.reconnect"
+
+// SetReconnect records the reconnection details of a connecting socket.
+func SetReconnect(s *socketio.Socket, r Reconnect) { s.Set(keyReconnect, r) }
+
+type recovered struct {
+	UserID    string `json:"userId"`
+	Timestamp string `json:"timestamp"`
+}
+
+type recoveryFailed struct {
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp"`
+}
+
+type reconnectStatus struct {
+	Attempt   int    `json:"attempt"`
+	Delay     int    `json:"delay"`
+	Timestamp string `json:"timestamp"`
+}
+
+// announceReconnect tells a reconnected client how it came back: its state recovered, or
+// not although it asked, and the reconnection attempt it reported. A first connection
+// gets none of these.
+func (h *Hub) announceReconnect(s *socketio.Socket, now string) {
+	r, _ := s.Get(keyReconnect).(Reconnect)
+	switch {
+	case s.Recovered():
+		h.emit(s, "system:state_recovered", recovered{UserID: UserID(s), Timestamp: now})
+		h.countRecovery(metrics.RecoveryRecovered)
+	case r.AskedRecovery:
+		h.emit(s, "system:state_recovery_failed", recoveryFailed{Message: "Failed to recover connection state", Timestamp: now})
+		h.countRecovery(metrics.RecoveryFailed)
+	}
+	if r.Attempt > 0 {
+		h.emit(s, "system:reconnect_status", reconnectStatus{Attempt: r.Attempt, Delay: max(r.Delay, 0), Timestamp: now})
+		if h.m != nil {
+			h.m.Reconnects.Inc()
+		}
+	}
+}
+
+func (h *Hub) countRecovery(result string) {
+	if h.m != nil {
+		h.m.Recovery.WithLabelValues(result).Inc()
+	}
 }
 
 // handler is a client event handler after the common checks.

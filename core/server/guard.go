@@ -20,13 +20,14 @@ import (
 
 // Codes of a refused connection, carried in connect_error's data.code.
 const (
-	CodeRateLimited     = "RATE_LIMITED"
-	CodeTooManyConns    = "TOO_MANY_CONNECTIONS"
-	CodeTooManyConnsIP  = "TOO_MANY_CONNECTIONS_PER_IP"
-	CodeUnauthorized    = "UNAUTHORIZED"
-	keyClientIP         = "server.ip"
-	keyExpiryTimer      = "server.expiry"
-	connectErrorMessage = "Authentication failed"
+	CodeRateLimited      = "RATE_LIMITED"
+	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"
+	CodeTooManyConnsIP   = "TOO_MANY_CONNECTIONS_PER_IP"
+	CodeUnauthorized     = "UNAUTHORIZED"
+	CodeRecoveryMismatch = "RECOVERY_USER_MISMATCH"
+	keyClientIP          = "server.ip"
+	keyExpiryTimer       = "server.expiry"
+	connectErrorMessage  = "Authentication failed"
 )
 
 type guardOptions struct {
@@ -102,8 +103,14 @@ func (g *connGuard) trusted(a netip.Addr) bool {
 	return false
 }
 
+// authPayload is the CONNECT auth object: the token, and on a reconnection what the client
+// says of it. pid and offset are added by the official client itself when it tries to
+// recover its session; attempt and delay are ours (see README, "Reconnection").
 type authPayload struct {
-	Token *string `json:"token"`
+	Token   *string `json:"token"`
+	PID     string  `json:"pid"`
+	Attempt int     `json:"attempt"`
+	Delay   int     `json:"delay"`
 }
 
 type refusal struct {
@@ -126,7 +133,7 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 			Code: CodeRateLimited, Message: "Too many connections from this address", RetryAfter: &retry}}
 	}
 
-	claims, err := g.verify(raw)
+	claims, p, err := g.verify(raw)
 	if err != nil {
 		var ae *auth.Error
 		code, msg := CodeUnauthorized, err.Error()
@@ -142,8 +149,15 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 		g.refused(s)
 		return &socketio.ConnectError{Message: msg, Data: refusal{Code: code, Message: msg}}
 	}
+	// A recovered session keeps its user: a token of someone else cannot take it over.
+	if prev := hub.UserID(s); prev != "" && prev != claims.UserID {
+		g.refused(s)
+		msg := "The session being recovered belongs to another user"
+		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: CodeRecoveryMismatch, Message: msg}}
+	}
 	s.Set(keyClientIP, ip)
 	hub.SetUserID(s, claims.UserID)
+	hub.SetReconnect(s, hub.Reconnect{AskedRecovery: p.PID != "", Attempt: p.Attempt, Delay: p.Delay})
 	if g.o.DisconnectOnExpiry && !claims.ExpiresAt.IsZero() {
 		t := time.AfterFunc(time.Until(claims.ExpiresAt), s.Disconnect)
 		s.Set(keyExpiryTimer, t)
@@ -151,12 +165,13 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 	return nil
 }
 
-func (g *connGuard) verify(raw json.RawMessage) (*auth.Claims, error) {
+func (g *connGuard) verify(raw json.RawMessage) (*auth.Claims, authPayload, error) {
 	var p authPayload
 	if len(raw) == 0 || json.Unmarshal(raw, &p) != nil || p.Token == nil || *p.Token == "" {
-		return nil, &auth.Error{Code: auth.CodeMissing, Message: "auth.token is required"}
+		return nil, p, &auth.Error{Code: auth.CodeMissing, Message: "auth.token is required"}
 	}
-	return g.o.Verifier.Verify(*p.Token)
+	c, err := g.o.Verifier.Verify(*p.Token)
+	return c, p, err
 }
 
 func (g *connGuard) refused(s *socketio.Socket) {

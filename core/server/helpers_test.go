@@ -137,8 +137,14 @@ var transportSets = map[string][]string{
 // without a miss). Such an attempt is abandoned and retried with a fresh client.
 func (e *env) dial(tok string, transports []string) *client {
 	e.t.Helper()
+	return e.dialWith(tok, transports, false)
+}
+
+// dialWith is dial with the client's automatic reconnection on or off.
+func (e *env) dialWith(tok string, transports []string, reconnect bool) *client {
+	e.t.Helper()
 	for attempt := 1; ; attempt++ {
-		c := e.dialOnce(tok, transports)
+		c := e.dialOnce(tok, transports, reconnect)
 		select {
 		case a := <-c.ch("connect"):
 			c.ch("connect") <- a
@@ -148,6 +154,7 @@ func (e *env) dial(tok string, transports []string) *client {
 			return c
 		case <-time.After(3 * time.Second):
 		}
+		c.s.Io().SetReconnection(false)
 		c.s.Disconnect()
 		if attempt == 3 {
 			e.t.Fatal("the client never sent CONNECT, three times")
@@ -156,7 +163,7 @@ func (e *env) dial(tok string, transports []string) *client {
 	}
 }
 
-func (e *env) dialOnce(tok string, transports []string) *client {
+func (e *env) dialOnce(tok string, transports []string, reconnect bool) *client {
 	e.t.Helper()
 	opts := sio.DefaultOptions()
 	set := types.NewSet[eiotransports.TransportCtor]()
@@ -169,7 +176,11 @@ func (e *env) dialOnce(tok string, transports []string) *client {
 		}
 	}
 	opts.SetTransports(set)
-	opts.SetReconnection(false)
+	opts.SetReconnection(reconnect)
+	if reconnect {
+		opts.SetReconnectionDelay(200)
+		opts.SetReconnectionDelayMax(200)
+	}
 	opts.SetForceNew(true)
 	opts.SetTimeout(5 * time.Second)
 	if tok != "" {
@@ -195,7 +206,10 @@ func (e *env) dialOnce(tok string, transports []string) *client {
 		name := name
 		s.On(types.EventName(name), func(args ...any) { c.push(name, args) })
 	}
-	e.t.Cleanup(func() { s.Disconnect() })
+	e.t.Cleanup(func() {
+		s.Io().SetReconnection(false)
+		s.Disconnect()
+	})
 	return c
 }
 
@@ -374,6 +388,18 @@ type rawClient struct {
 // raw connects a websocket as userID and waits for its welcome.
 func (e *env) raw(t *testing.T, userID string) *rawClient {
 	t.Helper()
+	c, reply := e.rawAuth(t, `{"token":"`+token(t, userID)+`"}`)
+	if !strings.HasPrefix(reply, `40{"sid"`) {
+		t.Fatalf("connect reply %q", reply)
+	}
+	c.expect("system:welcome")
+	return c
+}
+
+// rawAuth opens a websocket session, sends CONNECT with that auth object and returns the
+// reply packet (CONNECT or CONNECT_ERROR).
+func (e *env) rawAuth(t *testing.T, authJSON string) (*rawClient, string) {
+	t.Helper()
 	u := "ws" + strings.TrimPrefix(e.url, "http") + "/socket.io/?EIO=4&transport=websocket"
 	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
 	if err != nil {
@@ -384,12 +410,8 @@ func (e *env) raw(t *testing.T, userID string) *rawClient {
 	if f := c.read(); !strings.HasPrefix(f, "0{") {
 		t.Fatalf("handshake %q", f)
 	}
-	c.send(`40{"token":"` + token(t, userID) + `"}`)
-	if f := c.read(); !strings.HasPrefix(f, `40{"sid"`) {
-		t.Fatalf("connect reply %q", f)
-	}
-	c.expect("system:welcome")
-	return c
+	c.send(`40` + authJSON)
+	return c, c.read()
 }
 
 func (c *rawClient) send(frame string) {

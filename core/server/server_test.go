@@ -388,7 +388,7 @@ func TestNodeClient(t *testing.T) {
 				plugins = "echo"
 			}
 			e := startServer(t, func(c *config.Config) { c.Plugins.Dir = pluginDir })
-			cmd := exec.Command(node, "--test", "--test-reporter=spec", "e2e.test.mjs")
+			cmd := exec.Command(node, "--test", "--test-reporter=spec", "e2e.test.mjs", "recovery.test.mjs")
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "SERVER_URL="+e.url, "JWT_SECRET="+testSecret, "API_KEY="+testAPIKey, "PLUGINS="+plugins)
 			out, err := cmd.CombinedOutput()

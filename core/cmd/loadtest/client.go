@@ -278,7 +278,7 @@ func (c *client) sendTimed(build func(b []byte) []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, c.wbuf)
 }
 
-// sendAck emits a `ping` event that asks for an ack, numbered by the client's sequence.
+// sendPing emits a `ping` event that asks for an ack, numbered by the client's sequence.
 func (c *client) sendPing() error {
 	id := c.seq.Add(1)
 	return c.sendTimed(func(b []byte) []byte {

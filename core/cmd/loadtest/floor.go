@@ -28,11 +28,11 @@ func (r *runner) floor(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
 	var accepted []net.Conn
 	var amu sync.Mutex
 	var wg sync.WaitGroup
 	defer func() {
+		ln.Close()
 		amu.Lock()
 		for _, c := range accepted {
 			c.Close()

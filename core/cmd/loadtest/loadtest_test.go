@@ -77,12 +77,12 @@ func TestParseStat(t *testing.T) {
 
 func TestParseVmRSS(t *testing.T) {
 	status := "Name:\trtserver\nVmPeak:\t  999 kB\nVmRSS:\t   20480 kB\nThreads:\t7\n"
-	got, err := parseVmRSS([]byte(status))
+	got, err := parseVMRSS([]byte(status))
 	if err != nil || got != 20480*1024 {
-		t.Fatalf("parseVmRSS = %d, %v; want %d", got, err, 20480*1024)
+		t.Fatalf("parseVMRSS = %d, %v; want %d", got, err, 20480*1024)
 	}
-	if _, err := parseVmRSS([]byte("Name:\tx\n")); err == nil {
-		t.Fatal("parseVmRSS accepted a status without VmRSS")
+	if _, err := parseVMRSS([]byte("Name:\tx\n")); err == nil {
+		t.Fatal("parseVMRSS accepted a status without VmRSS")
 	}
 	if n, err := procRSS(os.Getpid()); err != nil || n <= 0 {
 		t.Fatalf("procRSS(self) = %d, %v", n, err)

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -107,12 +108,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Info("scenario", "name", s.name)
 		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 		t0 := time.Now()
-		r.otherLoad = -1
-		got, err := s.run(r, ctx)
+		r.otherLoad = math.NaN()
+		got, stuck, err := runBounded(ctx, r, s, o.timeout+time.Minute)
 		cancel()
+		if stuck {
+			// The scenario ignored its deadline: report and end the process (its servers die
+			// with it, by their parent-death signal) rather than hang.
+			log.Error("scenario did not stop after its time limit; giving up", "name", s.name)
+			rows = append(rows, failed(s.name, errors.New("did not stop after its time limit")))
+			printMachine(stdout, o.spec.binary, *markdown)
+			printTable(stdout, rows, *markdown)
+			return 1
+		}
 		rows = append(rows, got...)
-		if err == nil && r.otherLoad >= 0 {
-			rows = append(rows, info(s.name, "other processes' CPU meanwhile", fmt.Sprintf("%.2f cores of %d", r.otherLoad, runtime.NumCPU())))
+		if err == nil && !math.IsNaN(r.otherLoad) {
+			// Tick rounding can make an idle machine's figure slightly negative.
+			other := max(r.otherLoad, 0)
+			rows = append(rows, info(s.name, "other processes' CPU meanwhile", fmt.Sprintf("%.2f cores of %d", other, runtime.NumCPU())))
 		}
 		if err != nil {
 			failures++
@@ -138,6 +150,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runBounded runs a scenario, giving up on it (stuck) if it has not returned within limit.
+func runBounded(ctx context.Context, r *runner, s scenario, limit time.Duration) (rows []row, stuck bool, err error) {
+	type result struct {
+		rows []row
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rows, err := s.run(r, ctx)
+		done <- result{rows, err}
+	}()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.rows, false, res.err
+	case <-t.C:
+		return nil, true, nil
+	}
 }
 
 // pick resolves the -scenario flag.

@@ -71,8 +71,8 @@ func procTimes(pid int) (cpuTimes, error) {
 	return cpuTimes{time.Duration(st.utime) * clockTick, time.Duration(st.stime) * clockTick}, nil
 }
 
-// parseVmRSS reads the VmRSS line of /proc/PID/status, in bytes.
-func parseVmRSS(data []byte) (int64, error) {
+// parseVMRSS reads the VmRSS line of /proc/PID/status, in bytes.
+func parseVMRSS(data []byte) (int64, error) {
 	for _, line := range scanLines(data) {
 		rest, ok := strings.CutPrefix(line, "VmRSS:")
 		if !ok {
@@ -97,7 +97,7 @@ func procRSS(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseVmRSS(data)
+	return parseVMRSS(data)
 }
 
 // childPIDs lists the processes whose parent is pid.

@@ -461,7 +461,6 @@ type window struct {
 	server    cpuTimes
 	pluginCPU time.Duration
 	genCPU    time.Duration
-	lat       []time.Duration
 }
 
 // measure starts the loop on cs, lets it warm up, measures for the window, then stops it
