@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtserver/rtserver/core/auth"
+)
+
+// The binary under test, built once.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rtserver-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "rtserver")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		panic("build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "test.hcl")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// logBuffer collects the server's log lines while the test reads them.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var listenRE = regexp.MustCompile(`listening: addr=([0-9.:]+)`)
+
+// start runs the binary and waits for its listening line.
+func start(t *testing.T, cfg string, env ...string) (*exec.Cmd, string, *logBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &logBuffer{}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			logs.WriteString(line + "\n")
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, logs
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start:\n%s", logs)
+		return nil, "", nil
+	}
+}
+
+func TestGracefulShutdownExitsZero(t *testing.T) {
+	cfg := writeConfig(t, `
+environment = "test"
+server {
+  host = "127.0.0.1"
+  port = 0
+}
+auth { jwt_secret = "s3cret-for-the-test" }
+api {
+  key "default" {
+    secret = "api-key-for-the-test"
+    scopes = ["*"]
+  }
+}
+plugins { dir = "`+t.TempDir()+`" }
+`)
+	cmd, addr, logs := start(t, cfg)
+	res, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("health: %d", res.StatusCode)
+	}
+	if strings.Contains(logs.String(), "api-key-for-the-test") || strings.Contains(logs.String(), "s3cret-for-the-test") {
+		t.Fatalf("a secret reached the log:\n%s", logs)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs)
+	}
+}
+
+func TestDevelopmentGeneratesSecretsAndPrintsToken(t *testing.T) {
+	cfg := writeConfig(t, `
+environment = "development"
+server {
+  host = "127.0.0.1"
+  port = 0
+}
+plugins { dir = "`+t.TempDir()+`" }
+`)
+	_, addr, logs := start(t, cfg, "JWT_SECRET=", "API_KEY=")
+	// The printed token and key work.
+	time.Sleep(100 * time.Millisecond)
+	key := regexp.MustCompile(`X-API-Key=([0-9a-f]{64})`).FindStringSubmatch(logs.String())
+	if key == nil {
+		t.Fatalf("no API key printed:\n%s", logs)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/status", nil)
+	req.Header.Set("X-API-Key", key[1])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status with the printed key: %d", res.StatusCode)
+	}
+	if !regexp.MustCompile(`token=eyJ[\w-]+\.[\w-]+\.[\w-]+`).MatchString(logs.String()) {
+		t.Fatalf("no token printed:\n%s", logs)
+	}
+}
+
+func TestProductionRefusesMissingSecrets(t *testing.T) {
+	cfg := writeConfig(t, "environment = \"production\"\n")
+	cmd := exec.Command(binary, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "JWT_SECRET=", "API_KEY=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "test.hcl") {
+		t.Fatalf("production without secrets: err=%v\n%s", err, out)
+	}
+}
+
+func TestCheckConfigPointsAtTheLine(t *testing.T) {
+	cfg := writeConfig(t, "environment = \"development\"\nserver {\n  prot = 3000\n}\n")
+	out, err := exec.Command(binary, "check-config", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "test.hcl:3") {
+		t.Fatalf("check-config: err=%v\n%s", err, out)
+	}
+	out, err = exec.Command(binary, "run", "--check-config", "--config", filepath.Join(repoRoot(), "config.hcl")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("config.hcl: %v\n%s", err, out)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	out, err := exec.Command(binary, "token", "--secret", "k", "--user", "u1", "--ttl", "1h").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Options{Secret: []byte("k"), Algorithms: []string{"HS256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(strings.TrimSpace(string(out)))
+	if err != nil || c.UserID != "u1" || time.Until(c.ExpiresAt) > time.Hour || time.Until(c.ExpiresAt) < 59*time.Minute {
+		t.Fatalf("token: %v %+v", err, c)
+	}
+	if err := exec.Command(binary, "token", "--secret", "k").Run(); err == nil {
+		t.Fatal("token without --user succeeded")
+	}
+}
+
+// TestSIGKILLLeavesNoPlugin kills the server outright and checks that its plugin process
+// goes away by itself.
+func TestSIGKILLLeavesNoPlugin(t *testing.T) {
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build echo: %v\n%s", err, out)
+	}
+	cfg := writeConfig(t, `
+environment = "development"
+server {
+  host = "127.0.0.1"
+  port = 0
+}
+plugins { dir = "`+plugins+`" }
+`)
+	cmd, _, logs := start(t, cfg)
+	var child int
+	deadline := time.Now().Add(10 * time.Second)
+	for child == 0 && time.Now().Before(deadline) {
+		child = childOf(cmd.Process.Pid)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if child == 0 {
+		t.Fatalf("no plugin process started\n%s", logs)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for alive(child) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+			t.Fatalf("plugin %d outlived the killed server", child)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// childOf finds a child process of pid through /proc.
+func childOf(pid int) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			return n
+		}
+	}
+	return 0
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
