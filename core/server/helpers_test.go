@@ -35,7 +35,7 @@ const (
 
 // env is one running server under test.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *server.Server
 	cfg    *config.Config
 	url    string // http://127.0.0.1:port
@@ -44,7 +44,7 @@ type env struct {
 
 // startServer runs a server on 127.0.0.1:0 with the defaults, the test secrets, generous
 // rate limits and an empty plugin folder, after mutate has had its say.
-func startServer(t *testing.T, mutate func(*config.Config)) *env {
+func startServer(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Environment = "test"
@@ -96,7 +96,7 @@ func startServer(t *testing.T, mutate func(*config.Config)) *env {
 }
 
 // testWriter sends server logs to the test log, so they show only for failing tests.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -104,7 +104,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func token(t *testing.T, userID string) string {
+func token(t testing.TB, userID string) string {
 	t.Helper()
 	tok, err := auth.Mint([]byte(testSecret), "HS256", userID, time.Hour)
 	if err != nil {
@@ -116,7 +116,7 @@ func token(t *testing.T, userID string) string {
 // client is a Go Socket.IO v4 client (zishang520, an implementation independent of ours)
 // whose received events queue up per name.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	s  *sio.Socket
 	mu sync.Mutex
 	ev map[string]chan []any
@@ -381,12 +381,12 @@ func envOr(name, def string) string {
 // rawClient speaks Engine.IO v4 / Socket.IO v5 over a plain websocket, in this goroutine
 // only: a client without goroutines of its own.
 type rawClient struct {
-	t  *testing.T
+	t  testing.TB
 	ws *websocket.Conn
 }
 
 // raw connects a websocket as userID and waits for its welcome.
-func (e *env) raw(t *testing.T, userID string) *rawClient {
+func (e *env) raw(t testing.TB, userID string) *rawClient {
 	t.Helper()
 	c, reply := e.rawAuth(t, `{"token":"`+token(t, userID)+`"}`)
 	if !strings.HasPrefix(reply, `40{"sid"`) {
@@ -398,7 +398,7 @@ func (e *env) raw(t *testing.T, userID string) *rawClient {
 
 // rawAuth opens a websocket session, sends CONNECT with that auth object and returns the
 // reply packet (CONNECT or CONNECT_ERROR).
-func (e *env) rawAuth(t *testing.T, authJSON string) (*rawClient, string) {
+func (e *env) rawAuth(t testing.TB, authJSON string) (*rawClient, string) {
 	t.Helper()
 	u := "ws" + strings.TrimPrefix(e.url, "http") + "/socket.io/?EIO=4&transport=websocket"
 	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
