@@ -123,3 +123,22 @@ func lastString(t *testing.T, frame string) string {
 	}
 	return s
 }
+
+func TestNotificationThroughTheAPI(t *testing.T) {
+	e := startServer(t, nil)
+	c := e.connect("notified", transportSets["websocket"])
+	c.emit("register", map[string]any{"userId": "notified"})
+	c.nextObj("register:ack")
+	st, res, _ := e.api("POST", "/api/notification", map[string]any{"userId": "notified", "title": "T", "message": "M", "type": "warning"})
+	if st != 200 || res["success"] != true || res["delivered"] != true {
+		t.Fatalf("notification: %d %v", st, res)
+	}
+	n := c.nextObj("system:notification")
+	if n["title"] != "T" || n["message"] != "M" || n["type"] != "warning" || !isoTime(n["timestamp"]) {
+		t.Fatalf("system:notification %v", n)
+	}
+	st, res, _ = e.api("POST", "/api/notification", map[string]any{"userId": "notified", "title": "T", "message": "M", "type": "urgent"})
+	if st != 400 || res["code"] != "INVALID_REQUEST" {
+		t.Fatalf("bad type: %d %v", st, res)
+	}
+}
