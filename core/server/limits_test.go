@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/rtserver/rtserver/core/auth"
 	"github.com/rtserver/rtserver/core/config"
@@ -128,5 +131,40 @@ func TestDisconnectOnTokenExpiry(t *testing.T) {
 	}
 	if !sawDisconnect {
 		t.Fatal("no DISCONNECT when the token expired")
+	}
+}
+
+// TestForwardedForFromTrustedProxy: behind a trusted proxy the per-IP connection rate
+// counts the client address from X-Forwarded-For; from anyone else the header is ignored.
+func TestForwardedForFromTrustedProxy(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		e := startServer(t, func(c *config.Config) {
+			c.RateLimit.WSConnectionsPerMinute = 1
+			if trusted {
+				c.Server.TrustedProxies = []string{"127.0.0.1/32"}
+			}
+		})
+		dial := func(xff string) string {
+			u := "ws" + strings.TrimPrefix(e.url, "http") + "/socket.io/?EIO=4&transport=websocket"
+			h := http.Header{}
+			h.Set("X-Forwarded-For", xff)
+			ws, _, err := websocket.DefaultDialer.Dial(u, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &rawClient{t: t, ws: ws}
+			t.Cleanup(c.close)
+			c.read()
+			c.send(`40{"token":"` + token(t, "xff") + `"}`)
+			return c.read()
+		}
+		first := dial("203.0.113.1")
+		second := dial("203.0.113.2")
+		if !strings.HasPrefix(first, `40{"sid"`) {
+			t.Fatalf("first: %q", first)
+		}
+		if trusted != strings.HasPrefix(second, `40{"sid"`) {
+			t.Fatalf("trusted=%v: second client from another forwarded address: %q", trusted, second)
+		}
 	}
 }

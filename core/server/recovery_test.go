@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +143,49 @@ func TestNotificationThroughTheAPI(t *testing.T) {
 	if st != 400 || res["code"] != "INVALID_REQUEST" {
 		t.Fatalf("bad type: %d %v", st, res)
 	}
+}
+
+// TestRecoveryCap: a session that missed more than max_packets_per_session is not
+// recovered, and the loss is counted.
+func TestRecoveryCap(t *testing.T) {
+	e := startServer(t, func(c *config.Config) { c.Recovery.MaxPacketsPerSession = 2 })
+	tok := token(t, "capped")
+	c, reply := e.rawAuth(t, `{"token":"`+tok+`"}`)
+	m := connectReply(t, reply)
+	c.expect("system:welcome")
+	c.send(`42["room:join",{"room":"busy"}]`)
+	offset := lastString(t, c.expect("room:join:ack"))
+	c.close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.Hub().Stats().Connections > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		e.api("POST", "/api/room", map[string]any{"room": "busy", "event": "news", "data": map[string]any{"i": i}})
+	}
+	c2, reply := e.rawAuth(t, `{"token":"`+tok+`","pid":"`+m["pid"]+`","offset":"`+offset+`"}`)
+	if connectReply(t, reply)["sid"] == m["sid"] {
+		t.Fatal("recovered past the per-session cap")
+	}
+	c2.expect("system:state_recovery_failed")
+	res, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(b), `socket_server_recovery_total{result="dropped_packets"} 1`) ||
+		!strings.Contains(string(b), `socket_server_recovery_total{result="failed"} 1`) {
+		t.Fatalf("recovery metrics:\n%s", grepLines(string(b), "recovery"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

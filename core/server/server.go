@@ -84,6 +84,9 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 			MaxDisconnection: cfg.Recovery.MaxDisconnectionDuration,
 			MaxPackets:       cfg.Recovery.MaxPacketsPerSession,
 			MaxTotalPackets:  cfg.Recovery.MaxPacketsTotal,
+			OnOverflow: func() {
+				s.metrics.Recovery.WithLabelValues(metrics.RecoveryDroppedPackets).Inc()
+			},
 		}
 	}
 	s.io = socketio.NewServer(ioOpts)

@@ -197,6 +197,9 @@ func (r *recovery) takeSession(auth []byte) *savedSession {
 	}
 	ss.offset = seq
 	if _, ok := r.missedLocked(ss); !ok {
+		if r.opts.OnOverflow != nil {
+			r.opts.OnOverflow()
+		}
 		return nil
 	}
 	return ss

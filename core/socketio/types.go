@@ -33,6 +33,9 @@ type RecoveryOptions struct {
 	MaxPackets       int           // per session, missed packets kept; 1000
 	MaxTotalPackets  int           // across all sessions; 10000
 	MaxSessions      int           // disconnected sessions kept at once; 100000
+	// OnOverflow, when set, is called each time a session cannot be recovered because
+	// the packets it missed passed MaxPackets or left the ring of MaxTotalPackets.
+	OnOverflow func()
 }
 
 // ConnectError refuses a connection: the client gets CONNECT_ERROR {message, data}.
