@@ -444,16 +444,6 @@ func (p *proc) deliver(id uint64, r *pluginv1.HandleResponse) {
 	}
 }
 
-// exited reports whether the process has ended (the stream broke).
-func (p *proc) exited() bool {
-	select {
-	case <-p.deadCh:
-		return true
-	default:
-		return false
-	}
-}
-
 // inFlight is the number of calls between begin and end.
 func (p *proc) inFlight() int {
 	p.mu.Lock()

@@ -121,11 +121,6 @@ func startBenchClients(b *testing.B, url string, n int) {
 	}
 }
 
-func cpuTime() time.Duration {
-	u, s := cpuSplit()
-	return u + s
-}
-
 // cpuSplit returns the process's user and system CPU time.
 func cpuSplit() (user, sys time.Duration) {
 	var ru syscall.Rusage
