@@ -29,12 +29,18 @@ socket.on('connect', () => {
   socket.emit('register', { userId });
   socket.emit('room:join', { room });
 });
-socket.on('room:join:ack', (a) => a.success && console.log(`joined #${a.room}`));
+let input;
+socket.on('room:join:ack', (a) => {
+  if (!a.success) return;
+  console.log(`joined #${a.room}`);
+  // Lines typed before the join is confirmed would be refused (NOT_IN_ROOM): read after it.
+  input ??= readline.createInterface({ input: process.stdin })
+    .on('line', (line) => {
+      if (line.trim()) socket.emit('client:message', { content: line, type: 'chat', metadata: { room } });
+    })
+    .on('close', () => setTimeout(() => socket.close(), 500));
+});
 socket.on('error', (e) => console.error(`error on ${e.event}: ${e.message} (${e.code})`));
 socket.on('chat:message', (m) => console.log(`[${m.room}] ${m.userId}: ${m.content}`));
 socket.on('system:notification', (n) => console.log(`* ${n.type}: ${n.title}: ${n.message}`));
 socket.on('message:ack', (a) => a.success || console.error(`not sent: ${a.error} (${a.code})`));
-
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line.trim()) socket.emit('client:message', { content: line, type: 'chat', metadata: { room } });
-}).on('close', () => socket.close());
