@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/lesismal/nbio"
@@ -29,7 +30,7 @@ type HTTPServer struct {
 	ln     net.Listener
 	h      http.Handler
 	engine *nbhttp.Engine
-	wg     sync.WaitGroup // handler goroutines in flight
+	pool   workerPool // runs handler jobs
 }
 
 // NewHTTPServer prepares a server for h on ln; Start begins serving.
@@ -58,8 +59,14 @@ func (s *HTTPServer) Start() error {
 	if maxBody <= 0 {
 		maxBody = 8 << 20
 	}
+	s.pool.idleTimeout = workerIdleTimeout
+	s.pool.guard = s.runJob
 	gate := newRaceGate()
-	ln := gate.wrap(s.ln)
+	// The accept fence (fence_unix.go) keeps a stale epoll event of a closed fd from
+	// closing the next connection given the same number. It sits inside the race gate:
+	// its wait needs the poller, which the gate may block.
+	fence := newAcceptFence(s.ln, log)
+	ln := gate.wrap(fence)
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:    "rtserver",
 		Network: "tcp",
@@ -80,6 +87,7 @@ func (s *HTTPServer) Start() error {
 			c.DataHandler()(c, data)
 		})
 	}
+	fence.setEngine(s.engine.Engine)
 	countedEngines.Store(s.engine, struct{}{})
 	s.engine.Engine.OnWrittenSize(onWrittenSize)
 	if err := s.engine.Start(); err != nil {
@@ -89,21 +97,26 @@ func (s *HTTPServer) Start() error {
 	return nil
 }
 
-// execute runs a handler job on its own goroutine. nbhttp's default pool queues jobs once
-// its goroutines are busy, and a long-polling GET keeps one busy for up to pingInterval:
-// thousands of pending GETs would starve everything else. Jobs of one connection are still
-// run in order, one at a time, by nbio's per-connection job list.
-func (s *HTTPServer) execute(f func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				s.Logger.Error("handler panic", "panic", r, "stack", string(debug.Stack()))
-			}
-		}()
-		f()
+// workerIdleTimeout is how long (to twice that) a handler goroutine waits for another job
+// before exiting: long enough to stay warm under steady traffic, short enough that an
+// idle server soon holds none.
+const workerIdleTimeout = 2 * time.Second
+
+// execute runs a handler job on a pooled goroutine: an idle one if any, else a new one.
+// nbhttp's default pool queues jobs once its goroutines are busy, and a long-polling GET
+// keeps one busy for up to pingInterval: thousands of pending GETs would starve
+// everything else, so ours never queues. Jobs of one connection are still run in order,
+// one at a time, by nbio's per-connection job list.
+func (s *HTTPServer) execute(f func()) { s.pool.submit(f) }
+
+// runJob runs one handler job; a panic is logged, not fatal, and the worker lives on.
+func (s *HTTPServer) runJob(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Logger.Error("handler panic", "panic", r, "stack", string(debug.Stack()))
+		}
 	}()
+	f()
 }
 
 // onWrittenSize credits the bytes the kernel accepted to the session that queued them.
@@ -125,12 +138,15 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	defer countedEngines.Delete(s.engine)
-	if err := s.engine.Shutdown(ctx); err != nil {
+	err := s.engine.Shutdown(ctx)
+	// Idle workers exit now, busy ones as their job returns.
+	s.pool.close()
+	if err != nil {
 		return fmt.Errorf("engineio: shutdown: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		s.pool.wait()
 		close(done)
 	}()
 	select {

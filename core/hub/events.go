@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -128,13 +127,15 @@ type reconnectStatus struct {
 // gets none of these.
 func (h *Hub) announceReconnect(s *socketio.Socket, now string) {
 	r, _ := s.Get(keyReconnect).(Reconnect)
+	// Counted before the event goes out, so a client that reads /metrics on receipt
+	// sees its own outcome.
 	switch {
 	case s.Recovered():
-		h.emit(s, "system:state_recovered", recovered{UserID: UserID(s), Timestamp: now})
 		h.countRecovery(metrics.RecoveryRecovered)
+		h.emit(s, "system:state_recovered", recovered{UserID: UserID(s), Timestamp: now})
 	case r.AskedRecovery:
-		h.emit(s, "system:state_recovery_failed", recoveryFailed{Message: "Failed to recover connection state", Timestamp: now})
 		h.countRecovery(metrics.RecoveryFailed)
+		h.emit(s, "system:state_recovery_failed", recoveryFailed{Message: "Failed to recover connection state", Timestamp: now})
 	}
 	if r.Attempt > 0 {
 		h.emit(s, "system:reconnect_status", reconnectStatus{Attempt: r.Attempt, Delay: max(r.Delay, 0), Timestamp: now})
@@ -340,7 +341,7 @@ type kindSpec struct {
 	invalidCode   string
 	invalidMsg    string
 	// name extracts the routing name and validates the payload.
-	name func(obj map[string]json.RawMessage) (string, bool)
+	name func(f *requestFields) (string, bool)
 }
 
 var kinds = map[dispatch.Kind]kindSpec{
@@ -348,31 +349,30 @@ var kinds = map[dispatch.Kind]kindSpec{
 		responseEvent: "server:response",
 		invalidCode:   CodeInvalidEventData,
 		invalidMsg:    "Invalid event data. Expected {type: string, data?: object}.",
-		name: func(o map[string]json.RawMessage) (string, bool) {
-			return requiredString(o, "type")
+		name: func(f *requestFields) (string, bool) {
+			return requiredField(f.typ)
 		},
 	},
 	dispatch.KindMessage: {
 		responseEvent: "message:ack",
 		invalidCode:   CodeInvalidMessageData,
 		invalidMsg:    "Invalid message data. Missing content.",
-		name: func(o map[string]json.RawMessage) (string, bool) {
-			if _, ok := requiredString(o, "content"); !ok {
+		name: func(f *requestFields) (string, bool) {
+			if _, ok := requiredField(f.content); !ok {
 				return "", false
 			}
-			t, ok := o["type"]
-			if !ok || string(t) == "null" {
+			if f.typ == nil || string(f.typ) == "null" {
 				return "", true
 			}
-			return stringValue(t)
+			return fastString(f.typ)
 		},
 	},
 	dispatch.KindAction: {
 		responseEvent: "action:result",
 		invalidCode:   CodeInvalidActionData,
 		invalidMsg:    "Invalid action data. Expected {action: string, params?: object}.",
-		name: func(o map[string]json.RawMessage) (string, bool) {
-			return requiredString(o, "action")
+		name: func(f *requestFields) (string, bool) {
+			return requiredField(f.action)
 		},
 	},
 }
@@ -380,12 +380,12 @@ var kinds = map[dispatch.Kind]kindSpec{
 func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 	spec := kinds[kind]
 	return func(s *socketio.Socket, event string, arg json.RawMessage, ack socketio.Ack) {
-		var obj map[string]json.RawMessage
-		if !isObject(arg) || json.Unmarshal(arg, &obj) != nil {
+		fields, ok := scanRequest(arg)
+		if !ok {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
 		}
-		name, ok := spec.name(obj)
+		name, ok := spec.name(&fields)
 		if !ok || len(name) > h.opts.MaxEventNameLen {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
@@ -421,9 +421,7 @@ type response struct {
 }
 
 func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DispatchTimeout)
-	rep, err := h.currentDispatcher().Dispatch(ctx, req)
-	cancel()
+	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.get(h.opts.DispatchTimeout), req)
 	res := response{Success: err == nil, RequestID: req.RequestID, MessageID: req.MessageID}
 	if err != nil {
 		res.Code = dispatch.CodeOf(err, CodeInternal)
@@ -451,7 +449,12 @@ func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Reques
 	if err == nil && req.Kind == dispatch.KindAction && res.Result == nil {
 		res.Result = json.RawMessage("{}")
 	}
-	h.reply(s, spec.responseEvent, ack, res)
+	if err != nil {
+		h.reply(s, spec.responseEvent, ack, res)
+		return
+	}
+	// Success, the hot path: the bytes are built once and sent as they are.
+	h.reply(s, spec.responseEvent, ack, json.RawMessage(appendResponse(make([]byte, 0, 64+len(res.Data)+len(res.Result)), &res)))
 }
 
 // enqueue adds work to the socket's queue and starts a runner when none is active. It
@@ -469,7 +472,7 @@ func (c *client) enqueue(fn func(), max int) bool {
 	}
 	c.running = true
 	c.mu.Unlock()
-	go c.run()
+	runners.submit(c.run)
 	return true
 }
 
