@@ -288,5 +288,8 @@ func toWireError(err error) *pluginv1.Error {
 	if errors.As(err, &ce) {
 		return &pluginv1.Error{Code: ce.Code, Message: ce.Message}
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &pluginv1.Error{Code: CodePluginTimeout, Message: err.Error()}
+	}
 	return &pluginv1.Error{Code: CodePluginError, Message: err.Error()}
 }

@@ -104,8 +104,10 @@ type Reply struct {
 // Error codes the core knows; a plugin may use its own codes as well.
 const (
 	CodePluginError = "PLUGIN_ERROR"
-	CodeNoHandler   = "NO_HANDLER"
-	CodeBadRequest  = "BAD_REQUEST"
+	// CodePluginTimeout is the code of a handler error caused by the core's deadline.
+	CodePluginTimeout = "PLUGIN_TIMEOUT"
+	CodeNoHandler     = "NO_HANDLER"
+	CodeBadRequest    = "BAD_REQUEST"
 )
 
 // CodedError is an error with a code the client will see as {success:false, code}.

@@ -329,6 +329,11 @@ func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.Handl
 		if r == nil {
 			return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", p.name)
 		}
+		// A handler that gave up at its deadline may answer just before our own timer
+		// fires: it is still a timeout, whatever the plugin called it.
+		if r.GetError() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, timeoutErr(p.name, ctx)
+		}
 		return r, nil
 	case <-ctx.Done():
 		p.forget(id)

@@ -378,6 +378,9 @@ func TestClientRoomsBroadcast(t *testing.T) {
 			c.On("news", func(a ...any) { got <- rx{name, a} })
 			clients[i] = c
 		}
+		// A client abandoned by connectClient's retry may have connected late; wait until
+		// its socket is gone so that the counts below are the test's own.
+		eventually(t, "only the test's sockets", func() bool { return srv.SocketCount() == len(clients) })
 		join := func(c *sio.Socket, room string) {
 			done := make(chan struct{})
 			_ = c.Emit("join", room, func([]any, error) { close(done) })
