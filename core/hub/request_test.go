@@ -167,3 +167,16 @@ func BenchmarkResponseEncode(b *testing.B) {
 		}
 	})
 }
+
+// requiredString is the map-based decoding scanRequest replaced, kept as the oracle.
+func requiredString(obj map[string]json.RawMessage, key string) (string, bool) {
+	raw, ok := obj[key]
+	if !ok {
+		return "", false
+	}
+	v, ok := stringValue(raw)
+	if !ok || isBlank(v) {
+		return "", false
+	}
+	return v, true
+}

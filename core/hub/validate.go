@@ -44,19 +44,6 @@ func stringValue(raw json.RawMessage) (string, bool) {
 	return v, true
 }
 
-// requiredString returns obj[key] when it is a non-blank string.
-func requiredString(obj map[string]json.RawMessage, key string) (string, bool) {
-	raw, ok := obj[key]
-	if !ok {
-		return "", false
-	}
-	v, ok := stringValue(raw)
-	if !ok || isBlank(v) {
-		return "", false
-	}
-	return v, true
-}
-
 // jsonDepth returns the deepest nesting of objects and arrays in raw, stopping early once it
 // passes limit. It does not validate the JSON: the decoder does that.
 func jsonDepth(raw []byte, limit int) int {
