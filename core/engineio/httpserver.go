@@ -14,6 +14,8 @@ import (
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/rtserver/rtserver/core/workpool"
 )
 
 // HTTPServer serves an http.Handler on a listener with nbio's event-driven engine:
@@ -30,7 +32,7 @@ type HTTPServer struct {
 	ln     net.Listener
 	h      http.Handler
 	engine *nbhttp.Engine
-	pool   workerPool // runs handler jobs
+	pool   workpool.Pool // runs handler jobs
 }
 
 // NewHTTPServer prepares a server for h on ln; Start begins serving.
@@ -59,8 +61,8 @@ func (s *HTTPServer) Start() error {
 	if maxBody <= 0 {
 		maxBody = 8 << 20
 	}
-	s.pool.idleTimeout = workerIdleTimeout
-	s.pool.guard = s.runJob
+	s.pool.IdleTimeout = workerIdleTimeout
+	s.pool.Guard = s.runJob
 	gate := newRaceGate()
 	// The accept fence (fence_unix.go) keeps a stale epoll event of a closed fd from
 	// closing the next connection given the same number. It sits inside the race gate:
@@ -107,7 +109,7 @@ const workerIdleTimeout = 2 * time.Second
 // keeps one busy for up to pingInterval: thousands of pending GETs would starve
 // everything else, so ours never queues. Jobs of one connection are still run in order,
 // one at a time, by nbio's per-connection job list.
-func (s *HTTPServer) execute(f func()) { s.pool.submit(f) }
+func (s *HTTPServer) execute(f func()) { s.pool.Submit(f) }
 
 // runJob runs one handler job; a panic is logged, not fatal, and the worker lives on.
 func (s *HTTPServer) runJob(f func()) {
@@ -140,13 +142,13 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 	defer countedEngines.Delete(s.engine)
 	err := s.engine.Shutdown(ctx)
 	// Idle workers exit now, busy ones as their job returns.
-	s.pool.close()
+	s.pool.Close()
 	if err != nil {
 		return fmt.Errorf("engineio: shutdown: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
-		s.pool.wait()
+		s.pool.Wait()
 		close(done)
 	}()
 	select {

@@ -472,7 +472,7 @@ func (c *client) enqueue(fn func(), max int) bool {
 	}
 	c.running = true
 	c.mu.Unlock()
-	runners.submit(c.run)
+	runners.Submit(c.run)
 	return true
 }
 

@@ -18,7 +18,13 @@ import (
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/ratelimit"
 	"github.com/rtserver/rtserver/core/socketio"
+	"github.com/rtserver/rtserver/core/workpool"
 )
+
+// runners runs every hub's per-socket request queues on reused goroutines: a request
+// waiting on a slow plugin never delays another socket's, and no goroutine stays once
+// traffic stops.
+var runners = &workpool.Pool{IdleTimeout: 2 * time.Second}
 
 // userRoomPrefix names the internal room that holds a user's registered sockets. It starts
 // with a control character, which client room names may not contain, so no client can join

@@ -1,21 +1,24 @@
-package engineio
+// Package workpool runs jobs on goroutines kept for reuse, for the hot paths that would
+// otherwise start a goroutine per job (the network engine's handler jobs, the per-socket
+// request runners).
+package workpool
 
 import (
 	"sync"
 	"time"
 )
 
-// workerPool runs jobs on goroutines it keeps for reuse. A fresh goroutine per job costs
+// Pool runs jobs on goroutines it keeps for reuse. A fresh goroutine per job costs
 // its stack growth again and again (measured at about a fifth of the server's CPU on
 // websocket traffic); a parked worker already has a grown stack.
 //
 // The pool is elastic: a job goes to an idle worker when there is one and to a new
 // goroutine otherwise, so jobs never queue behind each other and a handler that blocks
-// (a long-polling GET) cannot starve the rest. A worker idle for idleTimeout exits.
-type workerPool struct {
-	idleTimeout time.Duration
-	// guard, when set, runs each job (a method value: no allocation per job).
-	guard func(func())
+// (a long-polling GET) cannot starve the rest. A worker idle for IdleTimeout exits.
+type Pool struct {
+	IdleTimeout time.Duration // how long an idle worker waits for a job before it exits
+	// Guard, when set, runs each job (a method value: no allocation per job).
+	Guard func(func())
 
 	mu     sync.Mutex
 	idle   []*worker // a stack: the most recently parked worker is reused first
@@ -29,9 +32,9 @@ type worker struct {
 	work chan func()
 }
 
-// submit runs f on an idle worker or on a new goroutine. After close it still runs f on
-// a goroutine of its own (counted by wait), as nothing may be dropped.
-func (p *workerPool) submit(f func()) {
+// Submit runs f on an idle worker or on a new goroutine. After close it still runs f on
+// a goroutine of its own (counted by Wait), as nothing may be dropped.
+func (p *Pool) Submit(f func()) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -54,12 +57,12 @@ func (p *workerPool) submit(f func()) {
 	go p.loop(&worker{work: make(chan func(), 1)}, f)
 }
 
-// loop runs jobs until the worker has idled for idleTimeout (to twice that) or the pool
+// loop runs jobs until the worker has idled for IdleTimeout (to twice that) or the pool
 // closes. The timer is not re-armed per job, which would cost more than the job hand-off
 // itself: when it fires, a worker that ran a job since it was armed just re-arms it.
-func (p *workerPool) loop(w *worker, f func()) {
+func (p *Pool) loop(w *worker, f func()) {
 	defer p.wg.Done()
-	t := time.NewTimer(p.idleTimeout)
+	t := time.NewTimer(p.IdleTimeout)
 	defer t.Stop()
 	used := true // a job ran since the timer was armed
 	for {
@@ -76,7 +79,7 @@ func (p *workerPool) loop(w *worker, f func()) {
 }
 
 // next waits on the idle stack for w's next job; nil means exit.
-func (p *workerPool) next(w *worker, t *time.Timer, used *bool) func() {
+func (p *Pool) next(w *worker, t *time.Timer, used *bool) func() {
 	for {
 		select {
 		case f := <-w.work:
@@ -85,7 +88,7 @@ func (p *workerPool) next(w *worker, t *time.Timer, used *bool) func() {
 		case <-t.C:
 			if *used {
 				*used = false
-				t.Reset(p.idleTimeout)
+				t.Reset(p.IdleTimeout)
 				continue
 			}
 			if p.unpark(w) {
@@ -98,16 +101,16 @@ func (p *workerPool) next(w *worker, t *time.Timer, used *bool) func() {
 	}
 }
 
-func (p *workerPool) call(f func()) {
-	if p.guard != nil {
-		p.guard(f)
+func (p *Pool) call(f func()) {
+	if p.Guard != nil {
+		p.Guard(f)
 		return
 	}
 	f()
 }
 
 // park puts w on the idle stack; false once the pool is closed.
-func (p *workerPool) park(w *worker) bool {
+func (p *Pool) park(w *worker) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -119,7 +122,7 @@ func (p *workerPool) park(w *worker) bool {
 
 // unpark removes a timed-out w from the idle stack; false if a submitter (or close)
 // already took it. Timed-out workers sit near the bottom of the stack.
-func (p *workerPool) unpark(w *worker) bool {
+func (p *Pool) unpark(w *worker) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, x := range p.idle {
@@ -133,9 +136,9 @@ func (p *workerPool) unpark(w *worker) bool {
 	return false
 }
 
-// close tells idle workers to exit; busy ones exit when their job returns. wait then
+// Close tells idle workers to exit; busy ones exit when their job returns. Wait then
 // waits for all of them.
-func (p *workerPool) close() {
+func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
@@ -146,5 +149,5 @@ func (p *workerPool) close() {
 	p.idle = nil
 }
 
-// wait blocks until every goroutine the pool started has returned.
-func (p *workerPool) wait() { p.wg.Wait() }
+// Wait blocks until every goroutine the pool started has returned.
+func (p *Pool) Wait() { p.wg.Wait() }

@@ -1,4 +1,4 @@
-package engineio
+package workpool
 
 import (
 	"runtime"
@@ -14,7 +14,7 @@ import (
 func TestWorkerPoolRunsEveryJob(t *testing.T) {
 	base := runtime.NumGoroutine()
 	for _, idle := range []time.Duration{time.Microsecond, 50 * time.Microsecond, time.Second} {
-		p := &workerPool{idleTimeout: idle}
+		p := &Pool{IdleTimeout: idle}
 		var ran atomic.Int64
 		const submitters, jobs = 8, 2000
 		var wg sync.WaitGroup
@@ -24,7 +24,7 @@ func TestWorkerPoolRunsEveryJob(t *testing.T) {
 				defer wg.Done()
 				for j := 0; j < jobs; j++ {
 					done := make(chan struct{})
-					p.submit(func() { ran.Add(1); close(done) })
+					p.Submit(func() { ran.Add(1); close(done) })
 					<-done
 				}
 			}()
@@ -33,24 +33,24 @@ func TestWorkerPoolRunsEveryJob(t *testing.T) {
 		if got := ran.Load(); got != submitters*jobs {
 			t.Fatalf("idle %v: %d jobs ran, want %d", idle, got, submitters*jobs)
 		}
-		p.close()
-		p.wait()
+		p.Close()
+		p.Wait()
 		// A job submitted after close still runs.
 		done := make(chan struct{})
-		p.submit(func() { close(done) })
+		p.Submit(func() { close(done) })
 		<-done
-		p.wait()
+		p.Wait()
 	}
 	waitGoroutineCount(t, base+2)
 }
 
 func TestWorkerPoolReusesAndExpires(t *testing.T) {
 	base := runtime.NumGoroutine()
-	p := &workerPool{idleTimeout: 50 * time.Millisecond}
-	t.Cleanup(func() { p.close(); p.wait() })
+	p := &Pool{IdleTimeout: 50 * time.Millisecond}
+	t.Cleanup(func() { p.Close(); p.Wait() })
 	for i := 0; i < 100; i++ {
 		done := make(chan struct{})
-		p.submit(func() { close(done) })
+		p.Submit(func() { close(done) })
 		<-done
 	}
 	// One job at a time: one worker does them all.
@@ -63,32 +63,32 @@ func TestWorkerPoolReusesAndExpires(t *testing.T) {
 // TestWorkerPoolBlockingJobs: jobs that block do not hold up others (no queueing).
 func TestWorkerPoolBlockingJobs(t *testing.T) {
 	base := runtime.NumGoroutine()
-	p := &workerPool{idleTimeout: time.Second}
+	p := &Pool{IdleTimeout: time.Second}
 	release := make(chan struct{})
 	for i := 0; i < 100; i++ {
-		p.submit(func() { <-release })
+		p.Submit(func() { <-release })
 	}
 	done := make(chan struct{})
-	p.submit(func() { close(done) })
+	p.Submit(func() { close(done) })
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a job waited behind blocked ones")
 	}
 	close(release)
-	p.close()
-	p.wait()
+	p.Close()
+	p.Wait()
 	waitGoroutineCount(t, base+0)
 }
 
 func BenchmarkWorkerPool(b *testing.B) {
-	p := &workerPool{idleTimeout: time.Second}
-	b.Cleanup(func() { p.close(); p.wait() })
+	p := &Pool{IdleTimeout: time.Second}
+	b.Cleanup(func() { p.Close(); p.Wait() })
 	done := make(chan struct{})
 	f := func() { done <- struct{}{} }
 	b.ReportAllocs()
 	for b.Loop() {
-		p.submit(f)
+		p.Submit(f)
 		<-done
 	}
 }
@@ -129,12 +129,12 @@ func deepJob(n int) byte {
 }
 
 func BenchmarkWorkerPoolDeepStack(b *testing.B) {
-	p := &workerPool{idleTimeout: time.Second}
-	b.Cleanup(func() { p.close(); p.wait() })
+	p := &Pool{IdleTimeout: time.Second}
+	b.Cleanup(func() { p.Close(); p.Wait() })
 	done := make(chan struct{})
 	f := func() { deepJob(32); done <- struct{}{} }
 	for b.Loop() {
-		p.submit(f)
+		p.Submit(f)
 		<-done
 	}
 }
