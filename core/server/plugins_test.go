@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/rtserver/rtserver/core/config"
 )
@@ -131,36 +135,39 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	failures := []string{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Raw protocol clients: a lost request is then the server's, not a client library's.
 	for i := 0; i < clients; i++ {
-		c := e.connect(fmt.Sprintf("load-%d", i), transportSets["websocket"])
+		c := e.raw(t, fmt.Sprintf("load-%d", i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for n := 0; ; n++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
 				sent.Add(1)
-				_ = c.s.Emit("client:event", map[string]any{"type": "load"})
-				select {
-				case a := <-c.ch("server:response"):
-					r, _ := a[0].(map[string]any)
+				frame := fmt.Sprintf(`42["client:event",{"type":"load","data":{"n":%d}}]`, n)
+				if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
 					mu.Lock()
-					if r["success"] == true {
-						ok.Add(1)
-						d, _ := r["data"].(map[string]any)
-						v, _ := d["version"].(string)
-						seen[v]++
-					} else {
-						failures = append(failures, fmt.Sprint(r))
-					}
+					failures = append(failures, "write: "+err.Error())
 					mu.Unlock()
-				case <-time.After(10 * time.Second):
-					mu.Lock()
-					failures = append(failures, "no reply within 10s")
-					mu.Unlock()
+					return
+				}
+				r, err := awaitResponse(c, 10*time.Second)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failures = append(failures, fmt.Sprintf("request %d: %v", n, err))
+				case r.Success && r.Data.Echo.Data.N == n:
+					ok.Add(1)
+					seen[r.Data.Version]++
+				default:
+					failures = append(failures, fmt.Sprintf("request %d: %+v", n, r))
+				}
+				mu.Unlock()
+				if err != nil {
 					return
 				}
 			}
@@ -206,4 +213,45 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		t.Fatalf("only %d requests made it; the load was too light to mean anything", ok.Load())
 	}
 	t.Logf("%d requests, all answered; by version: %v", ok.Load(), seen)
+}
+
+// echoResponse is the part of server:response that the hot-reload test reads.
+type echoResponse struct {
+	Success bool   `json:"success"`
+	Code    string `json:"code"`
+	Error   string `json:"error"`
+	Data    struct {
+		Version string `json:"version"`
+		Echo    struct {
+			Data struct {
+				N int `json:"n"`
+			} `json:"data"`
+		} `json:"echo"`
+	} `json:"data"`
+}
+
+// awaitResponse reads frames (answering pings) until a server:response arrives.
+func awaitResponse(c *rawClient, within time.Duration) (echoResponse, error) {
+	var r echoResponse
+	_ = c.ws.SetReadDeadline(time.Now().Add(within))
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return r, fmt.Errorf("no reply: %w", err)
+		}
+		if string(b) == "2" {
+			if err := c.ws.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				return r, err
+			}
+			continue
+		}
+		if !strings.HasPrefix(string(b), `42["server:response",`) {
+			continue
+		}
+		var args []json.RawMessage
+		if err := json.Unmarshal(b[2:], &args); err != nil || len(args) < 2 {
+			return r, fmt.Errorf("bad frame %q", b)
+		}
+		return r, json.Unmarshal(args[1], &r)
+	}
 }
