@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func FuzzClientEvents(f *testing.F) {
 		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for {
 			_, b, err := c.ws.ReadMessage()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("no answer to a ping after %q", frame)
+			}
 			if err != nil {
 				// The connection was closed as a malformed packet; the server must still
 				// accept a new one.
