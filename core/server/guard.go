@@ -35,7 +35,7 @@ type guardOptions struct {
 	MaxConnectionsPerIP int
 	ConnectionsPerMin   int
 	MaxKeys             int
-	TrustedProxies      []string
+	TrustedProxies      []netip.Prefix
 	Verifier            *auth.Verifier
 	DisconnectOnExpiry  bool
 	Metrics             *metrics.Metrics
@@ -45,9 +45,8 @@ type guardOptions struct {
 // connGuard decides who may connect: connection counts in total and per IP, the connection
 // rate per IP, and the JWT in the CONNECT auth payload.
 type connGuard struct {
-	o       guardOptions
-	rate    *ratelimit.Limiter
-	proxies []netip.Prefix
+	o    guardOptions
+	rate *ratelimit.Limiter
 
 	mu    sync.Mutex
 	total int
@@ -58,13 +57,6 @@ func newConnGuard(o guardOptions) *connGuard {
 	g := &connGuard{o: o, perIP: make(map[string]int)}
 	if o.ConnectionsPerMin > 0 {
 		g.rate = ratelimit.New(o.ConnectionsPerMin, time.Minute, o.MaxKeys)
-	}
-	for _, p := range o.TrustedProxies {
-		if pr, err := netip.ParsePrefix(p); err == nil {
-			g.proxies = append(g.proxies, pr)
-		} else if a, err := netip.ParseAddr(p); err == nil {
-			g.proxies = append(g.proxies, netip.PrefixFrom(a, a.BitLen()))
-		}
 	}
 	return g
 }
@@ -95,7 +87,7 @@ func (g *connGuard) clientIP(s *socketio.Socket) string {
 
 func (g *connGuard) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range g.proxies {
+	for _, p := range g.o.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}

@@ -101,7 +101,7 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxConnectionsPerIP: sio.MaxConnectionsPerIP,
 		ConnectionsPerMin:   connRate,
 		MaxKeys:             rl.MaxKeys,
-		TrustedProxies:      cfg.Server.TrustedProxies,
+		TrustedProxies:      cfg.Server.TrustedProxyPrefixes(),
 		Verifier:            verifier,
 		DisconnectOnExpiry:  cfg.Auth.DisconnectOnExpiry,
 		Metrics:             s.metrics,
