@@ -48,6 +48,7 @@ type Conn struct {
 	wsRaw        net.Conn // nbio-backed: frames are written as cached bytes
 	wsCounted    bool     // wsPending is maintained by HTTPServer's written-size hook
 	wsPending    atomic.Int64
+	pend         *[]byte // frames queued by Queue, not yet written (nbio websockets only)
 	probe        *websocket.Conn
 	probeTimer   *time.Timer
 	ctx          any
@@ -114,18 +115,73 @@ func (c *Conn) Send(msgs ...*Message) error {
 		return ErrClosed
 	}
 	if !c.sendLocked(msgs...) {
-		closers := c.shutdownLocked(ReasonBufferFull, false)
-		c.mu.Unlock()
-		c.finishClose(ReasonBufferFull, closers)
-		return ErrClosed
+		return c.overflowLocked()
 	}
 	c.mu.Unlock()
 	return nil
 }
 
+// Queue is Send without the write: on a websocket the frames wait, behind anything queued
+// before, for Flush (or for the next Send, which writes them first). first reports that
+// nothing was waiting before: the caller then owes the session a Flush (whoever flushes
+// writes everything waiting). A broadcast queues to every recipient, then flushes: frames
+// that several broadcasts queued to one session meanwhile leave in one write. Polling
+// sessions behave as with Send (first is false).
+func (c *Conn) Queue(msgs ...*Message) (first bool, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false, ErrClosed
+	}
+	ok := true
+	if c.transport == transportWebsocket && c.wsRaw != nil {
+		first = c.pend == nil
+		for _, m := range msgs {
+			if ok = c.queueWS(m); !ok {
+				break
+			}
+		}
+	} else {
+		ok = c.sendLocked(msgs...)
+	}
+	if !ok {
+		return false, c.overflowLocked()
+	}
+	c.mu.Unlock()
+	return first, nil
+}
+
+// Flush writes what Queue left waiting, if anything.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	if !c.closed {
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+}
+
+// overflowLocked closes the session for "buffer full"; the caller holds mu, which is
+// released.
+func (c *Conn) overflowLocked() error {
+	closers := c.shutdownLocked(ReasonBufferFull, false)
+	c.mu.Unlock()
+	c.finishClose(ReasonBufferFull, closers)
+	return ErrClosed
+}
+
 // sendLocked writes or queues msgs; false means the outbound cap was passed.
 func (c *Conn) sendLocked(msgs ...*Message) bool {
 	if c.transport == transportWebsocket {
+		if len(msgs) > 1 && c.wsRaw != nil {
+			// Several frames (attachments) leave in one write.
+			for _, m := range msgs {
+				if !c.queueWS(m) {
+					return false
+				}
+			}
+			c.flushLocked()
+			return true
+		}
 		for _, m := range msgs {
 			if !c.writeWS(c.ws, m) {
 				return false
@@ -144,10 +200,62 @@ func (c *Conn) sendLocked(msgs ...*Message) bool {
 	return true
 }
 
-// writeWS writes one message to ws; false when the peer is not reading fast enough. A
-// write error is not reported here: nbio closes the connection and OnClose follows.
+// pendPool holds the buffers of queued frames; a session holds one only between Queue
+// and Flush, so idle sessions cost nothing.
+var pendPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 2048)
+	return &b
+}}
+
+// maxPooledPend bounds the buffers returned to pendPool.
+const maxPooledPend = 64 << 10
+
+// queueWS appends m's frame to the session's pending buffer (c.wsRaw is set); false when
+// the peer is not reading fast enough.
+func (c *Conn) queueWS(m *Message) bool {
+	f := m.wsFrame()
+	if c.wsCounted && c.wsPending.Add(int64(len(f))) > int64(c.srv.opts.MaxOutboundBytes) {
+		return false
+	}
+	if c.pend == nil {
+		c.pend = pendPool.Get().(*[]byte)
+	}
+	*c.pend = append(*c.pend, f...)
+	return true
+}
+
+// flushLocked writes the pending buffer with one write and releases it.
+func (c *Conn) flushLocked() {
+	p := c.pend
+	if p == nil {
+		return
+	}
+	c.pend = nil
+	if c.wsRaw != nil {
+		_, _ = c.wsRaw.Write(*p) // nbio copies what the kernel did not take
+	}
+	dropPend(p)
+}
+
+func dropPend(p *[]byte) {
+	if cap(*p) <= maxPooledPend {
+		*p = (*p)[:0]
+		pendPool.Put(p)
+	}
+}
+
+// writeWS writes one message to ws, after anything queued; false when the peer is not
+// reading fast enough. A write error is not reported here: nbio closes the connection and
+// OnClose follows.
 func (c *Conn) writeWS(ws *websocket.Conn, m *Message) bool {
 	if raw := c.wsRaw; raw != nil && ws == c.ws {
+		if c.pend != nil {
+			if !c.queueWS(m) {
+				return false
+			}
+			c.flushLocked()
+			return true
+		}
 		f := m.wsFrame()
 		if c.wsCounted && c.wsPending.Add(int64(len(f))) > int64(c.srv.opts.MaxOutboundBytes) {
 			return false
@@ -216,6 +324,10 @@ func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
 			} else {
 				closers = append(closers, c.ws)
 			}
+		}
+		if c.pend != nil { // not graceful, or the close packet did not fit
+			dropPend(c.pend)
+			c.pend = nil
 		}
 		c.queue, c.queued = nil, 0
 		return closers
@@ -320,9 +432,7 @@ func (c *Conn) onTimer() {
 	c.awaitingPong = true
 	c.timer.Reset(c.srv.opts.PingTimeout)
 	if !c.sendLocked(msgPing) {
-		closers := c.shutdownLocked(ReasonBufferFull, false)
-		c.mu.Unlock()
-		c.finishClose(ReasonBufferFull, closers)
+		_ = c.overflowLocked()
 		return
 	}
 	c.mu.Unlock()

@@ -680,6 +680,52 @@ func TestBufferFullWebsocket(t *testing.T) {
 	t.Logf("closed after %d KiB handed over", sent>>10)
 }
 
+// TestQueueFlush: frames queued without a write leave in order on Flush, a Send writes
+// what is queued before its own frame, first reports who owes the Flush, and a queue
+// that passes MaxOutboundBytes closes the session.
+func TestQueueFlush(t *testing.T) {
+	e := startEnv(t, engineio.Options{MaxOutboundBytes: 64 << 10})
+	ws := e.dialWS("")
+	readWS(t, ws)
+	c := e.conn(e.rec.next(t, "open").sid)
+	for i, want := range []bool{true, false, false} {
+		first, err := c.Queue(engineio.NewMessage([]byte(itoa(i)), false))
+		if err != nil || first != want {
+			t.Fatalf("Queue %d: first=%v err=%v, want first=%v", i, first, err, want)
+		}
+	}
+	if err := c.Send(engineio.NewMessage([]byte("3"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := c.Queue(engineio.NewMessage([]byte("4"), false)); !first {
+		t.Error("Send left something queued")
+	}
+	c.Flush()
+	c.Flush() // nothing left: no-op
+	for i := range 5 {
+		if _, m := readWSSkipPings(t, ws); m != "4"+itoa(i) {
+			t.Fatalf("frame %d is %q", i, m)
+		}
+	}
+
+	// Over the cap without a single write: closed for "buffer full".
+	big := engineio.NewMessage(make([]byte, 4096), true)
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = c.Queue(big)
+	}
+	if err != engineio.ErrClosed {
+		t.Fatalf("Queue past the cap: %v", err)
+	}
+	if r := e.rec.next(t, "close").reason; r != "buffer full" {
+		t.Errorf("reason %q", r)
+	}
+	if _, err := c.Queue(big); err != engineio.ErrClosed {
+		t.Errorf("Queue after close: %v", err)
+	}
+	c.Flush() // closed: no-op
+}
+
 func TestBufferFullPolling(t *testing.T) {
 	e := startEnv(t, engineio.Options{MaxOutboundBytes: 16 << 10})
 	sid := e.openPolling()

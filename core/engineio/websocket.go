@@ -189,17 +189,10 @@ func (c *Conn) onProbeFrame(ws *websocket.Conn, mt websocket.MessageType, data [
 		// Everything queued while polling was paused goes out first, in order.
 		queue := c.queue
 		c.queue, c.queued = nil, 0
-		ok := true
-		for _, m := range queue {
-			if ok = c.writeWS(ws, m); !ok {
-				break
-			}
-		}
+		ok := len(queue) == 0 || c.sendLocked(queue...)
 		c.wakePollLocked()
 		if !ok {
-			closers := c.shutdownLocked(ReasonBufferFull, false)
-			c.mu.Unlock()
-			c.finishClose(ReasonBufferFull, closers)
+			_ = c.overflowLocked()
 			return
 		}
 		c.mu.Unlock()

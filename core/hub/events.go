@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"github.com/rtserver/rtserver/core/deadline"
 	"strconv"
 	"sync"
 	"time"
@@ -177,7 +178,7 @@ func (h *Hub) on(s *socketio.Socket, event string, fn handler) {
 // keeps sending after being told to stop is disconnected.
 func (h *Hub) admit(s *socketio.Socket, event string) bool {
 	if h.m != nil {
-		h.m.EventsReceived.WithLabelValues(h.m.EventLabel(event)).Inc()
+		h.m.CountReceived(event)
 	}
 	if h.msgRate == nil {
 		return true
@@ -421,7 +422,7 @@ type response struct {
 }
 
 func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack) {
-	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.get(h.opts.DispatchTimeout), req)
+	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.Get(h.opts.DispatchTimeout), req)
 	res := response{Success: err == nil, RequestID: req.RequestID, MessageID: req.MessageID}
 	if err != nil {
 		res.Code = dispatch.CodeOf(err, CodeInternal)
@@ -523,3 +524,6 @@ func (g *idGen) next() string {
 	g.mu.Unlock()
 	return g.prefix + "-" + strconv.FormatUint(n, 36)
 }
+
+// dispatchContexts hands out the contexts of client:* requests (shared per few ms).
+var dispatchContexts deadline.Cache

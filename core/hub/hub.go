@@ -222,7 +222,7 @@ func (h *Hub) Stats() httpapi.Stats {
 
 func (h *Hub) countSent(event string, n int) {
 	if h.m != nil && n > 0 {
-		h.m.EventsSent.WithLabelValues(h.m.EventLabel(event)).Add(float64(n))
+		h.m.CountSent(event, n)
 	}
 }
 

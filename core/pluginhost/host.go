@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rtserver/rtserver/core/deadline"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -123,6 +124,8 @@ type slot struct {
 	okCalls map[dispatch.Kind]prometheus.Counter
 	dur     map[dispatch.Kind]prometheus.Observer
 	inFl    prometheus.Gauge
+	// deadlines shares the per-call deadline of calls that start within a few ms.
+	deadlines deadline.Cache
 
 	// Guarded by Host.mu.
 	routes   Routes
@@ -624,10 +627,9 @@ func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.R
 	if s == nil {
 		return nil, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	lim := limits{caller: ctx, own: s.deadlines.Get(s.timeout)}
 	start := time.Now()
-	resp, err := h.call(ctx, s, req)
+	resp, err := h.call(lim, s, req)
 	if d, ok := s.dur[req.Kind]; ok {
 		d.Observe(time.Since(start).Seconds())
 	}
@@ -644,7 +646,7 @@ func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.R
 	return &dispatch.Reply{Data: resp.Data}, nil
 }
 
-func (h *Host) call(ctx context.Context, s *slot, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
+func (h *Host) call(lim limits, s *slot, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
 	// A process may start draining between our load and begin (hot reload); the
 	// slot then already points at its successor, so try again.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -652,7 +654,7 @@ func (h *Host) call(ctx context.Context, s *slot, req *dispatch.Request) (*plugi
 		if p == nil {
 			break
 		}
-		err := p.begin(ctx)
+		err := p.begin(lim)
 		if errors.Is(err, errDraining) {
 			continue
 		}
@@ -660,7 +662,7 @@ func (h *Host) call(ctx context.Context, s *slot, req *dispatch.Request) (*plugi
 			return nil, err
 		}
 		s.inFl.Inc()
-		resp, err := p.call(ctx, req)
+		resp, err := p.call(lim, req)
 		s.inFl.Dec()
 		p.end()
 		return resp, err

@@ -257,13 +257,15 @@ func levelName(l hclog.Logger) string {
 
 // begin reserves a slot for one call: it waits (within ctx) for the in-flight
 // bound and refuses once the process is draining.
-func (p *proc) begin(ctx context.Context) error {
+func (p *proc) begin(lim limits) error {
 	if p.sem != nil {
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.closingCh:
 			return errDraining
-		case <-ctx.Done():
+		case <-lim.caller.Done():
+			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
+		case <-lim.own.Done():
 			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
 		}
 	}
@@ -294,7 +296,7 @@ func (p *proc) end() {
 
 // call sends one request and waits for its reply, ctx's deadline or the end of
 // the process, whichever comes first. The caller has called begin.
-func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
+func (p *proc) call(lim limits, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
 	if len(req.Payload) > maxMessageBytes/2 {
 		// It would break the stream for every call on it.
 		return nil, dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload))
@@ -313,14 +315,17 @@ func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.Handl
 		Id: id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
 		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
 	}
-	if dl, ok := ctx.Deadline(); ok {
+	if dl, ok := lim.deadline(); ok {
 		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
 	}
 	select {
 	case p.sendq <- m:
-	case <-ctx.Done():
+	case <-lim.caller.Done():
 		p.forget(id)
-		return nil, timeoutErr(p.name, ctx)
+		return nil, timeoutErr(p.name, lim)
+	case <-lim.own.Done():
+		p.forget(id)
+		return nil, timeoutErr(p.name, lim)
 	case <-p.deadCh:
 		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited", p.name)
 	}
@@ -331,25 +336,57 @@ func (p *proc) call(ctx context.Context, req *dispatch.Request) (*pluginv1.Handl
 		}
 		// A handler that gave up at its deadline may answer just before our own timer
 		// fires: it is still a timeout, whatever the plugin called it.
-		if r.GetError() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, timeoutErr(p.name, ctx)
+		if r.GetError() != nil && errors.Is(lim.err(), context.DeadlineExceeded) {
+			return nil, timeoutErr(p.name, lim)
 		}
 		return r, nil
-	case <-ctx.Done():
-		p.forget(id)
-		select { // let the plugin stop working on it
-		case p.cancelq <- id:
-		default:
-		}
-		return nil, timeoutErr(p.name, ctx)
+	case <-lim.caller.Done():
+		return nil, p.abandon(id, lim)
+	case <-lim.own.Done():
+		return nil, p.abandon(id, lim)
 	}
 }
 
-func timeoutErr(name string, ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+// abandon forgets a call that ran out of time or was cancelled and tells the plugin to
+// stop working on it.
+func (p *proc) abandon(id uint64, lim limits) error {
+	p.forget(id)
+	select {
+	case p.cancelq <- id:
+	default:
+	}
+	return timeoutErr(p.name, lim)
+}
+
+// limits bound one call: the caller's context and the plugin's own deadline (a shared
+// context from the slot's deadline.Cache, cheaper than a context per call).
+type limits struct {
+	caller, own context.Context
+}
+
+// err is the reason the call must end, nil while it may go on.
+func (l limits) err() error {
+	if err := l.caller.Err(); err != nil {
+		return err
+	}
+	return l.own.Err()
+}
+
+// deadline is the earlier of the two deadlines.
+func (l limits) deadline() (time.Time, bool) {
+	dl, ok := l.own.Deadline()
+	if c, cok := l.caller.Deadline(); cok && (!ok || c.Before(dl)) {
+		return c, true
+	}
+	return dl, ok
+}
+
+func timeoutErr(name string, lim limits) error {
+	err := lim.err()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s did not answer in time", name)
 	}
-	return dispatch.Errorf(dispatch.CodePluginUnavailable, "call to plugin %s cancelled: %v", name, ctx.Err())
+	return dispatch.Errorf(dispatch.CodePluginUnavailable, "call to plugin %s cancelled: %v", name, err)
 }
 
 func (p *proc) forget(id uint64) {

@@ -258,6 +258,8 @@ func (c *countingConn) Send(m ...*engineio.Message) error {
 	c.sent.Add(int64(len(m)))
 	return nil
 }
+func (c *countingConn) Queue(m ...*engineio.Message) (bool, error) { return false, c.Send(m...) }
+func (c *countingConn) Flush()                                     {}
 
 // BenchmarkAckRoundTripLayer measures this package alone: EmitWithAckFunc, then the
 // client's ACK packet decoded and matched (a transport that only counts).

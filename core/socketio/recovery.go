@@ -75,13 +75,15 @@ func (r *recovery) stop() {
 	r.mu.Unlock()
 }
 
-// broadcast encodes the event once with the next offset, logs it and delivers it.
+// broadcast encodes the event once with the next offset, logs it and queues it to every
+// recipient under r.mu (so offsets reach each socket in log order); the writes happen
+// outside the lock (flush.go).
 func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, args []any) (int, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	seq := r.seq + 1
 	data, atts, err := encodePacket(PacketEvent, 0, false, &event, args, r.prefix+strconv.FormatUint(seq, 36))
 	if err != nil {
+		r.mu.Unlock()
 		return 0, err
 	}
 	r.seq = seq
@@ -91,8 +93,12 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
 	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), msgs: msgs})
-	n := deliver(*tp, msgs)
+	started := srv.getTargets()
+	n := queueTo(*tp, msgs, started)
+	r.mu.Unlock()
 	srv.putTargets(tp)
+	srv.fl.write(*started, size(msgs))
+	srv.putTargets(started)
 	return n, nil
 }
 

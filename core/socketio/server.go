@@ -35,6 +35,8 @@ type Server struct {
 	closed  bool
 
 	targets sync.Pool // *[]*Socket scratch for broadcasts
+
+	fl flusher // writes what broadcasts queue; see flush.go
 }
 
 // NewServer returns a Server with o's zero fields set to their defaults. Mount it (it is
@@ -47,6 +49,7 @@ func NewServer(o Options) *Server {
 		sockets: make(map[string]*Socket),
 		rooms:   make(map[string]map[*Socket]struct{}),
 	}
+	s.fl.init(o.MaxOutboundBytes)
 	if o.Recovery != nil {
 		s.rec = newRecovery(*o.Recovery)
 	}
@@ -160,19 +163,12 @@ func (s *Server) EmitTo(rooms []string, exceptRooms []string, event string, args
 	s.mu.RLock()
 	*tp = s.collect(*tp, rooms, exceptRooms)
 	s.mu.RUnlock()
-	n := deliver(*tp, msgs)
+	started := s.getTargets()
+	n := queueTo(*tp, msgs, started)
 	s.putTargets(tp)
+	s.fl.write(*started, size(msgs))
+	s.putTargets(started)
 	return n, nil
-}
-
-func deliver(targets []*Socket, msgs []*engineio.Message) int {
-	n := 0
-	for _, so := range targets {
-		if so.conn.Send(msgs...) == nil {
-			n++
-		}
-	}
-	return n
 }
 
 func (s *Server) getTargets() *[]*Socket {

@@ -23,6 +23,8 @@ type transport interface {
 	RemoteAddr() string
 	Request() *http.Request
 	Send(msgs ...*engineio.Message) error
+	Queue(msgs ...*engineio.Message) (first bool, err error)
+	Flush()
 	Close(reason string)
 }
 

@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
 	fs.StringVar(&o.spec.echo, "echo", "", "echo plugin binary for the plugin scenario (default: build ./examples/echo)")
+	fs.StringVar(&o.spec.profileDir, "cpuprofile-dir", "", "write each server's CPU profile (pprof) into this folder")
 	fs.BoolVar(&o.spec.keep, "keep", false, "keep each server's folder (configuration and log) in the temp dir")
 	fs.IntVar(&o.conns, "conns", 19000, "rss: idle connections at the second reading")
 	fs.IntVar(&o.rssBase, "rss-base", 5000, "rss: idle connections at the first reading")
@@ -106,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	failures := 0
 	for _, s := range selected {
 		log.Info("scenario", "name", s.name)
+		r.current = s.name
 		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 		t0 := time.Now()
 		r.otherLoad = math.NaN()

@@ -159,3 +159,24 @@ func machineBusy() (time.Duration, error) {
 	}
 	return parseBusy(data)
 }
+
+// procWrites returns how many write system calls (write, writev, sendmsg...) process pid
+// has made: syscw in /proc/PID/io.
+func procWrites(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseIOField(data, "syscw")
+}
+
+// parseIOField reads one "name: value" line of /proc/PID/io.
+func parseIOField(data []byte, name string) (int64, error) {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && k == name {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/PID/io", name)
+}

@@ -45,6 +45,7 @@ type runner struct {
 	log hclog.Logger
 	// otherLoad is the CPU (in cores) that other processes used during the last scenario.
 	otherLoad float64
+	current   string // the scenario running
 }
 
 // scenario is one measurement; it returns its table rows.
@@ -66,6 +67,7 @@ var scenarios = []scenario{
 // fn succeeded, any trouble at stop.
 func (r *runner) withServer(ctx context.Context, plugins bool, fn func(*serverProc) error) error {
 	spec := r.o.spec
+	spec.label = r.current
 	if !plugins {
 		spec.echo = ""
 	}
@@ -318,6 +320,10 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 		if err != nil {
 			return err
 		}
+		writes0, err := srv.writes()
+		if err != nil {
+			return err
+		}
 		gen0 := selfCPU()
 		t0 := time.Now()
 		var next atomic.Int64
@@ -357,6 +363,10 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 		}
 		gen := selfCPU() - gen0
 		used := cpu1.sub(cpu0)
+		writes1, err := srv.writes()
+		if err != nil {
+			return err
+		}
 		if extra := got.Load() - want; extra != 0 {
 			return fmt.Errorf("%d deliveries more than sent", extra)
 		}
@@ -366,6 +376,7 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 			info(name, "deliveries/s", fmt.Sprintf("%.0f", float64(want)/elapsed.Seconds())),
 			atMost(name, "server CPU per delivery", per, 4, "%.2f µs"),
 			split(name, used, float64(want)),
+			info(name, "server write calls per delivery", fmt.Sprintf("%.3f (frames for one socket share a write)", float64(writes1-writes0)/float64(want))),
 			info(name, "load generator CPU per delivery", fmt.Sprintf("%.2f µs", us(gen)/float64(want))),
 		)
 		return nil

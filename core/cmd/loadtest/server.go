@@ -49,6 +49,10 @@ type serverSpec struct {
 	config string // the HCL configuration to start from
 	echo   string // the echo plugin binary to put in the plugins folder; "" = none
 	keep   bool   // keep the private folder (config and log) after stop
+	// profileDir, when set, makes each server write a CPU profile there, one file per
+	// server start (rtserver run -cpuprofile).
+	profileDir string
+	label      string // the scenario, for the profile's name
 }
 
 // startServer writes the configuration (host 127.0.0.1, the plugins folder), starts the
@@ -102,6 +106,11 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 		return nil, fmt.Errorf("server binary: %w", err)
 	}
 	s.cmd = exec.Command(bin, "run", "--config", confPath)
+	if spec.profileDir != "" {
+		prof := filepath.Join(spec.profileDir, fmt.Sprintf("cpu-%s-%d.pprof", spec.label, time.Now().UnixNano()))
+		s.cmd.Args = append(s.cmd.Args, "-cpuprofile", prof)
+		log.Info("server CPU profile", "path", prof)
+	}
 	s.cmd.Env = append(withoutEnv(os.Environ(), "JWT_SECRET", "API_KEY", "PORT"),
 		"JWT_SECRET="+s.secret, "API_KEY="+s.apiKey, "PORT="+strconv.Itoa(s.port))
 	out := io.MultiWriter(logFile, s.logTail)
@@ -207,6 +216,9 @@ func (s *serverProc) cpu() (time.Duration, error) { return procCPU(s.pid) }
 
 // times returns the server's user and system CPU time so far.
 func (s *serverProc) times() (cpuTimes, error) { return procTimes(s.pid) }
+
+// writes returns the server's write system calls so far.
+func (s *serverProc) writes() (int64, error) { return procWrites(s.pid) }
 
 // rss returns the server's resident set size in bytes.
 func (s *serverProc) rss() (int64, error) { return procRSS(s.pid) }

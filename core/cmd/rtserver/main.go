@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -122,6 +123,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "config.hcl", "configuration file")
 	check := fs.Bool("check-config", false, "check the configuration and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until the server stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -141,6 +143,20 @@ func runServer(args []string, stderr io.Writer) int {
 	if err != nil {
 		log.Error("cannot build the server", "error", err)
 		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("cannot write the CPU profile", "path", *cpuProfile, "error", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
