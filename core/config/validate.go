@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rtserver/rtserver/core/clientip"
 )
 
 // Validate checks every setting and returns an *Error listing all problems, each pointing
@@ -28,7 +30,7 @@ func (c *Config) Validate() error {
 	v.port("server.port", s.Port)
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
 	for _, p := range s.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
+		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.fail("server.trusted_proxies", "trusted_proxies entry %q is neither an IP address nor a CIDR.", p)
 		}
 	}

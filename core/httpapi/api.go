@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/rtserver/rtserver/core/clientip"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/ratelimit"
 )
@@ -94,7 +95,7 @@ type API struct {
 	m           *metrics.Metrics
 	plugins     PluginLister
 	keys        *keyRing
-	proxies     *proxySet
+	proxies     clientip.Proxies
 	nonces      *nonceStore
 	keyLimiter  *ratelimit.Limiter
 	authLimiter *ratelimit.Limiter
@@ -130,7 +131,7 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	proxies, err := newProxySet(o.TrustedProxies)
+	proxies, err := clientip.Parse(o.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
@@ -380,7 +381,7 @@ func (a *API) clientAddr(c *fiber.Ctx) netip.Addr {
 	for _, v := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
 		xff = append(xff, string(v))
 	}
-	return a.proxies.clientIP(peer, xff)
+	return a.proxies.Resolve(peer, xff)
 }
 
 // isoTime formats like JavaScript's Date.prototype.toISOString.

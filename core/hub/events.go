@@ -2,11 +2,11 @@ package hub
 
 import (
 	"encoding/json"
-	"github.com/rtserver/rtserver/core/deadline"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/socketio"

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rtserver/rtserver/core/deadline"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
 )

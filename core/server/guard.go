@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/clientip"
 	"github.com/rtserver/rtserver/core/hub"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/ratelimit"
@@ -35,7 +35,7 @@ type guardOptions struct {
 	MaxConnectionsPerIP int
 	ConnectionsPerMin   int
 	MaxKeys             int
-	TrustedProxies      []netip.Prefix
+	TrustedProxies      clientip.Proxies
 	Verifier            *auth.Verifier
 	DisconnectOnExpiry  bool
 	Metrics             *metrics.Metrics
@@ -61,38 +61,18 @@ func newConnGuard(o guardOptions) *connGuard {
 	return g
 }
 
-// clientIP is the peer's address, or the last untrusted hop of X-Forwarded-For when the
-// peer is a trusted proxy.
+// clientIP is the peer's address, or the client's address from X-Forwarded-For when the
+// peer is a trusted proxy (clientip.Proxies.Resolve).
 func (g *connGuard) clientIP(s *socketio.Socket) string {
 	host, _, err := net.SplitHostPort(s.RemoteAddr())
 	if err != nil {
 		host = s.RemoteAddr()
 	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil || !g.trusted(peer) {
+	if err != nil {
 		return host
 	}
-	hops := strings.Split(strings.Join(s.Header().Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		if !g.trusted(a) {
-			return a.Unmap().String()
-		}
-	}
-	return host
-}
-
-func (g *connGuard) trusted(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range g.o.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return g.o.TrustedProxies.Resolve(peer, s.Header().Values("X-Forwarded-For")).String()
 }
 
 // authPayload is the CONNECT auth object: the token, and on a reconnection what the client

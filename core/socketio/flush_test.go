@@ -7,8 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestBroadcastOrder: broadcasts to a room (queued to every recipient, written by the
