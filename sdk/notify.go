@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/rtserver/rtserver/core/isotime"
 )
 
 // Notification types, as the client's system:notification event defines them.
@@ -31,6 +33,6 @@ func Notify(ctx context.Context, userID, title, message, typ string) (int, error
 		return 0, fmt.Errorf("sdk: notification type %q: want info, warning or error", typ)
 	}
 	n := Notification{Title: title, Message: message, Type: typ,
-		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+		Timestamp: isotime.Format(time.Now())}
 	return HostFrom(ctx).EmitToUser(ctx, userID, "system:notification", n)
 }

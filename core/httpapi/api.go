@@ -384,9 +384,6 @@ func (a *API) clientAddr(c *fiber.Ctx) netip.Addr {
 	return a.proxies.Resolve(peer, xff)
 }
 
-// isoTime formats like JavaScript's Date.prototype.toISOString.
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
 type fasthttpLogger struct{ l hclog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -404,12 +403,5 @@ func TestKeyLookupFindsEveryKey(t *testing.T) {
 		if ring.lookup(s) != nil {
 			t.Fatalf("lookup(%q) matched", s)
 		}
-	}
-}
-
-func TestISOTime(t *testing.T) {
-	ts := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.FixedZone("x", 3600))
-	if got := isoTime(ts); got != "2026-01-02T02:04:05.006Z" {
-		t.Fatalf("isoTime = %s", got)
 	}
 }

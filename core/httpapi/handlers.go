@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/rtserver/rtserver/core/isotime"
 )
 
 type deliveredResponse struct {
@@ -56,7 +57,7 @@ func (a *API) push(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.PushToUser(userID, event, data)
-	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: isoTime(a.now())})
+	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: isotime.Format(a.now())})
 }
 
 func (a *API) broadcast(c *fiber.Ctx) error {
@@ -65,7 +66,7 @@ func (a *API) broadcast(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.Broadcast(event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isoTime(a.now())})
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isotime.Format(a.now())})
 }
 
 func (a *API) room(c *fiber.Ctx) error {
@@ -74,7 +75,7 @@ func (a *API) room(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.EmitToRoom(room, event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isoTime(a.now())})
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isotime.Format(a.now())})
 }
 
 func (a *API) notification(c *fiber.Ctx) error {
@@ -82,7 +83,7 @@ func (a *API) notification(c *fiber.Ctx) error {
 	if e != nil {
 		return e
 	}
-	ts := isoTime(a.now())
+	ts := isotime.Format(a.now())
 	data, err := json.Marshal(notificationPayload{Title: n.title, Message: n.message, Type: n.typ, Timestamp: ts})
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)
@@ -101,12 +102,12 @@ func (a *API) status(c *fiber.Ctx) error {
 		Rooms:       s.Rooms,
 		Uptime:      int64(now.Sub(a.started).Seconds()),
 		Memory:      readMemoryStats(),
-		Timestamp:   isoTime(now),
+		Timestamp:   isotime.Format(now),
 	})
 }
 
 func (a *API) health(c *fiber.Ctx) error {
-	return c.JSON(healthResponse{Status: "ok", Timestamp: isoTime(a.now())})
+	return c.JSON(healthResponse{Status: "ok", Timestamp: isotime.Format(a.now())})
 }
 
 func (a *API) pluginList(c *fiber.Ctx) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
+	"github.com/rtserver/rtserver/core/isotime"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/socketio"
 )
@@ -50,9 +51,6 @@ func clientOf(s *socketio.Socket) *client {
 	return c
 }
 
-// Timestamp formats t like JavaScript's Date.prototype.toISOString.
-func Timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
 type serverInfo struct {
 	Version     string `json:"version"`
 	Environment string `json:"environment"`
@@ -85,7 +83,7 @@ func (h *Hub) HandleConnection(s *socketio.Socket) {
 	h.on(s, "client:message", h.onClientRequest(dispatch.KindMessage))
 	h.on(s, "client:action", h.onClientRequest(dispatch.KindAction))
 
-	now := Timestamp(time.Now())
+	now := isotime.Format(time.Now())
 	h.emit(s, "system:welcome", welcome{
 		Message:    "Welcome to the Socket.IO server",
 		SocketID:   s.ID(),

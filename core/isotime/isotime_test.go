@@ -1,0 +1,14 @@
+package isotime
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFormat(t *testing.T) {
+	paris := time.FixedZone("CET", 3600)
+	got := Format(time.Date(2026, 11, 25, 23, 4, 5, 67_890_000, paris))
+	if want := "2026-11-25T22:04:05.067Z"; got != want { // what new Date(...).toISOString() gives
+		t.Fatalf("Format = %q, want %q", got, want)
+	}
+}
