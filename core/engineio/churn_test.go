@@ -1,8 +1,6 @@
 package engineio_test
 
 import (
-	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -33,21 +31,7 @@ func TestChurnLosesNoDial(t *testing.T) {
 		n = 500
 	}
 	eio := engineio.NewServer(engineio.Options{}, replyAndClose{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := engineio.NewHTTPServer(ln, eio)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		eio.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	u := "ws://" + srv.Addr().String() + eio.Options().Path + "?EIO=4&transport=websocket"
+	u := serveEngine(t, eio)
 	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	fails := 0
 	for i := 0; i < n; i++ {
@@ -81,21 +65,7 @@ func TestChurnLosesNoDial(t *testing.T) {
 // close): the accept path, including the accept fence's poller round trip.
 func BenchmarkChurnDial(b *testing.B) {
 	eio := engineio.NewServer(engineio.Options{}, replyAndClose{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := engineio.NewHTTPServer(ln, eio)
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		eio.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	u := "ws://" + srv.Addr().String() + eio.Options().Path + "?EIO=4&transport=websocket"
+	u := serveEngine(b, eio)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ws, _, err := websocket.DefaultDialer.Dial(u, nil)

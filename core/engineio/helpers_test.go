@@ -119,14 +119,7 @@ func startEnv(t testing.TB, o engineio.Options) *env {
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.http = engineio.NewHTTPServer(ln, mux)
-	if err := e.http.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e.http = startHTTP(t, mux)
 	e.addr = e.http.Addr().String()
 	e.base = "http://" + e.addr + e.eio.Options().Path
 	t.Cleanup(func() {
@@ -300,4 +293,33 @@ func checkGoroutines(t testing.TB, base, slack int) {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	t.Fatalf("goroutines: %d, baseline %d\n%s", n, base, fmt.Sprint(string(buf)))
+}
+
+// startHTTP serves h with the engine's HTTP server on a free port of 127.0.0.1. Stopping
+// it is the caller's business.
+func startHTTP(t testing.TB, h http.Handler) *engineio.HTTPServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := engineio.NewHTTPServer(ln, h)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// serveEngine serves eio alone and closes both at the end of the test; it returns the
+// websocket URL of the endpoint.
+func serveEngine(t testing.TB, eio *engineio.Server) string {
+	t.Helper()
+	srv := startHTTP(t, eio)
+	t.Cleanup(func() {
+		eio.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return "ws://" + srv.Addr().String() + eio.Options().Path + "?EIO=4&transport=websocket"
 }

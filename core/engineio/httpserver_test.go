@@ -3,7 +3,6 @@ package engineio_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -15,19 +14,12 @@ import (
 )
 
 func TestHTTPServerPlainHandler(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := engineio.NewHTTPServer(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Path", r.URL.Path)
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write(append([]byte("echo:"), body...))
 	}))
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	res, err := client.Post("http://"+srv.Addr().String()+"/api/x", "text/plain", stringsReader("hi"))
 	if err != nil {
@@ -54,14 +46,7 @@ func TestManyPendingPolls(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", eio)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := engineio.NewHTTPServer(ln, mux)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startHTTP(t, mux)
 	shut := false
 	t.Cleanup(func() {
 		if !shut {
@@ -138,14 +123,7 @@ func TestShutdownReleasesPollsAndWebsockets(t *testing.T) {
 	base := runtime.NumGoroutine()
 	rec := newRecorder(t)
 	eio := engineio.NewServer(engineio.Options{}, rec)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := engineio.NewHTTPServer(ln, eio)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startHTTP(t, eio)
 	addr := srv.Addr().String()
 	res, err := client.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
