@@ -48,7 +48,8 @@ type Conn struct {
 	wsRaw        net.Conn // nbio-backed: frames are written as cached bytes
 	wsCounted    bool     // wsPending is maintained by HTTPServer's written-size hook
 	wsPending    atomic.Int64
-	pend         *[]byte // frames queued by Queue, not yet written (nbio websockets only)
+	pend         *[]byte         // frames queued by Queue, not yet written (nbio websockets only)
+	inlineWS     *websocket.Conn // the websocket whose messages run on the poller; poller-owned
 	probe        *websocket.Conn
 	probeTimer   *time.Timer
 	ctx          any

@@ -83,12 +83,11 @@ func (s *HTTPServer) Start() error {
 		ReleaseWebsocketPayload: true,
 		MaxLoad:                 1 << 20,
 	})
-	if raceEnabled {
-		s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
-			gate.wait()
-			c.DataHandler()(c, data)
-		})
-	}
+	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
+		gate.wait()
+		s.inline(c)
+		c.DataHandler()(c, data)
+	})
 	fence.setEngine(s.engine.Engine)
 	countedEngines.Store(s.engine, struct{}{})
 	s.engine.Engine.OnWrittenSize(onWrittenSize)
@@ -110,6 +109,33 @@ const workerIdleTimeout = 2 * time.Second
 // everything else, so ours never queues. Jobs of one connection are still run in order,
 // one at a time, by nbio's per-connection job list.
 func (s *HTTPServer) execute(f func()) { s.pool.Submit(f) }
+
+// inline makes the websocket on c, once it carries a session of a Server with
+// Options.InlineWebsocket, run its message jobs right here on the poller goroutine. It
+// runs on the poller, the only goroutine that reads the websocket's Execute field (nbio
+// calls it while parsing), so switching it here races with nothing. Jobs still queued on
+// the connection (the upgrade request's own, say) keep their place: while any is
+// pending, new ones queue behind it as before.
+func (s *HTTPServer) inline(c *nbio.Conn) {
+	ws, ok := c.Session().(*websocket.Conn)
+	if !ok {
+		return
+	}
+	// With the lock: the session was set by the upgrading request's goroutine.
+	sc, ok := ws.SessionWithLock().(*Conn)
+	if !ok || sc.inlineWS == ws || !sc.srv.opts.InlineWebsocket {
+		return
+	}
+	sc.inlineWS = ws
+	queued := ws.Execute
+	ws.Execute = func(job func()) bool {
+		if c.ExecuteLen() > 0 {
+			return queued(job)
+		}
+		s.runJob(job)
+		return true
+	}
+}
 
 // runJob runs one handler job; a panic is logged, not fatal, and the worker lives on.
 func (s *HTTPServer) runJob(f func()) {

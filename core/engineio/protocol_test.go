@@ -2,8 +2,11 @@ package engineio_test
 
 import (
 	"encoding/base64"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -760,5 +763,54 @@ func TestTransportsOption(t *testing.T) {
 	_, res, err := websocket.DefaultDialer.Dial("ws://"+pollOnly.addr+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err == nil || res == nil || res.StatusCode != 400 {
 		t.Errorf("websocket on a polling-only server: %v %v", err, res)
+	}
+}
+
+// TestInlineWebsocket: with InlineWebsocket, websocket messages are handled on the
+// network poller (seen in the handler's stack), in order, including messages sent the
+// moment the session opens, on a direct websocket and after an upgrade from polling;
+// without it they never are.
+func TestInlineWebsocket(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			e := startEnv(t, engineio.Options{InlineWebsocket: inline})
+			var onPoller atomic.Int64
+			e.rec.onMessage = func(*engineio.Conn, []byte, bool) {
+				buf := make([]byte, 16<<10)
+				if strings.Contains(string(buf[:runtime.Stack(buf, false)]), "nbio.(*poller)") {
+					onPoller.Add(1)
+				}
+			}
+			const n = 500
+			send := func(ws *websocket.Conn) {
+				for i := range n {
+					writeWS(t, ws, websocket.TextMessage, "4"+itoa(i))
+				}
+				for i := range n {
+					if m := e.rec.next(t, "message"); m.data != itoa(i) {
+						t.Fatalf("message %d is %q", i, m.data)
+					}
+				}
+			}
+			ws := e.dialWS("") // direct websocket; the first messages go out with no wait
+			send(ws)
+
+			sid := e.openPolling() // polling, then the upgrade
+			up := e.dialWS(sid)
+			writeWS(t, up, websocket.TextMessage, "2probe")
+			if _, m := readWSSkipPings(t, up); m != "3probe" {
+				t.Fatalf("probe answer %q", m)
+			}
+			writeWS(t, up, websocket.TextMessage, "5")
+			send(up)
+
+			got := onPoller.Load()
+			if inline && got < n { // the first ones may queue behind the upgrade request
+				t.Errorf("%d of %d messages handled on the poller", got, 2*n)
+			}
+			if !inline && got != 0 {
+				t.Errorf("%d messages handled on the poller without InlineWebsocket", got)
+			}
+		})
 	}
 }

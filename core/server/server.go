@@ -77,7 +77,10 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		AllowedOrigins:   sio.CORSOrigins,
 		ConnectTimeout:   sio.ConnectTimeout,
 		MaxOutboundBytes: sio.MaxOutboundBytes,
-		Logger:           log.Named("socketio"),
+		// The hub's handlers never block: client:* requests wait for their plugin on
+		// per-socket runners, not on the connection's goroutine.
+		NonBlockingHandlers: true,
+		Logger:              log.Named("socketio"),
 	}
 	if cfg.Recovery.Enabled {
 		ioOpts.Recovery = &socketio.RecoveryOptions{

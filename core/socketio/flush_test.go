@@ -17,13 +17,15 @@ import (
 // order it sent them.
 func TestBroadcastOrder(t *testing.T) {
 	for _, rec := range []bool{false, true} {
-		t.Run(fmt.Sprintf("recovery=%v", rec), func(t *testing.T) {
-			o := Options{}
-			if rec {
-				o.Recovery = &RecoveryOptions{}
-			}
-			testBroadcastOrder(t, o)
-		})
+		for _, inline := range []bool{false, true} {
+			t.Run(fmt.Sprintf("recovery=%v,inline=%v", rec, inline), func(t *testing.T) {
+				o := Options{NonBlockingHandlers: inline}
+				if rec {
+					o.Recovery = &RecoveryOptions{}
+				}
+				testBroadcastOrder(t, o)
+			})
+		}
 	}
 }
 

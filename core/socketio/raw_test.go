@@ -352,13 +352,24 @@ func TestRawPollingBinary(t *testing.T) {
 // CONNECT reply arrives; every one of them must be answered (none dropped), and the
 // goroutine count comes back to its baseline after they leave.
 func TestRawConcurrentConnectEmit(t *testing.T) {
-	n := 5000
-	if testing.Short() {
-		n = 500
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			n := 5000
+			if testing.Short() || inline {
+				n = 2000
+			}
+			testConcurrentConnectEmit(t, n, Options{NonBlockingHandlers: inline})
+		})
 	}
+}
+
+// testConcurrentConnectEmit: n clients connect at once and emit as soon as CONNECT is
+// acknowledged. With NonBlockingHandlers the emit may reach the poller while the upgrade
+// request's job is still running: it must queue behind it, not overtake it.
+func testConcurrentConnectEmit(t *testing.T, n int, o Options) {
 	base := runtime.NumGoroutine()
 	var handled atomic.Int64
-	srv, url := startServer(t, Options{}, func(s *Server) {
+	srv, url := startServer(t, o, func(s *Server) {
 		s.OnConnection(func(so *Socket) {
 			so.On("hello", func(so *Socket, args Args, ack Ack) {
 				handled.Add(1)

@@ -62,6 +62,7 @@ func NewServer(o Options) *Server {
 		AllowUpgrades:    true,
 		AllowedOrigins:   o.AllowedOrigins,
 		MaxOutboundBytes: o.MaxOutboundBytes,
+		InlineWebsocket:  o.NonBlockingHandlers,
 		Logger:           o.Logger,
 	}, engineHandler{s})
 	return s

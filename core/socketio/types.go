@@ -20,7 +20,12 @@ type Options struct {
 	ConnectTimeout   time.Duration // 45s: time allowed between handshake and CONNECT
 	MaxOutboundBytes int           // per-socket queued bytes before it is disconnected; 1 MiB
 	AckTimeout       time.Duration // default for EmitWithAck without a ctx deadline; 10s
-	Logger           hclog.Logger
+	// NonBlockingHandlers promises that middlewares, event handlers, ack callbacks and
+	// disconnect handlers never block (they hand slow work to goroutines of their own):
+	// websocket messages are then handled on the network poller, without a goroutine
+	// hand-off per message (engineio.Options.InlineWebsocket).
+	NonBlockingHandlers bool
+	Logger              hclog.Logger
 	// Recovery, when set, turns on connection state recovery (see recovery.go).
 	Recovery *RecoveryOptions
 }
