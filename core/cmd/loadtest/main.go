@@ -6,7 +6,7 @@
 // read from /proc), drives it over real websockets, stops it, and the results are printed as
 // one table.
 //
-//	go run ./core/cmd/loadtest [-scenario all|rss|room|ack|storm|plugin|floor[,...]] [-markdown]
+//	go run ./core/cmd/loadtest [-scenario all|room|ack|plugin|floor|rss|storm[,...]] [-markdown]
 package main
 
 import (
@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of rss, room, ack, storm, plugin, floor")
+	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, ack, plugin, floor, rss, storm")
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
 	fs.StringVar(&o.spec.echo, "echo", "", "echo plugin binary for the plugin scenario (default: build ./examples/echo)")
@@ -191,7 +191,7 @@ func pick(which string) ([]scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (all, rss, room, ack, storm, plugin, floor)", name)
+			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm)", name)
 		}
 	}
 	return out, nil
