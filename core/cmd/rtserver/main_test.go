@@ -75,7 +75,13 @@ var listenRE = regexp.MustCompile(`listening: addr=([0-9.:]+)`)
 // start runs the binary and waits for its listening line.
 func start(t *testing.T, cfg string, env ...string) (*exec.Cmd, string, *logBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--config", cfg)
+	return startArgs(t, []string{"run", "--config", cfg}, env...)
+}
+
+// startArgs is start with the command line given.
+func startArgs(t *testing.T, args []string, env ...string) (*exec.Cmd, string, *logBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -119,7 +125,8 @@ api {
 }
 plugins { dir = "`+t.TempDir()+`" }
 `)
-	cmd, addr, logs := start(t, cfg)
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	cmd, addr, logs := startArgs(t, []string{"run", "--config", cfg, "-cpuprofile", prof})
 	res, err := http.Get("http://" + addr + "/health")
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +148,10 @@ plugins { dir = "`+t.TempDir()+`" }
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("no exit after SIGTERM\n%s", logs)
+	}
+	// -cpuprofile: the profile is written out at the stop (pprof's gzipped protobuf).
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("CPU profile: %d bytes, %v", len(b), err)
 	}
 }
 
