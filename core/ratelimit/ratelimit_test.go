@@ -242,6 +242,11 @@ func TestConcurrentAllow(t *testing.T) {
 	if got := allowed.Load(); got != limit {
 		t.Fatalf("allowed %d of %d, want exactly %d", got, workers*perWorker, limit)
 	}
+	// The workers have called Done but may not have exited yet: give them a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if n := runtime.NumGoroutine(); n > base {
 		t.Fatalf("goroutines %d > baseline %d: the limiter started some", n, base)
 	}
