@@ -87,6 +87,14 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, req *Request) (*Reply, error)
 }
 
+// AsyncDispatcher is a Dispatcher that can also answer through a callback, so that no
+// goroutine has to wait for the reply. DispatchAsync must not block; done gets the
+// outcome exactly once (perhaps before DispatchAsync returns) and must not block either.
+type AsyncDispatcher interface {
+	Dispatcher
+	DispatchAsync(ctx context.Context, req *Request, done func(*Reply, error))
+}
+
 // None is the Dispatcher used while no handler exists: every request gets NO_HANDLER.
 type None struct{}
 

@@ -402,7 +402,20 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 			req.MessageID = h.ids.next()
 		}
 		c := clientOf(s)
-		if c == nil || !c.enqueue(func() { h.runRequest(s, spec, req, ack) }, h.opts.MaxPending) {
+		if c == nil {
+			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
+			return
+		}
+		// Nothing of this socket's waits: an asynchronous dispatcher takes the request
+		// from here and replies from its own goroutine, with no runner woken for it.
+		if ad, ok := h.currentDispatcher().(dispatch.AsyncDispatcher); ok && c.begin() {
+			ad.DispatchAsync(dispatchContexts.Get(h.opts.DispatchTimeout), req, func(rep *dispatch.Reply, err error) {
+				h.answer(s, spec, req, ack, rep, err)
+				c.resume()
+			})
+			return
+		}
+		if !c.enqueue(func() { h.runRequest(s, spec, req, ack) }, h.opts.MaxPending) {
 			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
 		}
 	}
@@ -421,6 +434,11 @@ type response struct {
 
 func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack) {
 	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.Get(h.opts.DispatchTimeout), req)
+	h.answer(s, spec, req, ack, rep, err)
+}
+
+// answer sends the reply of a dispatched request to its socket.
+func (h *Hub) answer(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack, rep *dispatch.Reply, err error) {
 	res := response{Success: err == nil, RequestID: req.RequestID, MessageID: req.MessageID}
 	if err != nil {
 		res.Code = dispatch.CodeOf(err, CodeInternal)
@@ -473,6 +491,30 @@ func (c *client) enqueue(fn func(), max int) bool {
 	c.mu.Unlock()
 	runners.Submit(c.run)
 	return true
+}
+
+// begin marks the socket busy with a request handled outside its queue; false when
+// requests are queued or running (the new one must then queue behind them).
+func (c *client) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running || len(c.queue) > 0 {
+		return false
+	}
+	c.running = true
+	return true
+}
+
+// resume ends what begin started: a runner takes what queued meanwhile.
+func (c *client) resume() {
+	c.mu.Lock()
+	if len(c.queue) == 0 {
+		c.running = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	runners.Submit(c.run)
 }
 
 func (c *client) run() {

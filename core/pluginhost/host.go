@@ -631,6 +631,56 @@ func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.R
 	lim := limits{caller: ctx, own: s.deadlines.Get(s.timeout)}
 	start := time.Now()
 	resp, err := h.call(lim, s, req)
+	return h.finish(s, req, start, resp, err)
+}
+
+// DispatchAsync is Dispatch without a goroutine waiting for the reply: done gets the
+// outcome exactly once, on the plugin stream's receive goroutine, a deadline's goroutine
+// or (when the answer is known at once) this one, and must not block. When the call
+// would have to wait for a slot or a full send queue, it is made by Dispatch on a
+// goroutine of its own, so DispatchAsync itself never blocks.
+func (h *Host) DispatchAsync(ctx context.Context, req *dispatch.Request, done func(*dispatch.Reply, error)) {
+	if h.closed.Load() {
+		done(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin host is closed"))
+		return
+	}
+	s := h.routes.Load().lookup(req.Kind, req.Name)
+	if s == nil {
+		done(nil, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name))
+		return
+	}
+	lim := limits{caller: ctx, own: s.deadlines.Get(s.timeout)}
+	startAt := time.Now()
+	for attempt := 0; attempt < 3; attempt++ {
+		p := s.cur.Load()
+		if p == nil {
+			break
+		}
+		err := p.tryBegin()
+		if errors.Is(err, errDraining) {
+			continue // hot reload: the slot already points at the successor
+		}
+		if err != nil { // errBusy
+			break
+		}
+		s.inFl.Inc()
+		ok := p.start(lim, req, func(resp *pluginv1.HandleResponse, err error) {
+			s.inFl.Dec()
+			p.end()
+			done(h.finish(s, req, startAt, resp, err))
+		})
+		if ok {
+			return
+		}
+		s.inFl.Dec()
+		p.end()
+		break
+	}
+	go func() { done(h.Dispatch(ctx, req)) }()
+}
+
+// finish records a call's metrics and turns the plugin's answer into the reply.
+func (h *Host) finish(s *slot, req *dispatch.Request, start time.Time, resp *pluginv1.HandleResponse, err error) (*dispatch.Reply, error) {
 	if d, ok := s.dur[req.Kind]; ok {
 		d.Observe(time.Since(start).Seconds())
 	}

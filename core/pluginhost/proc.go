@@ -29,6 +29,9 @@ var handshake = plugin.HandshakeConfig{
 // the caller retries on the slot's current process.
 var errDraining = errors.New("plugin process is draining")
 
+// errBusy: the call would have to wait (in-flight bound, full send queue).
+var errBusy = errors.New("plugin process is busy")
+
 // Bounds on one stream message: a few big payloads must not delay the small
 // ones behind them, nor come near gRPC's message size limits.
 const (
@@ -69,8 +72,9 @@ func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.
 //
 // Calls: Dispatch -> begin (in-flight bound, refuse when draining) -> register a
 // reply channel in pending -> sendq -> sendLoop batches onto the stream ->
-// recvLoop matches replies by id. When the stream ends every pending call fails
-// with PLUGIN_UNAVAILABLE and, unless we were stopping it, onCrash is called.
+// recvLoop matches replies by id. DispatchAsync registers a callback instead of a
+// channel and waits for nothing (tryBegin, start). When the stream ends every pending
+// call fails with PLUGIN_UNAVAILABLE and, unless we were stopping it, onCrash is called.
 //
 // Lock order: mu and pmu are never held together.
 type proc struct {
@@ -94,7 +98,7 @@ type proc struct {
 	streamCancel context.CancelFunc
 
 	pmu     sync.Mutex
-	pending map[uint64]chan *pluginv1.HandleResponse
+	pending map[uint64]waiter
 	dead    bool
 	deadCh  chan struct{} // closed once the stream has ended
 
@@ -165,7 +169,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		name: pp.name, path: pp.path, sockDir: sockDir, log: pp.log.Named(pp.name), client: client, lifeline: w,
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
-		pending:   make(map[uint64]chan *pluginv1.HandleResponse),
+		pending:   make(map[uint64]waiter),
 		deadCh:    make(chan struct{}),
 		closingCh: make(chan struct{}),
 		drained:   make(chan struct{}),
@@ -308,7 +312,7 @@ func (p *proc) call(lim limits, req *dispatch.Request) (*pluginv1.HandleResponse
 		p.pmu.Unlock()
 		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name)
 	}
-	p.pending[id] = ch
+	p.pending[id] = waiter{ch: ch}
 	p.pmu.Unlock()
 
 	m := &pluginv1.HandleRequest{
@@ -468,8 +472,8 @@ func (p *proc) recvLoop() {
 	p.pending = nil
 	close(p.deadCh)
 	p.pmu.Unlock()
-	for _, ch := range pending {
-		ch <- nil
+	for _, w := range pending {
+		w.give(nil)
 	}
 	if !p.stopping.Load() && p.onCrash != nil {
 		p.onCrash(p, err)
@@ -477,13 +481,142 @@ func (p *proc) recvLoop() {
 }
 
 func (p *proc) deliver(id uint64, r *pluginv1.HandleResponse) {
+	if w, ok := p.take(id); ok {
+		w.give(r)
+	}
+}
+
+// take removes the call id from pending; ok only for the first taker, which owns the
+// call's outcome (a reply, its deadline or the end of the process).
+func (p *proc) take(id uint64) (waiter, bool) {
 	p.pmu.Lock()
-	ch := p.pending[id]
+	w, ok := p.pending[id]
 	delete(p.pending, id)
 	p.pmu.Unlock()
-	if ch != nil {
-		ch <- r
+	return w, ok
+}
+
+// waiter is who gets a call's reply: a goroutine blocked in call (ch) or an
+// asynchronous call's completion (async). nil means the process ended.
+type waiter struct {
+	ch    chan *pluginv1.HandleResponse
+	async *asyncCall
+}
+
+func (w waiter) give(r *pluginv1.HandleResponse) {
+	if w.async != nil {
+		w.async.replied(r)
+		return
 	}
+	w.ch <- r
+}
+
+// asyncCall is one call made by start: its reply, its deadline or the end of the
+// process completes it, once, on whichever goroutine got there first.
+type asyncCall struct {
+	p            *proc
+	id           uint64
+	lim          limits
+	fin          func(*pluginv1.HandleResponse, error)
+	stopOwn    func() bool // the deadline watches (context.AfterFunc)
+	stopCaller func() bool
+}
+
+func (a *asyncCall) stopWatches() {
+	if a.stopOwn != nil {
+		a.stopOwn()
+	}
+	if a.stopCaller != nil {
+		a.stopCaller()
+	}
+}
+
+func (a *asyncCall) replied(r *pluginv1.HandleResponse) {
+	a.stopWatches()
+	switch {
+	case r == nil:
+		a.fin(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", a.p.name))
+	case r.GetError() != nil && errors.Is(a.lim.err(), context.DeadlineExceeded):
+		// As in call: an answer given up at the deadline is still a timeout.
+		a.fin(nil, timeoutErr(a.p.name, a.lim))
+	default:
+		a.fin(r, nil)
+	}
+}
+
+// expired runs when a deadline (or the caller's cancellation) passes first.
+func (a *asyncCall) expired() {
+	if _, ok := a.p.take(a.id); !ok {
+		return // answered meanwhile
+	}
+	a.stopWatches()
+	select { // let the plugin stop working on it
+	case a.p.cancelq <- a.id:
+	default:
+	}
+	a.fin(nil, timeoutErr(a.p.name, a.lim))
+}
+
+// tryBegin is begin without waiting: errBusy when the in-flight bound is reached.
+func (p *proc) tryBegin() error {
+	if p.sem != nil {
+		select {
+		case p.sem <- struct{}{}:
+		default:
+			return errBusy
+		}
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		if p.sem != nil {
+			<-p.sem
+		}
+		return errDraining
+	}
+	p.active++
+	p.mu.Unlock()
+	return nil
+}
+
+// start sends one request without waiting: fin gets the outcome exactly once (maybe
+// before start returns), on the stream's receive goroutine, a deadline's goroutine or
+// this one; it must not block. The caller has called tryBegin. false (and no fin) means
+// the send queue is full: the caller takes the blocking path instead.
+func (p *proc) start(lim limits, req *dispatch.Request, fin func(*pluginv1.HandleResponse, error)) bool {
+	if len(req.Payload) > maxMessageBytes/2 {
+		fin(nil, dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload)))
+		return true
+	}
+	a := &asyncCall{p: p, id: p.nextID.Add(1), lim: lim, fin: fin}
+	m := &pluginv1.HandleRequest{
+		Id: a.id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
+		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
+	}
+	if dl, ok := lim.deadline(); ok {
+		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
+	}
+	// Registered, watched and sent under pmu: the reply (taken under pmu) then sees the
+	// watches, and a deadline that has already passed waits for us to finish here.
+	p.pmu.Lock()
+	if p.dead {
+		p.pmu.Unlock()
+		fin(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name))
+		return true
+	}
+	select {
+	case p.sendq <- m:
+	default:
+		p.pmu.Unlock()
+		return false
+	}
+	p.pending[a.id] = waiter{async: a}
+	a.stopOwn = context.AfterFunc(lim.own, a.expired)
+	if lim.caller.Done() != nil {
+		a.stopCaller = context.AfterFunc(lim.caller, a.expired)
+	}
+	p.pmu.Unlock()
+	return true
 }
 
 // inFlight is the number of calls between begin and end.
