@@ -514,10 +514,10 @@ func (w waiter) give(r *pluginv1.HandleResponse) {
 // asyncCall is one call made by start: its reply, its deadline or the end of the
 // process completes it, once, on whichever goroutine got there first.
 type asyncCall struct {
-	p            *proc
-	id           uint64
-	lim          limits
-	fin          func(*pluginv1.HandleResponse, error)
+	p          *proc
+	id         uint64
+	lim        limits
+	fin        func(*pluginv1.HandleResponse, error)
 	stopOwn    func() bool // the deadline watches (context.AfterFunc)
 	stopCaller func() bool
 }
