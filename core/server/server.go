@@ -77,8 +77,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		AllowedOrigins:   sio.CORSOrigins,
 		ConnectTimeout:   sio.ConnectTimeout,
 		MaxOutboundBytes: sio.MaxOutboundBytes,
-		// The hub's handlers never block: client:* requests wait for their plugin on
-		// per-socket runners, not on the connection's goroutine.
+		// The hub's handlers never block: a client:* request is handed to the plugin
+		// host, which answers from its own goroutine, or queued for a per-socket runner.
 		NonBlockingHandlers: true,
 		Logger:              log.Named("socketio"),
 	}
