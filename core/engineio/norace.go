@@ -4,8 +4,6 @@ package engineio
 
 import "net"
 
-const raceEnabled = false
-
 type raceGate struct{}
 
 func newRaceGate() *raceGate                          { return nil }

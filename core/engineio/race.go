@@ -13,7 +13,6 @@ import (
 // a mutex from Accept until it comes back for the next connection (i.e. across nbhttp's
 // registration of the connection), and the poller takes it before handling data: the
 // real ordering becomes visible. Release builds do none of this.
-const raceEnabled = true
 
 type raceGate struct {
 	mu   sync.Mutex

@@ -273,6 +273,12 @@ func (p *proc) begin(lim limits) error {
 			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
 		}
 	}
+	return p.enter()
+}
+
+// enter counts a call in flight once its slot is held; it gives the slot back and
+// refuses when the process is draining.
+func (p *proc) enter() error {
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
@@ -566,17 +572,7 @@ func (p *proc) tryBegin() error {
 			return errBusy
 		}
 	}
-	p.mu.Lock()
-	if p.closing {
-		p.mu.Unlock()
-		if p.sem != nil {
-			<-p.sem
-		}
-		return errDraining
-	}
-	p.active++
-	p.mu.Unlock()
-	return nil
+	return p.enter()
 }
 
 // start sends one request without waiting: fin gets the outcome exactly once (maybe
