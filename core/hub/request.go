@@ -2,7 +2,8 @@ package hub
 
 import (
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/rtserver/rtserver/core/jsonobj"
 )
 
 // The client:* hot path reads only one or two members of the request object and answers
@@ -16,150 +17,19 @@ type requestFields struct {
 	typ, content, action json.RawMessage
 }
 
-// scanRequest finds the routing members of the JSON object raw. Like decoding into
-// map[string]json.RawMessage it matches keys exactly after unescaping, and the last of
-// duplicate keys wins. It relies on raw being valid JSON (core/socketio validates every
-// argument before a handler sees it) and refuses anything that is not an object.
+var requestKeys = []string{"type", "content", "action"}
+
+// scanRequest finds the routing members of the JSON object raw (jsonobj.Fields). It
+// relies on raw being valid JSON (core/socketio validates every argument before a handler
+// sees it) and refuses anything that is not an object.
 func scanRequest(raw []byte) (requestFields, bool) {
-	var f requestFields
-	i := skipWS(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return f, false
-	}
-	i = skipWS(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return f, skipWS(raw, i+1) == len(raw)
-	}
-	for {
-		if i >= len(raw) || raw[i] != '"' {
-			return f, false
-		}
-		end, escaped := stringEnd(raw, i)
-		if end < 0 {
-			return f, false
-		}
-		key := raw[i+1 : end-1]
-		var unescaped string
-		if escaped {
-			if json.Unmarshal(raw[i:end], &unescaped) != nil {
-				return f, false
-			}
-			key = []byte(unescaped)
-		}
-		i = skipWS(raw, end)
-		if i >= len(raw) || raw[i] != ':' {
-			return f, false
-		}
-		i = skipWS(raw, i+1)
-		vend := valueEnd(raw, i)
-		if vend < 0 {
-			return f, false
-		}
-		val := raw[i:vend]
-		switch string(key) {
-		case "type":
-			f.typ = val
-		case "content":
-			f.content = val
-		case "action":
-			f.action = val
-		}
-		i = skipWS(raw, vend)
-		if i >= len(raw) {
-			return f, false
-		}
-		switch raw[i] {
-		case ',':
-			i = skipWS(raw, i+1)
-		case '}':
-			return f, skipWS(raw, i+1) == len(raw)
-		default:
-			return f, false
-		}
-	}
+	var out [3]json.RawMessage
+	ok := jsonobj.Fields(raw, requestKeys, out[:])
+	return requestFields{typ: out[0], content: out[1], action: out[2]}, ok
 }
 
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string starting at b[i] (a quote) and whether
-// it holds escapes; -1 when it is not terminated.
-func stringEnd(b []byte, i int) (int, bool) {
-	escaped := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			return j + 1, escaped
-		}
-	}
-	return -1, escaped
-}
-
-// valueEnd returns the index just past the value starting at b[i]; -1 when it does not end.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		end, _ := stringEnd(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, _ := stringEnd(b, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) {
-		switch b[j] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return j
-		}
-		j++
-	}
-	return j
-}
-
-// fastString decodes a JSON string value as stringValue does, without reflection when
-// it has no escapes and is valid UTF-8 (json.Unmarshal would replace invalid bytes).
-func fastString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return stringValue(raw)
-	}
-	body := raw[1 : len(raw)-1]
-	for _, c := range body {
-		if c == '\\' || c == '"' || c < 0x20 {
-			return stringValue(raw)
-		}
-	}
-	if !utf8.Valid(body) {
-		return stringValue(raw)
-	}
-	return string(body), true
-}
+// fastString decodes a JSON string value (jsonobj.String).
+func fastString(raw json.RawMessage) (string, bool) { return jsonobj.String(raw) }
 
 // requiredField returns raw when it is a non-blank string.
 func requiredField(raw json.RawMessage) (string, bool) {
