@@ -49,7 +49,10 @@ type logged struct {
 	seq    uint64
 	rooms  []string
 	except []string
-	msgs   []*engineio.Message
+	// The encoded packet and its attachments; replays wrap them in fresh Messages, so the
+	// delivered ones (with their cached websocket frames) are not kept alive by the log.
+	data []byte
+	atts [][]byte
 }
 
 type savedSession struct {
@@ -92,7 +95,7 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), msgs: msgs})
+	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), data: data, atts: atts})
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
@@ -238,7 +241,7 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 		if count++; count > r.opts.MaxPackets {
 			return nil, false
 		}
-		out = append(out, e.msgs...)
+		out = append(out, toMessages(e.data, e.atts)...)
 	}
 	return out, true
 }
