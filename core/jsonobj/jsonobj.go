@@ -153,6 +153,9 @@ func valueEnd(b []byte, i int) int {
 	for j < len(b) {
 		switch b[j] {
 		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			if j == i {
+				return -1 // no value at all: not valid JSON
+			}
 			return j
 		}
 		j++

@@ -67,7 +67,13 @@ func FuzzFields(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		check(t, raw)
 		var out [3]json.RawMessage
-		if Fields(raw, keys, out[:]) && out[0] != nil {
+		ok := Fields(raw, keys, out[:])
+		for i := range keys {
+			if out[i] != nil && len(out[i]) == 0 {
+				t.Fatalf("%q: %s present but empty", raw, keys[i])
+			}
+		}
+		if ok && out[0] != nil && json.Valid(raw) {
 			got, ok := String(out[0])
 			var want string
 			wok := out[0][0] == '"' && json.Unmarshal(out[0], &want) == nil
