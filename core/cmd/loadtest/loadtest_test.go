@@ -282,3 +282,22 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestParseMetric(t *testing.T) {
+	text := `# HELP go_gc_duration_seconds A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.
+# TYPE go_gc_duration_seconds summary
+go_gc_duration_seconds{quantile="0"} 2.1e-05
+go_gc_duration_seconds_sum 0.004
+go_gc_duration_seconds_count 42
+go_goroutines 17
+`
+	if v := parseMetric(strings.NewReader(text), "go_gc_duration_seconds_count"); v != 42 {
+		t.Errorf("count = %v, want 42", v)
+	}
+	if v := parseMetric(strings.NewReader(text), "go_gc_duration_seconds"); v != -1 {
+		t.Errorf("labelled-only metric = %v, want -1", v)
+	}
+	if v := parseMetric(strings.NewReader(text), "missing"); v != -1 {
+		t.Errorf("missing = %v, want -1", v)
+	}
+}

@@ -467,6 +467,16 @@ func (l *loop) reply(c *client, ok bool) {
 	}
 }
 
+// gcRow reports the server's garbage collections during the window: part of the latency
+// tail (BENCHMARKS.md).
+func gcRow(scenario string, w window) row {
+	v := "unknown (metrics off)"
+	if w.gcCycles >= 0 {
+		v = fmt.Sprintf("%.0f in %.1f s", w.gcCycles, w.elapsed.Seconds())
+	}
+	return info(scenario, "server garbage collections", v)
+}
+
 // window is what one measurement window saw.
 type window struct {
 	replies   int64
@@ -476,6 +486,7 @@ type window struct {
 	server    cpuTimes
 	pluginCPU time.Duration
 	genCPU    time.Duration
+	gcCycles  float64 // the server's garbage collections in the window; < 0 unknown
 }
 
 // measure starts the loop on cs, lets it warm up, measures for the window, then stops it
@@ -503,6 +514,7 @@ func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *
 	if plugins {
 		plug0, _, _ = srv.childrenCPU()
 	}
+	gc0 := srv.gcCycles()
 	gen0, n0, bad0, t0 := selfCPU(), l.done.Load(), l.bad.Load(), time.Now()
 	if err := sleep(ctx, r.o.window); err != nil {
 		return w, err
@@ -516,6 +528,12 @@ func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *
 		w.pluginCPU = plug1 - plug0
 	}
 	w.genCPU = selfCPU() - gen0
+	w.gcCycles = -1
+	if gc0 >= 0 {
+		if gc1 := srv.gcCycles(); gc1 >= 0 {
+			w.gcCycles = gc1 - gc0
+		}
+	}
 	w.replies, w.bad, w.elapsed = l.done.Load()-n0, l.bad.Load()-bad0, time.Since(t0)
 	w.server = cpu1.sub(cpu0)
 	w.serverCPU = w.server.user + w.server.sys
@@ -558,6 +576,7 @@ func (r *runner) ack(ctx context.Context) ([]row, error) {
 			atMost(name, "server CPU per ack round trip", us(w.serverCPU)/float64(w.replies), 8, "%.2f µs"),
 			split(name, w.server, float64(w.replies)),
 			info(name, "load generator CPU per round trip", fmt.Sprintf("%.2f µs", us(w.genCPU)/float64(w.replies))),
+			gcRow(name, w),
 		)
 		return nil
 	})
@@ -707,6 +726,7 @@ func (r *runner) plugin(ctx context.Context) ([]row, error) {
 			split(name, w.server, n),
 			info(name, "plugin CPU per round trip", fmt.Sprintf("%.2f µs", us(w.pluginCPU)/n)),
 			info(name, "load generator CPU per round trip", fmt.Sprintf("%.2f µs", us(w.genCPU)/n)),
+			gcRow(name, w),
 		)
 		return nil
 	})

@@ -217,6 +217,35 @@ func (s *serverProc) cpu() (time.Duration, error) { return procCPU(s.pid) }
 // times returns the server's user and system CPU time so far.
 func (s *serverProc) times() (cpuTimes, error) { return procTimes(s.pid) }
 
+// gcCycles returns how many garbage collections the server has run, from its /metrics
+// (go_gc_duration_seconds_count); -1 when metrics are off or unreadable.
+func (s *serverProc) gcCycles() float64 {
+	res, err := http.Get(s.httpURL("/metrics"))
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	return parseMetric(res.Body, "go_gc_duration_seconds_count")
+}
+
+// parseMetric returns the value of the unlabelled sample name in a Prometheus text
+// exposition, or -1.
+func parseMetric(r io.Reader, name string) float64 {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+" ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return -1
+		}
+		return v
+	}
+	return -1
+}
+
 // writes returns the server's write system calls so far.
 func (s *serverProc) writes() (int64, error) { return procWrites(s.pid) }
 
