@@ -9,6 +9,7 @@ import (
 	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/isotime"
+	"github.com/rtserver/rtserver/core/jsonobj"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/socketio"
 )
@@ -363,7 +364,7 @@ var kinds = map[dispatch.Kind]kindSpec{
 			if f.typ == nil || string(f.typ) == "null" {
 				return "", true
 			}
-			return fastString(f.typ)
+			return jsonobj.String(f.typ)
 		},
 	},
 	dispatch.KindAction: {

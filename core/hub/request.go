@@ -28,15 +28,12 @@ func scanRequest(raw []byte) (requestFields, bool) {
 	return requestFields{typ: out[0], content: out[1], action: out[2]}, ok
 }
 
-// fastString decodes a JSON string value (jsonobj.String).
-func fastString(raw json.RawMessage) (string, bool) { return jsonobj.String(raw) }
-
 // requiredField returns raw when it is a non-blank string.
 func requiredField(raw json.RawMessage) (string, bool) {
 	if raw == nil {
 		return "", false
 	}
-	v, ok := fastString(raw)
+	v, ok := jsonobj.String(raw)
 	if !ok || isBlank(v) {
 		return "", false
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/rtserver/rtserver/core/jsonobj"
 )
 
 // viaMap is what the request path did before scanRequest: decode into a map.
@@ -104,10 +106,10 @@ func FuzzScanRequest(f *testing.F) {
 		if !bytes.Equal(fields.typ, obj["type"]) || !bytes.Equal(fields.content, obj["content"]) || !bytes.Equal(fields.action, obj["action"]) {
 			t.Fatalf("%q: fields differ from the map", s)
 		}
-		if v, ok := fastString(fields.typ); fields.typ != nil {
+		if v, ok := jsonobj.String(fields.typ); fields.typ != nil {
 			w, wok := stringValue(fields.typ)
 			if v != w || ok != wok {
-				t.Fatalf("%q: fastString %q %v, stringValue %q %v", s, v, ok, w, wok)
+				t.Fatalf("%q: jsonobj.String %q %v, stringValue %q %v", s, v, ok, w, wok)
 			}
 		}
 	})
@@ -176,6 +178,15 @@ func requiredString(obj map[string]json.RawMessage, key string) (string, bool) {
 	}
 	v, ok := stringValue(raw)
 	if !ok || isBlank(v) {
+		return "", false
+	}
+	return v, true
+}
+
+// stringValue decodes a JSON string with encoding/json: the oracle for jsonobj.String.
+func stringValue(raw json.RawMessage) (string, bool) {
+	var v string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
 		return "", false
 	}
 	return v, true

@@ -35,15 +35,6 @@ func isObject(raw json.RawMessage) bool {
 
 func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
-// stringValue decodes a JSON string.
-func stringValue(raw json.RawMessage) (string, bool) {
-	var v string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
-		return "", false
-	}
-	return v, true
-}
-
 // jsonDepth returns the deepest nesting of objects and arrays in raw, stopping early once it
 // passes limit. It does not validate the JSON: the decoder does that.
 func jsonDepth(raw []byte, limit int) int {
