@@ -621,14 +621,10 @@ func (h *Host) remove(s *slot) {
 // PLUGIN_UNAVAILABLE (not running, crashed, closed), PLUGIN_TIMEOUT, or the
 // plugin's own code (PLUGIN_ERROR for uncoded failures and panics).
 func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.Reply, error) {
-	if h.closed.Load() {
-		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin host is closed")
+	s, lim, err := h.route(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	s := h.routes.Load().lookup(req.Kind, req.Name)
-	if s == nil {
-		return nil, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
-	}
-	lim := limits{caller: ctx, own: s.deadlines.Get(s.timeout)}
 	start := time.Now()
 	resp, err := h.call(lim, s, req)
 	return h.finish(s, req, start, resp, err)
@@ -640,16 +636,11 @@ func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.R
 // would have to wait for a slot or a full send queue, it is made by Dispatch on a
 // goroutine of its own, so DispatchAsync itself never blocks.
 func (h *Host) DispatchAsync(ctx context.Context, req *dispatch.Request, done func(*dispatch.Reply, error)) {
-	if h.closed.Load() {
-		done(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin host is closed"))
+	s, lim, err := h.route(ctx, req)
+	if err != nil {
+		done(nil, err)
 		return
 	}
-	s := h.routes.Load().lookup(req.Kind, req.Name)
-	if s == nil {
-		done(nil, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name))
-		return
-	}
-	lim := limits{caller: ctx, own: s.deadlines.Get(s.timeout)}
 	startAt := time.Now()
 	for attempt := 0; attempt < 3; attempt++ {
 		p := s.cur.Load()
@@ -677,6 +668,18 @@ func (h *Host) DispatchAsync(ctx context.Context, req *dispatch.Request, done fu
 		break
 	}
 	go func() { done(h.Dispatch(ctx, req)) }()
+}
+
+// route finds req's plugin slot and the limits of the call: ctx and the plugin's timeout.
+func (h *Host) route(ctx context.Context, req *dispatch.Request) (*slot, limits, error) {
+	if h.closed.Load() {
+		return nil, limits{}, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin host is closed")
+	}
+	s := h.routes.Load().lookup(req.Kind, req.Name)
+	if s == nil {
+		return nil, limits{}, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
+	}
+	return s, limits{caller: ctx, own: s.deadlines.Get(s.timeout)}, nil
 }
 
 // finish records a call's metrics and turns the plugin's answer into the reply.

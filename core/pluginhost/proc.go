@@ -307,9 +307,8 @@ func (p *proc) end() {
 // call sends one request and waits for its reply, ctx's deadline or the end of
 // the process, whichever comes first. The caller has called begin.
 func (p *proc) call(lim limits, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
-	if len(req.Payload) > maxMessageBytes/2 {
-		// It would break the stream for every call on it.
-		return nil, dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload))
+	if err := checkPayload(req); err != nil {
+		return nil, err
 	}
 	id := p.nextID.Add(1)
 	ch := make(chan *pluginv1.HandleResponse, 1)
@@ -321,13 +320,7 @@ func (p *proc) call(lim limits, req *dispatch.Request) (*pluginv1.HandleResponse
 	p.pending[id] = waiter{ch: ch}
 	p.pmu.Unlock()
 
-	m := &pluginv1.HandleRequest{
-		Id: id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
-		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
-	}
-	if dl, ok := lim.deadline(); ok {
-		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
-	}
+	m := wireRequest(id, lim, req)
 	select {
 	case p.sendq <- m:
 	case <-lim.caller.Done():
@@ -389,6 +382,27 @@ func (l limits) deadline() (time.Time, bool) {
 		return c, true
 	}
 	return dl, ok
+}
+
+// checkPayload refuses a payload too large for the stream: it would break the stream for
+// every call on it.
+func checkPayload(req *dispatch.Request) error {
+	if len(req.Payload) > maxMessageBytes/2 {
+		return dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload))
+	}
+	return nil
+}
+
+// wireRequest is req as the stream carries it, with the time left before lim's deadline.
+func wireRequest(id uint64, lim limits, req *dispatch.Request) *pluginv1.HandleRequest {
+	m := &pluginv1.HandleRequest{
+		Id: id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
+		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
+	}
+	if dl, ok := lim.deadline(); ok {
+		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
+	}
+	return m
 }
 
 func timeoutErr(name string, lim limits) error {
@@ -580,18 +594,12 @@ func (p *proc) tryBegin() error {
 // this one; it must not block. The caller has called tryBegin. false (and no fin) means
 // the send queue is full: the caller takes the blocking path instead.
 func (p *proc) start(lim limits, req *dispatch.Request, fin func(*pluginv1.HandleResponse, error)) bool {
-	if len(req.Payload) > maxMessageBytes/2 {
-		fin(nil, dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload)))
+	if err := checkPayload(req); err != nil {
+		fin(nil, err)
 		return true
 	}
 	a := &asyncCall{p: p, id: p.nextID.Add(1), lim: lim, fin: fin}
-	m := &pluginv1.HandleRequest{
-		Id: a.id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
-		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
-	}
-	if dl, ok := lim.deadline(); ok {
-		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
-	}
+	m := wireRequest(a.id, lim, req)
 	// Registered, watched and sent under pmu: the reply (taken under pmu) then sees the
 	// watches, and a deadline that has already passed waits for us to finish here.
 	p.pmu.Lock()
