@@ -215,7 +215,7 @@ const maxPooledPend = 64 << 10
 // the peer is not reading fast enough.
 func (c *Conn) queueWS(m *Message) bool {
 	f := m.wsFrame()
-	if c.wsCounted && c.wsPending.Add(int64(len(f))) > int64(c.srv.opts.MaxOutboundBytes) {
+	if !c.reserve(len(f)) {
 		return false
 	}
 	if c.pend == nil {
@@ -223,6 +223,11 @@ func (c *Conn) queueWS(m *Message) bool {
 	}
 	*c.pend = append(*c.pend, f...)
 	return true
+}
+
+// reserve counts n more unsent bytes; false when that passes MaxOutboundBytes.
+func (c *Conn) reserve(n int) bool {
+	return !c.wsCounted || c.wsPending.Add(int64(n)) <= int64(c.srv.opts.MaxOutboundBytes)
 }
 
 // flushLocked writes the pending buffer with one write and releases it.
@@ -258,7 +263,7 @@ func (c *Conn) writeWS(ws *websocket.Conn, m *Message) bool {
 			return true
 		}
 		f := m.wsFrame()
-		if c.wsCounted && c.wsPending.Add(int64(len(f))) > int64(c.srv.opts.MaxOutboundBytes) {
+		if !c.reserve(len(f)) {
 			return false
 		}
 		_, _ = raw.Write(f)
