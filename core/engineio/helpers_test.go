@@ -270,13 +270,21 @@ func writeWS(t testing.TB, ws *websocket.Conn, mt int, s string) {
 // waitFor polls cond until it holds or fails after 5s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitUntil(5*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
-	t.Fatalf("timed out waiting for %s", what)
+}
+
+// waitUntil polls cond every 10ms for up to d and reports whether it held.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
 }
 
 // checkGoroutines fails if goroutines stay above base+slack.

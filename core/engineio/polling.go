@@ -5,7 +5,11 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
+
+// pausedPollWait is how long a GET waits for news while polling is paused for an upgrade.
+const pausedPollWait = 100 * time.Millisecond
 
 // servePolling answers a GET (deliver queued packets) or a POST (receive packets) of a
 // polling session.
@@ -49,12 +53,22 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.polling = true
-	if len(c.queue) == 0 && !c.closed && !c.upgrading {
+	if len(c.queue) == 0 && !c.closed {
 		wake := make(chan struct{})
 		c.pollWake = wake
+		// While a probe is answered, polling is paused: a GET still arriving gets a noop,
+		// after a short wait (as the reference server does), so that a client that misses
+		// its pong and keeps polling does not spin until the probe times out.
+		var paused <-chan time.Time
+		if c.upgrading {
+			t := time.NewTimer(pausedPollWait)
+			defer t.Stop()
+			paused = t.C
+		}
 		c.mu.Unlock()
 		select {
 		case <-wake:
+		case <-paused:
 		case <-r.Context().Done():
 		}
 		c.mu.Lock()

@@ -297,6 +297,15 @@ func TestUpgrade(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("pending GET not released by the probe")
 	}
+	// A GET while paused gets a noop too, but not at once: a client that keeps polling
+	// (one that missed its pong) must not spin.
+	start := time.Now()
+	if _, b, _ := e.do("GET", "EIO=4&transport=polling&sid="+sid, ""); b != "6" {
+		t.Fatalf("GET while paused got %q, want noop", b)
+	}
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Errorf("GET while paused answered after %v, want the pause wait", d)
+	}
 	// Sent while the upgrade is in flight: queued, delivered on the websocket after "5".
 	send("b")
 	send("c")
