@@ -38,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
 	fs.StringVar(&o.spec.echo, "echo", "", "echo plugin binary for the plugin scenario (default: build ./examples/echo)")
-	fs.StringVar(&o.spec.profileDir, "cpuprofile-dir", "", "write each server's CPU profile (pprof) into this folder")
+	fs.StringVar(&o.spec.profileDir, "profile-dir", "", "write each server's CPU and allocation profiles (pprof) into this folder")
 	fs.BoolVar(&o.spec.keep, "keep", false, "keep each server's folder (configuration and log) in the temp dir")
 	fs.IntVar(&o.conns, "conns", 19000, "rss: idle connections at the second reading")
 	fs.IntVar(&o.rssBase, "rss-base", 5000, "rss: idle connections at the first reading")
@@ -63,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	selected, err := pick(*which)
 	if err == nil {
 		err = o.validate()
+	}
+	if err == nil && o.spec.profileDir != "" {
+		err = os.MkdirAll(o.spec.profileDir, 0o755)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)

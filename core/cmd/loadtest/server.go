@@ -49,8 +49,8 @@ type serverSpec struct {
 	config string // the HCL configuration to start from
 	echo   string // the echo plugin binary to put in the plugins folder; "" = none
 	keep   bool   // keep the private folder (config and log) after stop
-	// profileDir, when set, makes each server write a CPU profile there, one file per
-	// server start (rtserver run -cpuprofile).
+	// profileDir, when set, makes each server write CPU and allocation profiles there, one
+	// pair per server start (rtserver run -cpuprofile -memprofile).
 	profileDir string
 	label      string // the scenario, for the profile's name
 }
@@ -107,9 +107,11 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 	}
 	s.cmd = exec.Command(bin, "run", "--config", confPath)
 	if spec.profileDir != "" {
-		prof := filepath.Join(spec.profileDir, fmt.Sprintf("cpu-%s-%d.pprof", spec.label, time.Now().UnixNano()))
-		s.cmd.Args = append(s.cmd.Args, "-cpuprofile", prof)
-		log.Info("server CPU profile", "path", prof)
+		stamp := time.Now().UnixNano()
+		prof := filepath.Join(spec.profileDir, fmt.Sprintf("cpu-%s-%d.pprof", spec.label, stamp))
+		mem := filepath.Join(spec.profileDir, fmt.Sprintf("mem-%s-%d.pprof", spec.label, stamp))
+		s.cmd.Args = append(s.cmd.Args, "-cpuprofile", prof, "-memprofile", mem)
+		log.Info("server profiles", "cpu", prof, "allocs", mem)
 	}
 	s.cmd.Env = append(withoutEnv(os.Environ(), "JWT_SECRET", "API_KEY", "PORT"),
 		"JWT_SECRET="+s.secret, "API_KEY="+s.apiKey, "PORT="+strconv.Itoa(s.port))

@@ -124,6 +124,7 @@ func runServer(args []string, stderr io.Writer) int {
 	path := fs.String("config", "config.hcl", "configuration file")
 	check := fs.Bool("check-config", false, "check the configuration and exit")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until the server stops")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof: allocs since start, live heap) to this file when the server stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -158,6 +159,9 @@ func runServer(args []string, stderr io.Writer) int {
 			_ = f.Close()
 		}()
 	}
+	if *memProfile != "" {
+		defer writeMemProfile(log, *memProfile)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Start(ctx); err != nil {
@@ -175,6 +179,21 @@ func runServer(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// writeMemProfile writes the allocation profile (every sampled allocation since start, and
+// what of it is still live) as pprof's allocs profile.
+func writeMemProfile(log hclog.Logger, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Error("cannot write the allocation profile", "path", path, "error", err)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) hclog.Logger {

@@ -126,7 +126,8 @@ api {
 plugins { dir = "`+t.TempDir()+`" }
 `)
 	prof := filepath.Join(t.TempDir(), "cpu.pprof")
-	cmd, addr, logs := startArgs(t, []string{"run", "--config", cfg, "-cpuprofile", prof})
+	mem := filepath.Join(t.TempDir(), "mem.pprof")
+	cmd, addr, logs := startArgs(t, []string{"run", "--config", cfg, "-cpuprofile", prof, "-memprofile", mem})
 	res, err := http.Get("http://" + addr + "/health")
 	if err != nil {
 		t.Fatal(err)
@@ -149,9 +150,11 @@ plugins { dir = "`+t.TempDir()+`" }
 	case <-time.After(15 * time.Second):
 		t.Fatalf("no exit after SIGTERM\n%s", logs)
 	}
-	// -cpuprofile: the profile is written out at the stop (pprof's gzipped protobuf).
-	if b, err := os.ReadFile(prof); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
-		t.Errorf("CPU profile: %d bytes, %v", len(b), err)
+	// -cpuprofile and -memprofile: written out at the stop (pprof's gzipped protobuf).
+	for name, path := range map[string]string{"CPU": prof, "allocation": mem} {
+		if b, err := os.ReadFile(path); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s profile: %d bytes, %v", name, len(b), err)
+		}
 	}
 }
 
