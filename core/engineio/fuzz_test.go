@@ -92,5 +92,18 @@ func TestMessageEncodings(t *testing.T) {
 				t.Fatal("frame not cached")
 			}
 		}
+		// Framed in place: the same bytes as NewMessage builds, in buf itself.
+		for _, room := range []int{FrameHeadroom, FrameHeadroom + 7, 3} {
+			buf := append(bytes.Repeat([]byte{0xEE}, room), data...)
+			m := NewFramedMessage(buf, room)
+			ref := NewMessage(data, false)
+			if !bytes.Equal(m.wsFrame(), ref.wsFrame()) || !bytes.Equal(m.pollEncoding(), ref.pollEncoding()) ||
+				!bytes.Equal(m.wsPayload(), ref.wsPayload()) || !bytes.Equal(m.Data(), data) {
+				t.Fatalf("n=%d room=%d: framed message differs from NewMessage's", n, room)
+			}
+			if f := m.wsFrame(); room >= FrameHeadroom && &f[len(f)-1] != &buf[len(buf)-1] {
+				t.Fatalf("n=%d room=%d: frame not built in place", n, room)
+			}
+		}
 	}
 }

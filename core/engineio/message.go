@@ -15,8 +15,11 @@ type Message struct {
 	typ    byte
 	binary bool
 
-	frame atomic.Pointer[[]byte] // complete server->client websocket frame (unmasked)
-	poll  atomic.Pointer[[]byte] // polling encoding: type+text or 'b'+base64
+	// framed is the websocket frame built at construction around data (NewFramedMessage);
+	// nil for other messages, whose frame is built on first use.
+	framed []byte
+	frame  atomic.Pointer[[]byte] // complete server->client websocket frame (unmasked)
+	poll   atomic.Pointer[[]byte] // polling encoding: type+text or 'b'+base64
 }
 
 // Shared control packets: they carry no per-session data, so one instance serves all.
@@ -33,6 +36,40 @@ func NewMessage(data []byte, binary bool) *Message {
 	return &Message{data: data, typ: packetMessage, binary: binary}
 }
 
+// FrameHeadroom is the room NewFramedMessage needs in front of the payload: the longest
+// websocket frame header (10 bytes) and the packet type.
+const FrameHeadroom = 11
+
+// NewFramedMessage makes a text message packet of buf[off:] whose websocket frame and
+// polling encoding are written in place, into the FrameHeadroom bytes in front of it
+// (off >= FrameHeadroom; with less room it copies like NewMessage). An encoder that leaves
+// that room saves the copy of every outbound packet into its frame. buf must not be
+// modified afterwards.
+func NewFramedMessage(buf []byte, off int) *Message {
+	data := buf[off:]
+	if off < FrameHeadroom {
+		return NewMessage(data, false)
+	}
+	buf[off-1] = packetMessage
+	n := len(data) + 1
+	var start int
+	switch {
+	case n < 126:
+		start = off - 3
+		buf[start+1] = byte(n)
+	case n <= 0xffff:
+		start = off - 5
+		buf[start+1] = 126
+		binary.BigEndian.PutUint16(buf[start+2:], uint16(n))
+	default:
+		start = off - 11
+		buf[start+1] = 127
+		binary.BigEndian.PutUint64(buf[start+2:], uint64(n))
+	}
+	buf[start] = 0x81 // FIN, text
+	return &Message{data: data, typ: packetMessage, framed: buf[start:]}
+}
+
 func newPacket(typ byte, data []byte) *Message {
 	return &Message{data: data, typ: typ}
 }
@@ -46,6 +83,9 @@ func (m *Message) Data() []byte { return m.data }
 // wsFrame returns the websocket frame: text frames carry the type digit, binary frames
 // carry the raw bytes (a binary frame is always a message in v4).
 func (m *Message) wsFrame() []byte {
+	if m.framed != nil {
+		return m.framed
+	}
 	if p := m.frame.Load(); p != nil {
 		return *p
 	}
@@ -94,6 +134,9 @@ func (m *Message) wsPayload() []byte {
 
 // pollEncoding returns the packet as it appears in a polling payload.
 func (m *Message) pollEncoding() []byte {
+	if m.framed != nil {
+		return m.framed[len(m.framed)-len(m.data)-1:] // the type digit and the text
+	}
 	if p := m.poll.Load(); p != nil {
 		return *p
 	}

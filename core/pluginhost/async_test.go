@@ -143,3 +143,64 @@ func TestAsyncManyConcurrent(t *testing.T) {
 		t.Fatalf("%d of %d calls failed", b, n)
 	}
 }
+
+// TestAsyncSharedContexts: calls sharing one caller context (as the hub's do) each end
+// once, on their own terms: the quick ones with their reply, the slow ones with
+// PLUGIN_TIMEOUT when that context ends, a call on a context that has already ended at
+// once, and a cancelled one with PLUGIN_UNAVAILABLE. Nothing stays watched afterwards.
+func TestAsyncSharedContexts(t *testing.T) {
+	e := mustEnv(t, Options{Plugins: []PluginConfig{{Name: "testplugin", Timeout: 10 * time.Second}}},
+		map[string]string{"testplugin": "testplugin"})
+	shared, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	const n = 40
+	errs := make(chan error, n)
+	for i := range n {
+		payload := map[string]any{"i": i}
+		if i%2 == 1 {
+			payload["sleep_ms"] = 3000
+		}
+		e.h.DispatchAsync(shared, testEvent(payload), func(_ *dispatch.Reply, err error) { errs <- err })
+	}
+	ok, timedOut := 0, 0
+	for range n {
+		select {
+		case err := <-errs:
+			switch codeOf(err) {
+			case "":
+				ok++
+			case dispatch.CodePluginTimeout:
+				timedOut++
+			default:
+				t.Errorf("unexpected outcome %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d calls never ended", n-ok-timedOut)
+		}
+	}
+	if ok != n/2 || timedOut != n/2 {
+		t.Fatalf("%d replies and %d timeouts, want %d of each", ok, timedOut, n/2)
+	}
+	if _, err := dispatchAsync(t, e.h, shared, testEvent(nil)); codeOf(err) != dispatch.CodePluginTimeout {
+		t.Fatalf("call on an ended context: %v", err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		ccancel()
+	}()
+	if _, err := dispatchAsync(t, e.h, cctx, testEvent(map[string]any{"sleep_ms": 3000})); codeOf(err) != dispatch.CodePluginUnavailable {
+		t.Fatalf("cancelled call: %v", err)
+	}
+	e.h.mu.Lock()
+	p := e.h.slots["testplugin"].cur.Load()
+	e.h.mu.Unlock()
+	waitFor(t, 5*time.Second, "the watches to end", func() bool {
+		p.pmu.Lock()
+		defer p.pmu.Unlock()
+		// The plugin's own deadline contexts (10 s) are still watched; the ended ones not.
+		_, a := p.watched[shared.Done()]
+		_, b := p.watched[cctx.Done()]
+		return !a && !b
+	})
+}

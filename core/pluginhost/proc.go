@@ -99,6 +99,9 @@ type proc struct {
 
 	pmu     sync.Mutex
 	pending map[uint64]waiter
+	// watched holds the Done channels of the contexts that asynchronous calls depend on,
+	// each watched by one context.AfterFunc (see watchLocked).
+	watched map[<-chan struct{}]struct{}
 	dead    bool
 	deadCh  chan struct{} // closed once the stream has ended
 
@@ -170,6 +173,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
 		pending:   make(map[uint64]waiter),
+		watched:   make(map[<-chan struct{}]struct{}),
 		deadCh:    make(chan struct{}),
 		closingCh: make(chan struct{}),
 		drained:   make(chan struct{}),
@@ -534,25 +538,13 @@ func (w waiter) give(r *pluginv1.HandleResponse) {
 // asyncCall is one call made by start: its reply, its deadline or the end of the
 // process completes it, once, on whichever goroutine got there first.
 type asyncCall struct {
-	p          *proc
-	id         uint64
-	lim        limits
-	fin        func(*pluginv1.HandleResponse, error)
-	stopOwn    func() bool // the deadline watches (context.AfterFunc)
-	stopCaller func() bool
-}
-
-func (a *asyncCall) stopWatches() {
-	if a.stopOwn != nil {
-		a.stopOwn()
-	}
-	if a.stopCaller != nil {
-		a.stopCaller()
-	}
+	p   *proc
+	id  uint64
+	lim limits
+	fin func(*pluginv1.HandleResponse, error)
 }
 
 func (a *asyncCall) replied(r *pluginv1.HandleResponse) {
-	a.stopWatches()
 	switch {
 	case r == nil:
 		a.fin(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", a.p.name))
@@ -564,17 +556,53 @@ func (a *asyncCall) replied(r *pluginv1.HandleResponse) {
 	}
 }
 
-// expired runs when a deadline (or the caller's cancellation) passes first.
+// expired completes a call taken from pending because a deadline (or the caller's
+// cancellation) came first.
 func (a *asyncCall) expired() {
-	if _, ok := a.p.take(a.id); !ok {
-		return // answered meanwhile
-	}
-	a.stopWatches()
 	select { // let the plugin stop working on it
 	case a.p.cancelq <- a.id:
 	default:
 	}
 	a.fin(nil, timeoutErr(a.p.name, a.lim))
+}
+
+// dependsOn reports whether the call ends with the context whose Done channel is done.
+func (a *asyncCall) dependsOn(done <-chan struct{}) bool {
+	return a.lim.own.Done() == done || a.lim.caller.Done() == done
+}
+
+// watchLocked makes sure that the end of ctx expires the asynchronous calls that depend on
+// it. Calls share their deadline contexts (core/deadline: one per plugin and one per
+// caller every few ms), so one context.AfterFunc per distinct context replaces one per call
+// and its removal at the reply: at the end, the calls still pending on it are found
+// in pending. Caller holds pmu.
+func (p *proc) watchLocked(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil {
+		return // never ends
+	}
+	if _, ok := p.watched[done]; ok {
+		return
+	}
+	p.watched[done] = struct{}{}
+	context.AfterFunc(ctx, func() { p.expire(done) })
+}
+
+// expire ends the pending asynchronous calls that depend on a context that just ended.
+func (p *proc) expire(done <-chan struct{}) {
+	var due []*asyncCall
+	p.pmu.Lock()
+	delete(p.watched, done)
+	for id, w := range p.pending {
+		if w.async != nil && w.async.dependsOn(done) {
+			delete(p.pending, id)
+			due = append(due, w.async)
+		}
+	}
+	p.pmu.Unlock()
+	for _, a := range due {
+		a.expired()
+	}
 }
 
 // tryBegin is begin without waiting: errBusy when the in-flight bound is reached.
@@ -615,10 +643,8 @@ func (p *proc) start(lim limits, req *dispatch.Request, fin func(*pluginv1.Handl
 		return false
 	}
 	p.pending[a.id] = waiter{async: a}
-	a.stopOwn = context.AfterFunc(lim.own, a.expired)
-	if lim.caller.Done() != nil {
-		a.stopCaller = context.AfterFunc(lim.caller, a.expired)
-	}
+	p.watchLocked(lim.own)
+	p.watchLocked(lim.caller)
 	p.pmu.Unlock()
 	return true
 }

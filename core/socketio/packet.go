@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/rtserver/rtserver/core/engineio"
 )
 
 // PacketType is the Socket.IO v5 packet type (the first character of a text packet).
@@ -288,15 +290,44 @@ func containsBytes(v any) bool {
 	return false
 }
 
-// encodeArgs builds a whole EVENT/ACK packet: prefix, optional event name, args and an
+// encoded is an outbound EVENT/ACK packet: its text is buf[off:], with at least
+// engineio.FrameHeadroom free bytes in front for the websocket frame header.
+type encoded struct {
+	buf  []byte
+	off  int
+	atts [][]byte
+}
+
+// data is the packet's text.
+func (e encoded) data() []byte { return e.buf[e.off:] }
+
+// messages wraps the packet and its attachments for sending; the text's websocket frame
+// is built in place, in front of it. Once called, buf must not be framed again (a replay
+// of logged bytes goes through toMessages, which copies).
+func (e encoded) messages() []*engineio.Message {
+	msgs := make([]*engineio.Message, 1+len(e.atts))
+	msgs[0] = engineio.NewFramedMessage(e.buf, e.off)
+	for i, a := range e.atts {
+		msgs[i+1] = engineio.NewMessage(a, true)
+	}
+	return msgs
+}
+
+// encodePacket builds a whole EVENT/ACK packet: prefix, optional event name, args and an
 // optional trailing offset string (connection state recovery).
 //
 // typ is PacketEvent or PacketAck; it becomes the binary variant when attachments appear.
-func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []any, offset string) ([]byte, [][]byte, error) {
+func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []any, offset string) (encoded, error) {
 	// The attachment count is only known after the args are encoded, so the args are
-	// written after some headroom and the prefix goes right in front of them.
-	const headroom = 48 // type + attachment count + '-' + ack id
-	e := encoder{buf: make([]byte, headroom, headroom+64)}
+	// written after some headroom and the prefix goes right in front of them; in front
+	// of that, room for the websocket frame header.
+	const prefixRoom = 48 // type + attachment count + '-' + ack id
+	const headroom = engineio.FrameHeadroom + prefixRoom
+	size := headroom + 2 + len(offset) + 3 + argsSize(args)
+	if event != nil {
+		size += len(*event) + 3
+	}
+	e := encoder{buf: make([]byte, headroom, size)}
 	e.buf = append(e.buf, '[')
 	n := 0
 	if event != nil {
@@ -308,7 +339,7 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 			e.buf = append(e.buf, ',')
 		}
 		if err := e.appendArg(a); err != nil {
-			return nil, nil, err
+			return encoded{}, err
 		}
 		n++
 	}
@@ -322,7 +353,7 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 	if len(e.attachments) > 0 {
 		typ += 3 // EVENT->BINARY_EVENT, ACK->BINARY_ACK
 	}
-	var pb [headroom]byte
+	var pb [prefixRoom]byte
 	prefix := append(pb[:0], byte('0'+typ))
 	if len(e.attachments) > 0 {
 		prefix = strconv.AppendInt(prefix, int64(len(e.attachments)), 10)
@@ -333,7 +364,24 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 	}
 	start := headroom - len(prefix)
 	copy(e.buf[start:], prefix)
-	return e.buf[start:], e.attachments, nil
+	return encoded{buf: e.buf, off: start, atts: e.attachments}, nil
+}
+
+// argsSize guesses the encoded size of args, so that the packet's buffer is allocated
+// once in the common cases (raw JSON and strings, as the hub sends).
+func argsSize(args []any) int {
+	n := 0
+	for _, a := range args {
+		switch x := a.(type) {
+		case json.RawMessage:
+			n += len(x) + 1
+		case string:
+			n += len(x) + 3
+		default:
+			n += 24
+		}
+	}
+	return n
 }
 
 // encodeConnect builds a CONNECT reply {"sid":...[,"pid":...]}.

@@ -128,7 +128,8 @@ func TestEncodePacket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, atts, err := encodePacket(tt.typ, tt.id, tt.hasID, tt.event, tt.args, tt.offset)
+			enc, err := encodePacket(tt.typ, tt.id, tt.hasID, tt.event, tt.args, tt.offset)
+			got, atts := enc.data(), enc.atts
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,10 +144,10 @@ func TestEncodePacket(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := encodePacket(PacketEvent, 0, false, &ev, []any{json.RawMessage(`{bad`)}, ""); err == nil {
+	if _, err := encodePacket(PacketEvent, 0, false, &ev, []any{json.RawMessage(`{bad`)}, ""); err == nil {
 		t.Error("invalid RawMessage accepted")
 	}
-	if _, _, err := encodePacket(PacketEvent, 0, false, &ev, []any{make(chan int)}, ""); err == nil {
+	if _, err := encodePacket(PacketEvent, 0, false, &ev, []any{make(chan int)}, ""); err == nil {
 		t.Error("unencodable argument accepted")
 	}
 }
@@ -221,10 +222,11 @@ func FuzzDecodePacket(f *testing.F) {
 			for i, a := range p.Args {
 				args[i] = a
 			}
-			out, _, err := encodePacket(PacketEvent, p.ID, p.HasID, &p.Event, args, "")
+			enc, err := encodePacket(PacketEvent, p.ID, p.HasID, &p.Event, args, "")
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
+			out := enc.data()
 			q, err := DecodePacket(out)
 			if err != nil || len(q.Args) != len(p.Args) {
 				t.Fatalf("re-decode %q: %v", out, err)

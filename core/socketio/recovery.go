@@ -84,18 +84,18 @@ func (r *recovery) stop() {
 func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, args []any) (int, error) {
 	r.mu.Lock()
 	seq := r.seq + 1
-	data, atts, err := encodePacket(PacketEvent, 0, false, &event, args, r.prefix+strconv.FormatUint(seq, 36))
+	enc, err := encodePacket(PacketEvent, 0, false, &event, args, r.prefix+strconv.FormatUint(seq, 36))
 	if err != nil {
 		r.mu.Unlock()
 		return 0, err
 	}
 	r.seq = seq
-	msgs := toMessages(data, atts)
+	msgs := enc.messages()
 	tp := srv.getTargets()
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), data: data, atts: atts})
+	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts})
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()

@@ -155,11 +155,11 @@ func (s *Server) EmitTo(rooms []string, exceptRooms []string, event string, args
 	if s.rec != nil {
 		return s.rec.broadcast(s, rooms, exceptRooms, event, args)
 	}
-	data, atts, err := encodePacket(PacketEvent, 0, false, &event, args, "")
+	enc, err := encodePacket(PacketEvent, 0, false, &event, args, "")
 	if err != nil {
 		return 0, err
 	}
-	msgs := toMessages(data, atts)
+	msgs := enc.messages()
 	tp := s.getTargets()
 	s.mu.RLock()
 	*tp = s.collect(*tp, rooms, exceptRooms)
@@ -293,6 +293,8 @@ func (s *Server) leaveLocked(so *Socket, room string) {
 	}
 }
 
+// toMessages wraps an encoded packet's text and attachments (a logged one, replayed) in
+// new Messages.
 func toMessages(data []byte, atts [][]byte) []*engineio.Message {
 	msgs := make([]*engineio.Message, 1+len(atts))
 	msgs[0] = engineio.NewMessage(data, false)

@@ -168,19 +168,19 @@ func (s *Socket) Emit(event string, args ...any) error {
 		}
 		return err
 	}
-	data, atts, err := encodePacket(PacketEvent, 0, false, &event, args, "")
+	enc, err := encodePacket(PacketEvent, 0, false, &event, args, "")
 	if err != nil {
 		return err
 	}
-	return s.send(data, atts)
+	return s.send(enc)
 }
 
-func (s *Socket) send(data []byte, atts [][]byte) error {
+func (s *Socket) send(enc encoded) error {
 	var err error
-	if len(atts) == 0 {
-		err = s.conn.Send(engineio.NewMessage(data, false))
+	if len(enc.atts) == 0 {
+		err = s.conn.Send(engineio.NewFramedMessage(enc.buf, enc.off))
 	} else {
-		err = s.conn.Send(toMessages(data, atts)...)
+		err = s.conn.Send(enc.messages()...)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDisconnected, err)
@@ -263,7 +263,7 @@ func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn
 	s.ackSeq++
 	p.id = s.ackSeq
 	s.mu.Unlock()
-	data, atts, err := encodePacket(PacketEvent, p.id, true, &event, args, "")
+	enc, err := encodePacket(PacketEvent, p.id, true, &event, args, "")
 	if err != nil {
 		return 0, err
 	}
@@ -282,7 +282,7 @@ func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn
 		p.timer = time.AfterFunc(timeout, p.expire)
 	}
 	s.mu.Unlock()
-	if err := s.send(data, atts); err != nil {
+	if err := s.send(enc); err != nil {
 		if p := s.takeAck(p.id); p != nil {
 			p.finish(Args{}, err)
 		}
@@ -493,11 +493,11 @@ func (s *Socket) ackFunc(id uint64) Ack {
 		if !done.CompareAndSwap(false, true) {
 			return nil
 		}
-		data, atts, err := encodePacket(PacketAck, id, true, nil, args, "")
+		enc, err := encodePacket(PacketAck, id, true, nil, args, "")
 		if err != nil {
 			return err
 		}
-		return s.send(data, atts)
+		return s.send(enc)
 	}
 }
 
