@@ -341,15 +341,15 @@ type kindSpec struct {
 	invalidCode   string
 	invalidMsg    string
 	// name extracts the routing name and validates the payload.
-	name func(f *requestFields) (string, bool)
+	name func(f requestFields) (string, bool)
 }
 
-var kinds = map[dispatch.Kind]kindSpec{
+var kinds = map[dispatch.Kind]*kindSpec{
 	dispatch.KindEvent: {
 		responseEvent: "server:response",
 		invalidCode:   CodeInvalidEventData,
 		invalidMsg:    "Invalid event data. Expected {type: string, data?: object}.",
-		name: func(f *requestFields) (string, bool) {
+		name: func(f requestFields) (string, bool) {
 			return requiredField(f.typ)
 		},
 	},
@@ -357,7 +357,7 @@ var kinds = map[dispatch.Kind]kindSpec{
 		responseEvent: "message:ack",
 		invalidCode:   CodeInvalidMessageData,
 		invalidMsg:    "Invalid message data. Missing content.",
-		name: func(f *requestFields) (string, bool) {
+		name: func(f requestFields) (string, bool) {
 			if _, ok := requiredField(f.content); !ok {
 				return "", false
 			}
@@ -371,7 +371,7 @@ var kinds = map[dispatch.Kind]kindSpec{
 		responseEvent: "action:result",
 		invalidCode:   CodeInvalidActionData,
 		invalidMsg:    "Invalid action data. Expected {action: string, params?: object}.",
-		name: func(f *requestFields) (string, bool) {
+		name: func(f requestFields) (string, bool) {
 			return requiredField(f.action)
 		},
 	},
@@ -385,7 +385,7 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
 		}
-		name, ok := spec.name(&fields)
+		name, ok := spec.name(fields)
 		if !ok || len(name) > h.opts.MaxEventNameLen {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
@@ -433,13 +433,13 @@ type response struct {
 	Code      string          `json:"code,omitempty"`
 }
 
-func (h *Hub) runRequest(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack) {
+func (h *Hub) runRequest(s *socketio.Socket, spec *kindSpec, req *dispatch.Request, ack socketio.Ack) {
 	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.Get(h.opts.DispatchTimeout), req)
 	h.answer(s, spec, req, ack, rep, err)
 }
 
 // answer sends the reply of a dispatched request to its socket.
-func (h *Hub) answer(s *socketio.Socket, spec kindSpec, req *dispatch.Request, ack socketio.Ack, rep *dispatch.Reply, err error) {
+func (h *Hub) answer(s *socketio.Socket, spec *kindSpec, req *dispatch.Request, ack socketio.Ack, rep *dispatch.Reply, err error) {
 	res := response{Success: err == nil, RequestID: req.RequestID, MessageID: req.MessageID}
 	if err != nil {
 		res.Code = dispatch.CodeOf(err, CodeInternal)
@@ -471,9 +471,19 @@ func (h *Hub) answer(s *socketio.Socket, spec kindSpec, req *dispatch.Request, a
 		h.reply(s, spec.responseEvent, ack, res)
 		return
 	}
-	// Success, the hot path: the bytes are built once and sent as they are.
-	h.reply(s, spec.responseEvent, ack, json.RawMessage(appendResponse(make([]byte, 0, 64+len(res.Data)+len(res.Result)), &res)))
+	// Success, the hot path: the bytes are built in a scratch buffer, which the packet
+	// encoder copies before reply returns.
+	bp := responseBuffers.Get().(*[]byte)
+	b := appendResponse((*bp)[:0], &res)
+	h.reply(s, spec.responseEvent, ack, json.RawMessage(b))
+	if cap(b) <= 64<<10 {
+		*bp = b
+		responseBuffers.Put(bp)
+	}
 }
+
+// responseBuffers holds scratch buffers for the JSON of successful responses.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // enqueue adds work to the socket's queue and starts a runner when none is active. It
 // refuses when max items already wait.

@@ -51,7 +51,7 @@ func TestScanRequestMatchesMap(t *testing.T) {
 		}
 		for kind, spec := range kinds {
 			old := oldName(kind, obj)
-			name, nameOK := spec.name(&f)
+			name, nameOK := spec.name(f)
 			if name != old.name || nameOK != old.ok {
 				t.Errorf("%q kind %v: name %q %v, before %q %v", s, kind, name, nameOK, old.name, old.ok)
 			}

@@ -398,16 +398,19 @@ func checkPayload(req *dispatch.Request) error {
 }
 
 // wireRequest is req as the stream carries it, with the time left before lim's deadline.
+// The message comes from wireRequests: sendLoop returns it there once the stream has
+// encoded it.
 func wireRequest(id uint64, lim limits, req *dispatch.Request) *pluginv1.HandleRequest {
-	m := &pluginv1.HandleRequest{
-		Id: id, RequestId: req.RequestID, MessageId: req.MessageID, SocketId: req.SocketID,
-		UserId: req.UserID, Rooms: req.Rooms, Kind: wireKind(req.Kind), Name: req.Name, Payload: req.Payload,
-	}
+	m := wireRequests.Get().(*pluginv1.HandleRequest)
+	m.Id, m.RequestId, m.MessageId, m.SocketId = id, req.RequestID, req.MessageID, req.SocketID
+	m.UserId, m.Rooms, m.Kind, m.Name, m.Payload = req.UserID, req.Rooms, wireKind(req.Kind), req.Name, req.Payload
 	if dl, ok := lim.deadline(); ok {
 		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
 	}
 	return m
 }
+
+var wireRequests = sync.Pool{New: func() any { return new(pluginv1.HandleRequest) }}
 
 func timeoutErr(name string, lim limits) error {
 	err := lim.err()
@@ -473,6 +476,12 @@ func (p *proc) sendLoop(ctx context.Context) {
 				p.log.Warn("request stream broken", "error", err)
 			}
 			return
+		}
+		// Encoded onto the stream: the requests can be reused.
+		for i, m := range b.Requests {
+			m.Reset()
+			wireRequests.Put(m)
+			b.Requests[i] = nil
 		}
 	}
 }

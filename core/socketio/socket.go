@@ -154,7 +154,7 @@ func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 
 // Emit sends an event to this socket. []byte arguments (also inside map[string]any and
 // []any) become binary attachments; json.RawMessage is sent as is; anything else goes
-// through encoding/json.
+// through encoding/json. The packet is encoded before Emit returns: args are not kept.
 func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
