@@ -254,3 +254,23 @@ func FuzzSplitArray(f *testing.F) {
 		}
 	})
 }
+
+// TestReplyAllocations: a packet with raw JSON arguments, made ready to send, costs its
+// buffer, the Message and the slice holding it. The buffer is sized from the arguments
+// and the websocket frame is built in place, so nothing is grown or copied.
+func TestReplyAllocations(t *testing.T) {
+	ev := "server:response"
+	args := []any{json.RawMessage(`{"success":true,"requestId":"00000000000abc","data":{"type":"bench","n":12345}}`)}
+	n := testing.AllocsPerRun(500, func() {
+		enc, err := encodePacket(PacketEvent, 0, false, &ev, args, "Xy12ab-1z3")
+		if err != nil {
+			panic(err)
+		}
+		if msgs := enc.messages(); len(msgs) != 1 {
+			panic("attachments")
+		}
+	})
+	if n > 3 {
+		t.Fatalf("%v allocations per packet, want at most 3 (buffer, Message, slice)", n)
+	}
+}
