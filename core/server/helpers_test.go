@@ -43,6 +43,14 @@ type env struct {
 	apiURL string
 }
 
+// with returns e for a subtest: helpers fail t and register their cleanups on it (a
+// subtest must not fail its parent), the server stays the parent's.
+func (e *env) with(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // startServer runs a server on 127.0.0.1:0 with the defaults, the test secrets, generous
 // rate limits and an empty plugin folder, after mutate has had its say.
 func startServer(t testing.TB, mutate func(*config.Config)) *env {

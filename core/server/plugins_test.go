@@ -31,6 +31,7 @@ func TestEchoPluginRoutesAllThreeKinds(t *testing.T) {
 	e, _ := pluginEnv(t, "echo")
 	for name, tr := range transportSets {
 		t.Run(name, func(t *testing.T) {
+			e := e.with(t) // the subtest fails and cleans up its own clients
 			c := e.connect("echo-user", tr)
 			c.emit("client:event", map[string]any{"type": "greet", "data": map[string]any{"hello": "world"}})
 			r := c.nextObj("server:response")

@@ -18,6 +18,7 @@ func TestRecoveryGoClient(t *testing.T) {
 	e := startServer(t, nil)
 	for _, name := range []string{"websocket", "polling"} {
 		t.Run(name, func(t *testing.T) {
+			e := e.with(t) // the subtest fails and cleans up its own clients
 			user := "rec-go-" + name
 			c := e.dialWith(token(t, user), transportSets[name], true)
 			c.next("connect")
@@ -70,6 +71,7 @@ func TestRecoveryRefusals(t *testing.T) {
 	})
 
 	t.Run("window passed", func(t *testing.T) {
+		e := e.with(t) // the subtest fails and cleans up its own clients
 		tok := token(t, "late")
 		c, reply := e.rawAuth(t, `{"token":"`+tok+`"}`)
 		m := connectReply(t, reply)
@@ -85,6 +87,7 @@ func TestRecoveryRefusals(t *testing.T) {
 	})
 
 	t.Run("expired token", func(t *testing.T) {
+		e := e.with(t) // the subtest fails and cleans up its own clients
 		tok, err := auth.Mint([]byte(testSecret), "HS256", "short", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -101,6 +104,7 @@ func TestRecoveryRefusals(t *testing.T) {
 	})
 
 	t.Run("another user's session", func(t *testing.T) {
+		e := e.with(t) // the subtest fails and cleans up its own clients
 		c, reply := e.rawAuth(t, `{"token":"`+token(t, "owner")+`"}`)
 		m := connectReply(t, reply)
 		offset := lastString(t, c.expect("system:welcome"))

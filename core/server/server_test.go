@@ -34,6 +34,7 @@ func TestWelcomeRegisterAndPing(t *testing.T) {
 	e := startServer(t, nil)
 	for name, tr := range transportSets {
 		t.Run(name, func(t *testing.T) {
+			e := e.with(t) // the subtest fails and cleans up its own clients
 			c := e.dial(token(t, "alice"), tr)
 			c.next("connect")
 			w := c.nextObj("system:welcome")
@@ -83,6 +84,7 @@ func TestRefusedTokens(t *testing.T) {
 	for name, tc := range cases {
 		for trName, tr := range map[string][]string{"websocket": {"websocket"}, "polling": {"polling"}} {
 			t.Run(name+"/"+trName, func(t *testing.T) {
+				e := e.with(t) // the subtest fails and cleans up its own clients
 				c := e.dial(tc.token, tr)
 				a := c.next("connect_error")
 				if len(a) == 0 {
@@ -135,6 +137,7 @@ func TestRoomsAndBadPayloads(t *testing.T) {
 	e := startServer(t, func(c *config.Config) { c.SocketIO.MaxRoomsPerSocket = 3 })
 	for name, tr := range transportSets {
 		t.Run(name, func(t *testing.T) {
+			e := e.with(t) // the subtest fails and cleans up its own clients
 			c := e.connect("roomer", tr)
 			c.emit("room:join", map[string]any{"room": "lobby"})
 			if a := c.nextObj("room:join:ack"); a["success"] != true || a["room"] != "lobby" {
@@ -214,6 +217,7 @@ func TestPushBroadcastRoom(t *testing.T) {
 	e := startServer(t, nil)
 	for name, tr := range transportSets {
 		t.Run(name, func(t *testing.T) {
+			e := e.with(t) // the subtest fails and cleans up its own clients
 			user := "bob-" + name
 			a, b := e.connect(user, tr), e.connect(user, tr)
 			other := e.connect("carol-"+name, tr)
