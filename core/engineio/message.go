@@ -52,21 +52,8 @@ func NewFramedMessage(buf []byte, off int) *Message {
 	}
 	buf[off-1] = packetMessage
 	n := len(data) + 1
-	var start int
-	switch {
-	case n < 126:
-		start = off - 3
-		buf[start+1] = byte(n)
-	case n <= 0xffff:
-		start = off - 5
-		buf[start+1] = 126
-		binary.BigEndian.PutUint16(buf[start+2:], uint16(n))
-	default:
-		start = off - 11
-		buf[start+1] = 127
-		binary.BigEndian.PutUint64(buf[start+2:], uint64(n))
-	}
-	buf[start] = 0x81 // FIN, text
+	start := off - 1 - frameHeaderLen(n)
+	putFrameHeader(buf[start:off-1], 0x1, n)
 	return &Message{data: data, typ: packetMessage, framed: buf[start:]}
 }
 
@@ -96,21 +83,9 @@ func (m *Message) wsFrame() []byte {
 	} else {
 		n++
 	}
-	var f []byte
-	switch {
-	case n < 126:
-		f = make([]byte, 2, 2+n)
-		f[1] = byte(n)
-	case n <= 0xffff:
-		f = make([]byte, 4, 4+n)
-		f[1] = 126
-		binary.BigEndian.PutUint16(f[2:], uint16(n))
-	default:
-		f = make([]byte, 10, 10+n)
-		f[1] = 127
-		binary.BigEndian.PutUint64(f[2:], uint64(n))
-	}
-	f[0] = 0x80 | opcode // FIN, no fragmentation
+	hl := frameHeaderLen(n)
+	f := make([]byte, hl, hl+n)
+	putFrameHeader(f, opcode, n)
 	if !m.binary {
 		f = append(f, m.typ)
 	}
@@ -118,6 +93,33 @@ func (m *Message) wsFrame() []byte {
 	// Two goroutines may race to build it; both results are identical, keep the first.
 	m.frame.CompareAndSwap(nil, &f)
 	return *m.frame.Load()
+}
+
+// frameHeaderLen is the length of a server frame's header for a payload of n bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// putFrameHeader writes a final, unmasked frame's header for a payload of n bytes into h,
+// which is frameHeaderLen(n) long.
+func putFrameHeader(h []byte, opcode byte, n int) {
+	h[0] = 0x80 | opcode // FIN, no fragmentation
+	switch len(h) {
+	case 2:
+		h[1] = byte(n)
+	case 4:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
 }
 
 // wsPayload returns the websocket message payload without the frame header.

@@ -302,8 +302,9 @@ type encoded struct {
 func (e encoded) data() []byte { return e.buf[e.off:] }
 
 // messages wraps the packet and its attachments for sending; the text's websocket frame
-// is built in place, in front of it. Once called, buf must not be framed again (a replay
-// of logged bytes goes through toMessages, which copies).
+// is built in place, in front of it, when off leaves room for it (engineio.FrameHeadroom),
+// else copied. Framing in place happens once per buffer: a replay of logged bytes wraps
+// them with off 0.
 func (e encoded) messages() []*engineio.Message {
 	msgs := make([]*engineio.Message, 1+len(e.atts))
 	msgs[0] = engineio.NewFramedMessage(e.buf, e.off)

@@ -241,7 +241,9 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 		if count++; count > r.opts.MaxPackets {
 			return nil, false
 		}
-		out = append(out, toMessages(e.data, e.atts)...)
+		// No room in front of the logged text (it was framed in place when first sent):
+		// the replay's frame is a copy.
+		out = append(out, encoded{buf: e.data, atts: e.atts}.messages()...)
 	}
 	return out, true
 }

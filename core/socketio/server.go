@@ -293,17 +293,6 @@ func (s *Server) leaveLocked(so *Socket, room string) {
 	}
 }
 
-// toMessages wraps an encoded packet's text and attachments (a logged one, replayed) in
-// new Messages.
-func toMessages(data []byte, atts [][]byte) []*engineio.Message {
-	msgs := make([]*engineio.Message, 1+len(atts))
-	msgs[0] = engineio.NewMessage(data, false)
-	for i, a := range atts {
-		msgs[i+1] = engineio.NewMessage(a, true)
-	}
-	return msgs
-}
-
 // newID returns a random, URL-safe 20-character id.
 func newID() string {
 	var b [15]byte
