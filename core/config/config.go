@@ -195,6 +195,7 @@ type Recovery struct {
 	MaxDisconnectionDuration time.Duration
 	MaxPacketsPerSession     int
 	MaxPacketsTotal          int
+	MaxBytesTotal            int
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -268,6 +269,7 @@ func Default() *Config {
 			MaxDisconnectionDuration: 2 * time.Minute,
 			MaxPacketsPerSession:     1000,
 			MaxPacketsTotal:          100000,
+			MaxBytesTotal:            32 << 20,
 		},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Log:     Log{Level: "info", Format: "text"},

@@ -190,6 +190,7 @@ type rawRecovery struct {
 	MaxDisconnectionDuration *string `hcl:"max_disconnection_duration,optional"`
 	MaxPacketsPerSession     *int    `hcl:"max_packets_per_session,optional"`
 	MaxPacketsTotal          *int    `hcl:"max_packets_total,optional"`
+	MaxBytesTotal            *int    `hcl:"max_bytes_total,optional"`
 }
 
 type rawMetrics struct {
@@ -318,6 +319,7 @@ func (d *decoder) apply(r *rawFile) {
 		d.dur(&o.MaxDisconnectionDuration, rc.MaxDisconnectionDuration, "recovery.max_disconnection_duration")
 		set(&o.MaxPacketsPerSession, rc.MaxPacketsPerSession)
 		set(&o.MaxPacketsTotal, rc.MaxPacketsTotal)
+		set(&o.MaxBytesTotal, rc.MaxBytesTotal)
 	}
 	if m := r.Metrics; m != nil {
 		set(&c.Metrics.Enabled, m.Enabled)

@@ -168,6 +168,7 @@ func (c *Config) Validate() error {
 	v.positive("recovery.max_disconnection_duration", r.MaxDisconnectionDuration)
 	v.size("recovery.max_packets_per_session", r.MaxPacketsPerSession)
 	v.size("recovery.max_packets_total", r.MaxPacketsTotal)
+	v.size("recovery.max_bytes_total", r.MaxBytesTotal)
 
 	if !strings.HasPrefix(c.Metrics.Path, "/") {
 		v.fail("metrics.path", "path %q must start with \"/\".", c.Metrics.Path)

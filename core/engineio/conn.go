@@ -162,11 +162,15 @@ func (c *Conn) Flush() {
 }
 
 // overflowLocked closes the session for "buffer full"; the caller holds mu, which is
-// released.
+// released. Send and Queue are called from anywhere, often under the caller's own locks
+// (a broadcast holds the recovery log's, an accept the socket index's), and the close
+// runs Handler.OnClose, which takes those locks again: so the rest of the close, OnClose
+// included, runs on a goroutine of its own. The session is already closed for everyone
+// else when this returns.
 func (c *Conn) overflowLocked() error {
 	closers := c.shutdownLocked(ReasonBufferFull, false)
 	c.mu.Unlock()
-	c.finishClose(ReasonBufferFull, closers)
+	go c.finishClose(ReasonBufferFull, closers)
 	return ErrClosed
 }
 

@@ -100,7 +100,7 @@ func (h *Hub) checkRoom(s *socketio.Socket, room string) *codedError {
 	if err := h.checkRoomName(room); err != nil {
 		return err
 	}
-	if room != s.ID() && h.io.Socket(room) != nil {
+	if room != s.ID() && h.io.Reserved(room) {
 		return &codedError{CodeInvalidRoom, "Room name is reserved"}
 	}
 	if len(clientRooms(s)) >= h.opts.MaxRoomsPerSocket {

@@ -87,6 +87,7 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 			MaxDisconnection: cfg.Recovery.MaxDisconnectionDuration,
 			MaxPackets:       cfg.Recovery.MaxPacketsPerSession,
 			MaxTotalPackets:  cfg.Recovery.MaxPacketsTotal,
+			MaxTotalBytes:    cfg.Recovery.MaxBytesTotal,
 			OnOverflow: func() {
 				s.metrics.Recovery.WithLabelValues(metrics.RecoveryDroppedPackets).Inc()
 			},

@@ -24,16 +24,21 @@ import (
 //     logged packet after offset that its rooms would have received, in order, right after
 //     the CONNECT reply.
 //
-// Memory is bounded: the log is a ring of MaxTotalPackets encoded packets (shared with the
-// deliveries, so a packet costs its bytes once), a session whose missed packets exceed
+// Memory is bounded: the log is a ring of at most MaxTotalPackets encoded packets and
+// MaxTotalBytes bytes (the oldest leave first), a session whose missed packets exceed
 // MaxPackets or whose offset fell out of the ring is not recovered, and at most MaxSessions
 // disconnected sessions are kept.
+//
+// A kept session's id stays reserved (Server.kept) until the session is taken or swept, so
+// no other socket can join the room named by that id while its owner is away and then
+// receive the owner's events once it comes back.
 //
 // Broadcasts are serialised by recovery.mu so that offsets reach every socket in log
 // order; recovery.mu is taken before Server.mu.
 
 type recovery struct {
 	opts   RecoveryOptions
+	srv    *Server
 	prefix string // random per process: offsets from another run never match
 
 	mu       sync.Mutex
@@ -41,6 +46,7 @@ type recovery struct {
 	ring     []logged // len == MaxTotalPackets once full
 	start    int      // index of the oldest entry
 	n        int
+	bytes    int // kept by the ring's entries (logged.cost)
 	sessions map[string]*savedSession
 	persists int
 }
@@ -63,9 +69,10 @@ type savedSession struct {
 	offset  uint64
 }
 
-func newRecovery(o RecoveryOptions) *recovery {
+func newRecovery(srv *Server, o RecoveryOptions) *recovery {
 	return &recovery{
 		opts:     o,
+		srv:      srv,
 		prefix:   newID()[:8] + "-",
 		sessions: make(map[string]*savedSession),
 	}
@@ -73,9 +80,27 @@ func newRecovery(o RecoveryOptions) *recovery {
 
 func (r *recovery) stop() {
 	r.mu.Lock()
-	r.ring, r.start, r.n = nil, 0, 0
+	r.ring, r.start, r.n, r.bytes = nil, 0, 0, 0
 	clear(r.sessions)
+	r.srv.mu.Lock()
+	clear(r.srv.kept)
+	r.srv.mu.Unlock()
 	r.mu.Unlock()
+}
+
+// cost is what an entry keeps alive, roughly: its bytes and its bookkeeping.
+func (e *logged) cost() int {
+	n := len(e.data) + 64
+	for _, a := range e.atts {
+		n += len(a) + 24
+	}
+	for _, room := range e.rooms {
+		n += len(room) + 16
+	}
+	for _, room := range e.except {
+		n += len(room) + 16
+	}
+	return n
 }
 
 // broadcast encodes the event once with the next offset, logs it and queues it to every
@@ -105,19 +130,48 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	return n, nil
 }
 
+// appendLocked logs e, dropping the oldest entries past MaxTotalPackets or MaxTotalBytes.
+// An entry larger than MaxTotalBytes empties the log and is not kept: a session whose
+// offset is older then finds the entry after its offset missing and is not recovered.
 func (r *recovery) appendLocked(e logged) {
-	max := r.opts.MaxTotalPackets
-	if r.n < max {
-		if len(r.ring) < max {
-			r.ring = append(r.ring, e)
-		} else {
-			r.ring[(r.start+r.n)%max] = e
+	c := e.cost()
+	if c > r.opts.MaxTotalBytes {
+		for r.n > 0 {
+			r.dropOldestLocked()
 		}
-		r.n++
 		return
 	}
-	r.ring[r.start] = e
-	r.start = (r.start + 1) % max
+	for r.n > 0 && r.bytes+c > r.opts.MaxTotalBytes {
+		r.dropOldestLocked()
+	}
+	if r.n == r.opts.MaxTotalPackets {
+		r.dropOldestLocked()
+	}
+	if r.n == len(r.ring) {
+		r.growLocked()
+	}
+	r.ring[(r.start+r.n)%len(r.ring)] = e
+	r.n++
+	r.bytes += c
+}
+
+// growLocked doubles the ring (up to MaxTotalPackets), oldest entry first: a log that
+// never fills does not cost its whole bound.
+func (r *recovery) growLocked() {
+	size := min(r.opts.MaxTotalPackets, max(16, 2*len(r.ring)))
+	grown := make([]logged, size)
+	for i := range r.n {
+		grown[i] = r.ring[(r.start+i)%len(r.ring)]
+	}
+	r.ring, r.start = grown, 0
+}
+
+func (r *recovery) dropOldestLocked() {
+	e := &r.ring[r.start]
+	r.bytes -= e.cost()
+	*e = logged{}
+	r.start = (r.start + 1) % len(r.ring)
+	r.n--
 }
 
 // parseOffset returns the seq of an offset this process issued.
@@ -153,12 +207,6 @@ func (r *recovery) persist(s *Socket, reason string) {
 	if deliberate || !recoverable(reason) || s.pid == "" {
 		return
 	}
-	s.srv.mu.RLock()
-	rooms := make([]string, 0, len(s.rooms))
-	for room := range s.rooms {
-		rooms = append(rooms, room)
-	}
-	s.srv.mu.RUnlock()
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -169,15 +217,34 @@ func (r *recovery) persist(s *Socket, reason string) {
 	if len(r.sessions) >= r.opts.MaxSessions {
 		return
 	}
+	// The id is reserved before the socket leaves the index (onClose removes it after
+	// this), so there is no moment at which another socket could join it.
+	srv := s.srv
+	srv.mu.Lock()
+	rooms := make([]string, 0, len(s.rooms))
+	for room := range s.rooms {
+		rooms = append(rooms, room)
+	}
+	srv.kept[s.id] = struct{}{}
+	srv.mu.Unlock()
 	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, data: data, at: now}
 }
 
 func (r *recovery) sweepLocked(now time.Time) {
-	for pid, ss := range r.sessions {
+	for _, ss := range r.sessions {
 		if now.Sub(ss.at) > r.opts.MaxDisconnection {
-			delete(r.sessions, pid)
+			r.forgetLocked(ss)
 		}
 	}
+}
+
+// forgetLocked drops a kept session and releases its id.
+func (r *recovery) forgetLocked(ss *savedSession) {
+	delete(r.sessions, ss.pid)
+	srv := r.srv
+	srv.mu.Lock()
+	delete(srv.kept, ss.id)
+	srv.mu.Unlock()
 }
 
 // takeSession removes and returns the session named by auth's pid when it can be
@@ -200,7 +267,8 @@ func (r *recovery) takeSession(auth []byte) *savedSession {
 	if ss == nil {
 		return nil
 	}
-	delete(r.sessions, a.PID)
+	// Released now; accept evicts anyone who joins the id's room before the owner is back.
+	r.forgetLocked(ss)
 	if time.Since(ss.at) > r.opts.MaxDisconnection {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -116,4 +117,170 @@ func TestRawRecovery(t *testing.T) {
 	if h4 := connect(r4, string(auth)); h4.SID == h3.SID {
 		t.Error("recovered after a server disconnect")
 	}
+}
+
+// TestRecoveryReservesID: while a session is kept for recovery, no other socket can join
+// the room named by its id, and a socket that joined it in the moment between the owner's
+// session being taken and the owner being accepted is evicted: the recovered owner's
+// events reach only the owner.
+func TestRecoveryReservesID(t *testing.T) {
+	var intruder atomic.Pointer[Socket]
+	var joinDuringRecovery atomic.Pointer[string]
+	srv, url := startServer(t, Options{Recovery: &RecoveryOptions{}}, func(s *Server) {
+		s.Use(func(so *Socket, auth json.RawMessage) error {
+			if id := joinDuringRecovery.Load(); id != nil && so.ID() == *id {
+				intruder.Load().Join(*id)
+			}
+			return nil
+		})
+	})
+	connect := func(r *rawWS, auth string) (sid, pid string) {
+		t.Helper()
+		r.send("0" + auth)
+		m := r.readText()
+		var h struct{ SID, PID string }
+		if !strings.HasPrefix(m, "40{") || json.Unmarshal([]byte(m[2:]), &h) != nil {
+			t.Fatalf("CONNECT reply %q", m)
+		}
+		return h.SID, h.PID
+	}
+	offsetOf := func(r *rawWS) string {
+		t.Helper()
+		m := r.readText()
+		var args []any
+		if json.Unmarshal([]byte(m[2:]), &args) != nil || len(args) < 2 {
+			t.Fatalf("event %q", m)
+		}
+		off, _ := args[len(args)-1].(string)
+		return off
+	}
+
+	owner := dialRaw(t, url)
+	id, pid := connect(owner, "")
+	other := dialRaw(t, url)
+	otherID, _ := connect(other, "")
+	eventually(t, "both connected", func() bool { return srv.SocketCount() == 2 })
+	in := srv.Socket(otherID)
+	intruder.Store(in)
+	_ = srv.Socket(id).Emit("hello", 1)
+	off := offsetOf(owner)
+
+	// Connected: reserved.
+	if !srv.Reserved(id) {
+		t.Fatal("a connected socket's id is not reserved")
+	}
+	// Dropped and kept for recovery: still reserved, and Join ignores it.
+	_ = owner.ws.UnderlyingConn().Close()
+	eventually(t, "owner gone", func() bool { return srv.Socket(id) == nil })
+	if !srv.Reserved(id) {
+		t.Fatal("a kept session's id is not reserved")
+	}
+	in.Join(id)
+	if slices.Contains(in.Rooms(), id) || srv.RoomSize(id) != 0 {
+		t.Fatalf("another socket joined a kept session's id: rooms %v", in.Rooms())
+	}
+	if srv.Reserved("lobby") {
+		t.Fatal("an ordinary room is reserved")
+	}
+
+	// The owner comes back; a middleware makes the other socket join the id in the gap
+	// between the session being taken and the owner being accepted.
+	joinDuringRecovery.Store(&id)
+	back := dialRaw(t, url)
+	auth, _ := json.Marshal(map[string]string{"pid": pid, "offset": off})
+	if sid, _ := connect(back, string(auth)); sid != id {
+		t.Fatalf("not recovered: %s, want %s", sid, id)
+	}
+	if slices.Contains(in.Rooms(), id) {
+		t.Fatalf("the other socket is still in the recovered id's room: %v", in.Rooms())
+	}
+	_ = srv.Socket(id).Emit("private", "secret")
+	if m := back.readText(); !strings.Contains(m, "secret") {
+		t.Fatalf("owner got %q", m)
+	}
+	_, _ = srv.EmitTo([]string{otherID}, nil, "marker")
+	if m := other.readText(); !strings.Contains(m, "marker") {
+		t.Fatalf("the other socket got %q before the marker: the owner's event leaked", m)
+	}
+}
+
+// TestRecoveryLogBytesBound: the log keeps at most MaxTotalBytes; a session whose missed
+// packets were dropped to stay under it is not recovered, one whose were kept is.
+func TestRecoveryLogBytesBound(t *testing.T) {
+	srv, url := startServer(t, Options{Recovery: &RecoveryOptions{MaxTotalBytes: 64 << 10}}, func(s *Server) {
+		s.OnConnection(func(so *Socket) { so.Join("r") })
+	})
+	connect := func(r *rawWS, auth string) (sid, pid string) {
+		t.Helper()
+		r.send("0" + auth)
+		m := r.readText()
+		var h struct{ SID, PID string }
+		if !strings.HasPrefix(m, "40{") || json.Unmarshal([]byte(m[2:]), &h) != nil {
+			t.Fatalf("CONNECT reply %q", m)
+		}
+		return h.SID, h.PID
+	}
+	lastOffset := func(r *rawWS) string {
+		t.Helper()
+		m := r.readText()
+		var args []any
+		_ = json.Unmarshal([]byte(m[2:]), &args)
+		off, _ := args[len(args)-1].(string)
+		return off
+	}
+	drop := func(r *rawWS, id string) {
+		_ = r.ws.UnderlyingConn().Close()
+		eventually(t, "socket gone", func() bool { return srv.Socket(id) == nil })
+	}
+	logBytes := func() int {
+		srv.rec.mu.Lock()
+		defer srv.rec.mu.Unlock()
+		return srv.rec.bytes
+	}
+
+	// Missed: 10 KB in all, well under the bound: recovered.
+	r1 := dialRaw(t, url)
+	id, pid := connect(r1, "")
+	_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
+	off := lastOffset(r1)
+	drop(r1, id)
+	for range 10 {
+		_, _ = srv.EmitTo([]string{"r"}, nil, "n", strings.Repeat("a", 1000))
+	}
+	r2 := dialRaw(t, url)
+	if sid, _ := connect(r2, mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid != id {
+		t.Fatal("not recovered with 10 KB missed")
+	}
+	for range 10 {
+		off = lastOffset(r2)
+	}
+
+	// Missed: 100 KB, more than the 64 KB the log keeps: not recovered, and the log
+	// stays under its bound.
+	drop(r2, id)
+	for range 100 {
+		_, _ = srv.EmitTo([]string{"r"}, nil, "n", strings.Repeat("b", 1000))
+		if b := logBytes(); b > 64<<10 {
+			t.Fatalf("log keeps %d bytes, bound 65536", b)
+		}
+	}
+	r3 := dialRaw(t, url)
+	if sid, _ := connect(r3, mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid == id {
+		t.Fatal("recovered although the missed packets left the log")
+	}
+
+	// A packet larger than the whole budget is not kept, and the log is emptied.
+	_, _ = srv.EmitTo([]string{"nobody"}, nil, "huge", strings.Repeat("c", 70<<10))
+	if b := logBytes(); b != 0 {
+		t.Fatalf("log keeps %d bytes after an oversized packet", b)
+	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -32,6 +32,7 @@ type Server struct {
 	mu      sync.RWMutex
 	sockets map[string]*Socket
 	rooms   map[string]map[*Socket]struct{} // explicit rooms; own-id rooms are implicit
+	kept    map[string]struct{}             // ids of sessions kept for recovery (recovery.go)
 	closed  bool
 
 	targets sync.Pool // *[]*Socket scratch for broadcasts
@@ -48,10 +49,11 @@ func NewServer(o Options) *Server {
 		log:     o.Logger.Named("socketio"),
 		sockets: make(map[string]*Socket),
 		rooms:   make(map[string]map[*Socket]struct{}),
+		kept:    make(map[string]struct{}),
 	}
 	s.fl.init(o.MaxOutboundBytes)
 	if o.Recovery != nil {
-		s.rec = newRecovery(*o.Recovery)
+		s.rec = newRecovery(s, *o.Recovery)
 	}
 	s.engine = engineio.NewServer(engineio.Options{
 		Path:             o.Path,
@@ -106,6 +108,24 @@ func (s *Server) RoomCount() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.rooms)
+}
+
+// Reserved reports whether room is the id of another socket, connected or kept for
+// connection state recovery: no socket may join such a room, since it would receive
+// everything sent to that socket. Join ignores such rooms; callers that answer a client
+// check here first to say why.
+func (s *Server) Reserved(room string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.reservedLocked(room)
+}
+
+func (s *Server) reservedLocked(room string) bool {
+	if s.sockets[room] != nil {
+		return true
+	}
+	_, ok := s.kept[room]
+	return ok
 }
 
 // RoomSize returns the number of sockets in room (1 for a connected socket's id).
@@ -259,9 +279,9 @@ func (s *Server) collect(dst []*Socket, rooms, except []string) []*Socket {
 	return dst
 }
 
-// joinLocked adds so to room. Caller holds s.mu.
+// joinLocked adds so to room unless room is so's own id or reserved. Caller holds s.mu.
 func (s *Server) joinLocked(so *Socket, room string) {
-	if room == so.id {
+	if room == so.id || s.reservedLocked(room) {
 		return
 	}
 	if so.rooms == nil {

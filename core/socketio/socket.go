@@ -298,7 +298,8 @@ func (s *Socket) takeAck(id uint64) *pendingAck {
 	return p
 }
 
-// Join adds the socket to rooms. Joining its own id is a no-op.
+// Join adds the socket to rooms. Joining its own id, or another socket's (connected or
+// kept for recovery: Server.Reserved), is a no-op.
 func (s *Socket) Join(rooms ...string) {
 	s.srv.mu.Lock()
 	if s.state.Load() == stateConnected {
@@ -587,6 +588,11 @@ func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio
 	}
 	srv.sockets[s.id] = s
 	if restored != nil {
+		// Between takeSession and here the id was free: whoever joined its room then
+		// must not receive what is sent to the recovered socket.
+		for intruder := range srv.rooms[s.id] {
+			srv.leaveLocked(intruder, s.id)
+		}
 		for _, r := range restored.rooms {
 			srv.joinLocked(s, r)
 		}

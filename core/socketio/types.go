@@ -37,6 +37,10 @@ type RecoveryOptions struct {
 	MaxDisconnection time.Duration // 2m
 	MaxPackets       int           // per session, missed packets kept; 1000
 	MaxTotalPackets  int           // across all sessions; 10000
+	// MaxTotalBytes bounds the bytes the log keeps (packets and attachments); the oldest
+	// packets leave first, and a packet larger than the whole budget is not kept at all
+	// (sessions that missed it are not recovered). 32 MiB.
+	MaxTotalBytes int
 	MaxSessions      int           // disconnected sessions kept at once; 100000
 	// OnOverflow, when set, is called each time a session cannot be recovered because
 	// the packets it missed passed MaxPackets or left the ring of MaxTotalPackets.
@@ -121,6 +125,9 @@ func (o *Options) setDefaults() {
 		}
 		if c.MaxTotalPackets <= 0 {
 			c.MaxTotalPackets = 10000
+		}
+		if c.MaxTotalBytes <= 0 {
+			c.MaxTotalBytes = 32 << 20
 		}
 		if c.MaxSessions <= 0 {
 			c.MaxSessions = 100000
