@@ -41,7 +41,7 @@ type RecoveryOptions struct {
 	// packets leave first, and a packet larger than the whole budget is not kept at all
 	// (sessions that missed it are not recovered). 32 MiB.
 	MaxTotalBytes int
-	MaxSessions      int           // disconnected sessions kept at once; 100000
+	MaxSessions   int // disconnected sessions kept at once; 100000
 	// OnOverflow, when set, is called each time a session cannot be recovered because
 	// the packets it missed passed MaxPackets or left the ring of MaxTotalPackets.
 	OnOverflow func()
