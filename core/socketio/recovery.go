@@ -283,7 +283,10 @@ func (r *recovery) takeSession(auth []byte) *savedSession {
 }
 
 // missedLocked returns the logged packets after ss.offset that ss's rooms would have
-// received, or false when they cannot all be replayed.
+// received, or false when they cannot all be replayed: some left the log, there are more
+// than MaxPackets, or together they are more than half of MaxOutboundBytes. The replay is
+// queued at once, before the client reads anything, so a larger one would close the
+// session for "buffer full" on every attempt and the client would never come back.
 func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	if ss.offset > r.seq {
 		return nil, false
@@ -296,7 +299,8 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	}
 	in := func(room string) bool { return room == ss.id || slices.Contains(ss.rooms, room) }
 	var out []*engineio.Message
-	count := 0
+	count, bytes := 0, 0
+	maxBytes := r.srv.opts.MaxOutboundBytes / 2
 	first := int(ss.offset + 1 - r.ring[r.start].seq)
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
@@ -307,6 +311,9 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 			continue
 		}
 		if count++; count > r.opts.MaxPackets {
+			return nil, false
+		}
+		if bytes += e.cost(); bytes > maxBytes {
 			return nil, false
 		}
 		// No room in front of the logged text (it was framed in place when first sent):

@@ -284,3 +284,39 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// TestRecoveryReplayWithinOutboundCap: a replay is queued before the client reads, so one
+// larger than half of MaxOutboundBytes is refused (a fresh session) instead of closing the
+// session for "buffer full" on every attempt.
+func TestRecoveryReplayWithinOutboundCap(t *testing.T) {
+	srv, url := startServer(t, Options{MaxOutboundBytes: 64 << 10, Recovery: &RecoveryOptions{}}, func(s *Server) {
+		s.OnConnection(func(so *Socket) { so.Join("r") })
+	})
+	for _, tc := range []struct {
+		missed    int
+		recovered bool
+	}{{20 << 10, true}, {40 << 10, false}} {
+		r := dialRaw(t, url)
+		r.send("0")
+		m := r.readText()
+		var h struct{ SID, PID string }
+		_ = json.Unmarshal([]byte(m[2:]), &h)
+		_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
+		m = r.readText()
+		var args []any
+		_ = json.Unmarshal([]byte(m[2:]), &args)
+		off, _ := args[len(args)-1].(string)
+		_ = r.ws.UnderlyingConn().Close()
+		eventually(t, "socket gone", func() bool { return srv.Socket(h.SID) == nil })
+		for range tc.missed / 1000 {
+			_, _ = srv.EmitTo([]string{"r"}, nil, "n", strings.Repeat("a", 1000))
+		}
+		r2 := dialRaw(t, url)
+		r2.send("0" + mustJSON(t, map[string]string{"pid": h.PID, "offset": off}))
+		m = r2.readText()
+		if got := strings.Contains(m, h.SID); got != tc.recovered {
+			t.Errorf("missed %d bytes: recovered %v, want %v", tc.missed, got, tc.recovered)
+		}
+		_ = r2.ws.Close()
+	}
+}
