@@ -22,8 +22,8 @@ socketio {
   connect_timeout        = "45s"                     # time allowed to send CONNECT after the handshake
   cors_origins           = ["*"]                     # allowed browser origins; "*" = any
   max_outbound_bytes     = 1048576                   # bytes queued to one slow client before it is dropped
-  max_event_name_length  = 128                       # longest event name a client may send
-  max_room_name_length   = 128                       # longest room name a client may join
+  max_event_name_length  = 128                       # longest event name a client or the HTTP API may send
+  max_room_name_length   = 128                       # longest room name a client may join or the API address
   max_rooms_per_socket   = 50                        # rooms one socket may be in
   max_json_depth         = 32                        # deepest nesting accepted in client JSON
   max_connections        = 20000                     # connections in total

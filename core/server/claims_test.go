@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/config"
+	"github.com/rtserver/rtserver/core/httpapi"
 )
 
 // connectCode sends CONNECT with tok over a raw websocket and returns the connect_error
@@ -98,4 +100,52 @@ func TestRegisterUserIDRule(t *testing.T) {
 	if ack := c.expect("register:ack"); !strings.Contains(ack, `"success":true`) {
 		t.Fatalf("register alice: %s", ack)
 	}
+}
+
+// The HTTP API takes the socket side's configured name limits and the userId rule.
+func TestAPINameLimitsFromConfig(t *testing.T) {
+	e := startServer(t, func(c *config.Config) {
+		c.SocketIO.MaxEventNameLength = 16
+		c.SocketIO.MaxRoomNameLength = 24
+	})
+	room := strings.Repeat("r", 24)
+	c := e.raw(t, "alice")
+	c.send(`42["register",{"userId":"alice"}]`)
+	c.expect("register:ack")
+	c.send(`42["room:join",{"room":"` + room + `"}]`)
+	if ack := c.expect("room:join:ack"); !strings.Contains(ack, `"success":true`) {
+		t.Fatalf("join: %s", ack)
+	}
+
+	ev := strings.Repeat("e", 16)
+	for _, tc := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/api/push", map[string]any{"userId": "alice", "event": ev + "x"}},
+		{"/api/broadcast", map[string]any{"event": ev + "x"}},
+		{"/api/room", map[string]any{"room": room, "event": ev + "x"}},
+		{"/api/room", map[string]any{"room": room + "r", "event": ev}},
+		{"/api/room", map[string]any{"room": "a\tb", "event": ev}},
+		{"/api/broadcast", map[string]any{"event": "disconnecting"}},
+		{"/api/push", map[string]any{"userId": strings.Repeat("a", auth.MaxUserIDLength+1), "event": ev}},
+		{"/api/push", map[string]any{"userId": "alice\n", "event": ev}},
+		{"/api/notification", map[string]any{"userId": "alice\u0007", "title": "t", "message": "m", "type": "info"}},
+	} {
+		status, body, _ := e.api("POST", tc.path, tc.body)
+		if status != 400 || body["code"] != httpapi.CodeInvalidRequest {
+			t.Fatalf("%s %v: %d %v", tc.path, tc.body, status, body)
+		}
+	}
+
+	status, body, _ := e.api("POST", "/api/push", map[string]any{"userId": "alice", "event": ev, "data": 1})
+	if status != 200 || body["delivered"] != true {
+		t.Fatalf("push at the limits: %d %v", status, body)
+	}
+	c.expect(ev)
+	status, body, _ = e.api("POST", "/api/room", map[string]any{"room": room, "event": ev, "data": 2})
+	if status != 200 || body["recipients"] != float64(1) {
+		t.Fatalf("room at the limits: %d %v", status, body)
+	}
+	c.expect(ev)
 }
