@@ -47,7 +47,7 @@ api {
   # One block per API key; the label names the key. Scopes: push broadcast room status
   # plugins notify, or "*" for all.
   key "default" {
-    secret = env("API_KEY") # sent in X-API-Key
+    secret = env("API_KEY") # sent in X-API-Key; at most 512 bytes
     scopes = ["*"]          # what this key may call
   }
 
@@ -55,7 +55,7 @@ api {
     required        = false  # require X-Signature on every API route
     required_routes = []     # or only on these, e.g. ["/api/broadcast"]
     window          = "300s" # accepted age of X-Request-Timestamp
-    min_version     = "v1"   # oldest X-Signature-Version accepted: "v1" or "v2"
+    min_version     = "v1"   # oldest X-Signature-Version accepted: "v1" or "v2" (v1 does not sign the body)
   }
 }
 

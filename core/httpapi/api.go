@@ -196,6 +196,13 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	if o.MetricsPath != "" && (apiRoutes[o.MetricsPath] || o.MetricsPath == RouteHealth) {
 		return nil, fmt.Errorf("httpapi: metrics path %q collides with a route", o.MetricsPath)
 	}
+	if (o.Signing.Required || len(o.Signing.RequiredRoutes) > 0) && o.Signing.MinVersion != SignatureV2 {
+		// v1 signs METHOD+PATH+TIMESTAMP+NONCE only: whoever can hold back or outrun a
+		// signed request on its way (a proxy, a leaked log of headers) can send its
+		// headers with another body while the timestamp is in the window.
+		a.log.Warn("request signing is required but v1 signatures are accepted; v1 does not cover the body: set api.signing.min_version = \"v2\"",
+			"required", o.Signing.Required, "required_routes", o.Signing.RequiredRoutes)
+	}
 
 	a.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,

@@ -104,6 +104,9 @@ func TestRegisterUserIDRule(t *testing.T) {
 
 // The HTTP API takes the socket side's configured name limits and the userId rule.
 func TestAPINameLimitsFromConfig(t *testing.T) {
+	if config.MaxAPIKeyLength != httpapi.MaxAPIKeyLength {
+		t.Fatalf("config.MaxAPIKeyLength %d != httpapi.MaxAPIKeyLength %d", config.MaxAPIKeyLength, httpapi.MaxAPIKeyLength)
+	}
 	e := startServer(t, func(c *config.Config) {
 		c.SocketIO.MaxEventNameLength = 16
 		c.SocketIO.MaxRoomNameLength = 24
