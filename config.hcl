@@ -22,8 +22,8 @@ socketio {
   connect_timeout        = "45s"                     # time allowed to send CONNECT after the handshake
   cors_origins           = ["*"]                     # allowed browser origins; "*" = any
   max_outbound_bytes     = 1048576                   # bytes queued to one slow client before it is dropped
-  max_event_name_length  = 128                       # longest event name a client may send
-  max_room_name_length   = 128                       # longest room name a client may join
+  max_event_name_length  = 128                       # longest event name a client or the HTTP API may send
+  max_room_name_length   = 128                       # longest room name a client may join or the API address
   max_rooms_per_socket   = 50                        # rooms one socket may be in
   max_json_depth         = 32                        # deepest nesting accepted in client JSON
   max_connections        = 20000                     # connections in total
@@ -47,7 +47,7 @@ api {
   # One block per API key; the label names the key. Scopes: push broadcast room status
   # plugins notify, or "*" for all.
   key "default" {
-    secret = env("API_KEY") # sent in X-API-Key
+    secret = env("API_KEY") # sent in X-API-Key; at most 512 bytes
     scopes = ["*"]          # what this key may call
   }
 
@@ -55,7 +55,7 @@ api {
     required        = false  # require X-Signature on every API route
     required_routes = []     # or only on these, e.g. ["/api/broadcast"]
     window          = "300s" # accepted age of X-Request-Timestamp
-    min_version     = "v1"   # oldest X-Signature-Version accepted: "v1" or "v2"
+    min_version     = "v1"   # oldest X-Signature-Version accepted: "v1" or "v2" (v1 does not sign the body)
   }
 }
 

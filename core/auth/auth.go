@@ -9,13 +9,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -32,6 +36,43 @@ const (
 	claimUserID         = "userId"
 	supportedAlgorithms = "HS256, HS384, HS512, RS256, ES256"
 )
+
+const (
+	// MaxUserIDLength bounds a userId in bytes, wherever it comes from: the token, the
+	// register event, the HTTP API. It ends up in room names, logs and plugin requests.
+	MaxUserIDLength = 256
+	// MaxTokenLength bounds a token in bytes; a longer one is refused before any
+	// decoding or signature work. Real tokens are well under 2 KB.
+	MaxTokenLength = 8192
+	// maxNumericDate is 9999-12-31T23:59:59Z: exp, iat and nbf beyond it (or negative)
+	// are refused instead of overflowing time arithmetic.
+	maxNumericDate = 253402300799
+	// maxAlgInMessage bounds how much of a refused alg header is echoed back.
+	maxAlgInMessage = 32
+)
+
+// CheckUserID reports whether id is an acceptable user id: not blank, at most
+// MaxUserIDLength bytes, valid UTF-8 (U+FFFD, which JSON decoding puts in place of invalid
+// bytes, counts as invalid), and printable characters only (letters, marks, digits,
+// punctuation, symbols and the ASCII space; no control or format characters). The error
+// says which rule failed and is safe to show the client.
+func CheckUserID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return errors.New("userId must be a non-empty string")
+	}
+	if len(id) > MaxUserIDLength {
+		return fmt.Errorf("userId must be at most %d bytes", MaxUserIDLength)
+	}
+	for _, r := range id {
+		if r == utf8.RuneError {
+			return errors.New("userId must be valid UTF-8")
+		}
+		if !unicode.IsPrint(r) {
+			return errors.New("userId must contain only printable characters")
+		}
+	}
+	return nil
+}
 
 // Error is a refused token. Message is safe to show the client: it never echoes the token.
 type Error struct {
@@ -191,10 +232,50 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 }
 
 // tokenClaims decodes the payload. userId is read as any so that a non-string value is
-// refused as a bad claim rather than as an undecodable token.
+// refused as a bad claim rather than as an undecodable token. exp, iat and nbf shadow the
+// embedded RegisteredClaims' fields (the shallower JSON field wins) so that they are
+// decoded strictly; the Get* methods below hand them to the parser's validation.
 type tokenClaims struct {
-	UserID any `json:"userId"`
+	UserID    any          `json:"userId"`
+	ExpiresAt *numericDate `json:"exp"`
+	IssuedAt  *numericDate `json:"iat"`
+	NotBefore *numericDate `json:"nbf"`
 	jwt.RegisteredClaims
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+
+// numericDate is a JWT NumericDate that must be a JSON number within [0,
+// maxNumericDate]. jwt.NumericDate alone also takes a numeric string ("9999999999"),
+// which RFC 7519 does not allow, and overflows on huge values.
+type numericDate struct{ t time.Time }
+
+// errClaimNotNumber is returned while decoding exp, iat or nbf; the parser wraps it in
+// jwt.ErrTokenMalformed.
+var errClaimNotNumber = errors.New("exp, iat and nbf must be JSON numbers of seconds between 0 and 253402300799")
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	// A JSON number starts with a digit or '-'; strings, objects, arrays and booleans
+	// do not. (null never gets here: it leaves the pointer nil.)
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errClaimNotNumber
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return errClaimNotNumber
+	}
+	sec, frac := math.Modf(f)
+	d.t = time.Unix(int64(sec), int64(frac*1e9))
+	return nil
+}
+
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return jwt.NewNumericDate(d.t)
 }
 
 // key returns the verification key for the token's algorithm. The parser has already
@@ -231,6 +312,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, refuse(CodeMissing, "authentication token is missing", nil)
 	}
+	if len(token) > MaxTokenLength {
+		return nil, refuse(CodeMalformed, fmt.Sprintf("token is longer than %d bytes", MaxTokenLength), nil)
+	}
 	var tc tokenClaims
 	t, err := v.parser.ParseWithClaims(token, &tc, v.key)
 	if err != nil {
@@ -246,20 +330,28 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	case tc.IssuedAt == nil:
 		return nil, refuse(CodeMissingClaim, "token has no iat claim", nil)
 	}
+	if err := CheckUserID(uid); err != nil {
+		return nil, refuse(CodeInvalid, "token "+err.Error(), err)
+	}
 	// The parser requires exp, so ExpiresAt is set here.
-	return &Claims{UserID: uid, ExpiresAt: tc.ExpiresAt.Time, IssuedAt: tc.IssuedAt.Time}, nil
+	return &Claims{UserID: uid, ExpiresAt: tc.ExpiresAt.t, IssuedAt: tc.IssuedAt.t}, nil
 }
 
 func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *Error {
 	algRefused := errors.Is(err, errAlg) || errors.Is(err, jwt.ErrTokenUnverifiable) ||
 		(t != nil && t.Method != nil && !slices.Contains(v.algs, t.Method.Alg()))
 	switch {
+	case errors.Is(err, errClaimNotNumber):
+		return refuse(CodeMalformed, "token is malformed: "+errClaimNotNumber.Error(), err)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return refuse(CodeMalformed, "token is malformed", err)
 	case algRefused:
 		var alg string
 		if t != nil {
 			alg, _ = t.Header["alg"].(string)
+		}
+		if len(alg) > maxAlgInMessage {
+			alg = alg[:maxAlgInMessage] + "..."
 		}
 		return refuse(CodeAlgNotAllowed, fmt.Sprintf("token algorithm %q is not allowed", alg), err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -304,8 +396,9 @@ func Mint(secret []byte, alg, userID string, ttl time.Duration) (string, error) 
 	if len(secret) == 0 {
 		return "", errors.New("auth: mint: empty secret")
 	}
-	if userID == "" {
-		return "", errors.New("auth: mint: empty userID")
+	// A token the verifier would refuse is no use to anyone.
+	if err := CheckUserID(userID); err != nil {
+		return "", fmt.Errorf("auth: mint: %w", err)
 	}
 	now := time.Now()
 	claims := jwt.MapClaims{

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -82,6 +83,15 @@ func TestVerifyHS256(t *testing.T) {
 		{"header not JSON", raw("nope", "{}", ""), CodeMalformed},
 		{"claims not JSON", raw(`{"alg":"HS256"}`, "nope", ""), CodeMalformed},
 		{"exp not a number", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "soon"})), CodeMalformed},
+		{"exp a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "9999999999"})), CodeMalformed},
+		{"exp an object", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": map[string]any{"n": 9999999999}})), CodeMalformed},
+		{"exp a boolean", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": true})), CodeMalformed},
+		{"exp past year 9999", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": 1e300})), CodeMalformed},
+		{"iat a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": "1"})), CodeMalformed},
+		{"iat negative", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": -1})), CodeMalformed},
+		{"nbf a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"nbf": "1"})), CodeMalformed},
+		{"fractional exp", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": float64(now.Unix()) + 3600.5})), ""},
+		{"token too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"pad": strings.Repeat("x", MaxTokenLength)})), CodeMalformed},
 		{"wrong secret", sign(t, jwt.SigningMethodHS256, []byte("other"), good(nil)), CodeInvalidSig},
 		{"tampered payload", func() string {
 			tok := sign(t, jwt.SigningMethodHS256, secret, good(nil))
@@ -101,6 +111,9 @@ func TestVerifyHS256(t *testing.T) {
 		{"no userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": nil})), CodeMissingClaim},
 		{"empty userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": ""})), CodeMissingClaim},
 		{"numeric userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": 42})), CodeMissingClaim},
+		{"userId too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": strings.Repeat("u", MaxUserIDLength+1)})), CodeInvalid},
+		{"userId with a control character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\n1"})), CodeInvalid},
+		{"userId with a format character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\u202e1"})), CodeInvalid},
 		{"no exp", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": nil})), CodeMissingClaim},
 		{"no iat", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": nil})), CodeMissingClaim},
 		{"iat in the future", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": now.Add(10 * time.Minute).Unix()})), CodeInvalid},
@@ -130,6 +143,38 @@ func TestVerifyHS256(t *testing.T) {
 				t.Fatalf("CodeOf = %q, claims = %v", CodeOf(err), c)
 			}
 		})
+	}
+}
+
+func TestCheckUserID(t *testing.T) {
+	ok := []string{"u", "user-1", "alice@example.com", "José Müller", "用户", strings.Repeat("é", MaxUserIDLength/2)}
+	bad := []string{"", "   ", "\t", strings.Repeat("u", MaxUserIDLength+1), "a\x00b", "a\nb", "a\u007fb",
+		"a\u200bb", "a\u202eb", "a\u00a0b", "bad-\xff", "a\ufffdb"}
+	for _, id := range ok {
+		if err := CheckUserID(id); err != nil {
+			t.Errorf("CheckUserID(%q) = %v", id, err)
+		}
+	}
+	for _, id := range bad {
+		if err := CheckUserID(id); err == nil {
+			t.Errorf("CheckUserID(%q) accepted", id)
+		}
+	}
+}
+
+// A token whose userId has invalid UTF-8 bytes decodes them to U+FFFD, which is refused.
+func TestVerifyUserIDWithInvalidUTF8(t *testing.T) {
+	v := newVerifier(t, Options{Secret: secret})
+	now := time.Now().Unix()
+	payload := fmt.Sprintf(`{"userId":"user-`+"\xff"+`","iat":%d,"exp":%d}`, now, now+60)
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(signing + "." + enc(sig)); CodeOf(err) != CodeInvalid {
+		t.Fatalf("err = %v (%v), want %s", err, errors.Unwrap(err), CodeInvalid)
 	}
 }
 
@@ -354,7 +399,8 @@ func TestMint(t *testing.T) {
 	for _, bad := range []struct {
 		secret    []byte
 		alg, user string
-	}{{secret, "RS256", "u"}, {secret, "none", "u"}, {nil, "HS256", "u"}, {secret, "HS256", ""}} {
+	}{{secret, "RS256", "u"}, {secret, "none", "u"}, {nil, "HS256", "u"}, {secret, "HS256", ""}, {secret, "HS256", "a\nb"},
+		{secret, "HS256", strings.Repeat("u", MaxUserIDLength+1)}} {
 		if _, err := Mint(bad.secret, bad.alg, bad.user, time.Minute); err == nil {
 			t.Errorf("Mint(%q, %q, %q) accepted", bad.secret, bad.alg, bad.user)
 		}

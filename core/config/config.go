@@ -29,6 +29,10 @@ var Scopes = []string{"push", "broadcast", "room", "status", "plugins", "notify"
 // ScopeAll grants every scope.
 const ScopeAll = "*"
 
+// MaxAPIKeyLength bounds an API key secret in bytes; it is httpapi.MaxAPIKeyLength, which
+// refuses longer presented keys unhashed.
+const MaxAPIKeyLength = 512
+
 // Config is the whole configuration. Build it with Default, Parse or Load.
 type Config struct {
 	Environment string

@@ -357,6 +357,7 @@ func TestMistakes(t *testing.T) {
 		{"env too many args", "server {\n  host = env(\"A\", \"B\", \"C\")\n}\n", 2, "env"},
 		{"syntax error", "server {\n  port = = 3\n}\n", 2, ""},
 		{"negative rate", "rate_limit {\n  ws_messages_per_minute = -5\n}\n", 2, "ws_messages_per_minute"},
+		{"api key secret too long", "api {\n  key \"k\" {\n    secret = \"" + strings.Repeat("s", MaxAPIKeyLength+1) + "\"\n  }\n}\n", 3, "api.key.k.secret"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

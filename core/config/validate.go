@@ -104,6 +104,8 @@ func (c *Config) Validate() error {
 		switch {
 		case k.Secret == "" && !dev:
 			v.failAt(at+".secret", []string{at, "api", "environment"}, "api.key.%s.secret is required in environment %q (set API_KEY); only development generates one.", k.Name, c.Environment)
+		case len(k.Secret) > MaxAPIKeyLength:
+			v.fail(at+".secret", "api.key.%s.secret is longer than %d bytes.", k.Name, MaxAPIKeyLength)
 		case k.Secret != "" && secrets[k.Secret] != "":
 			v.fail(at+".secret", "api keys %q and %q have the same secret.", secrets[k.Secret], k.Name)
 		case k.Secret != "":

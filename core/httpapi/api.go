@@ -76,6 +76,11 @@ type Options struct {
 	// FailedAuthPerMinute limits requests with a missing or wrong key per client IP;
 	// 0 turns it off.
 	FailedAuthPerMinute int
+	// MaxEventNameLength and MaxRoomNameLength bound the event and room names a request
+	// may carry, as the socket side bounds a client's (socketio.max_event_name_length,
+	// max_room_name_length); 128 when zero.
+	MaxEventNameLength int
+	MaxRoomNameLength  int
 	// MaxLimiterKeys bounds the keys each limiter tracks (passed to ratelimit.New).
 	MaxLimiterKeys int
 	// TrustedProxies are IPs or CIDRs whose X-Forwarded-For is believed.
@@ -102,6 +107,7 @@ type API struct {
 	sigRequired map[string]bool
 	window      time.Duration
 	maxBody     int
+	names       nameLimits
 	started     time.Time
 	now         func() time.Time
 	allow       map[string][]string // route path -> methods, for 405's Allow header
@@ -140,8 +146,9 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	default:
 		return nil, fmt.Errorf("httpapi: signing min version %q: want v1 or v2", o.Signing.MinVersion)
 	}
-	if o.Signing.Window < 0 || o.MaxBodyBytes < 0 || o.RequestsPerMinute < 0 || o.FailedAuthPerMinute < 0 {
-		return nil, errors.New("httpapi: negative window, body limit or rate")
+	if o.Signing.Window < 0 || o.MaxBodyBytes < 0 || o.RequestsPerMinute < 0 || o.FailedAuthPerMinute < 0 ||
+		o.MaxEventNameLength < 0 || o.MaxRoomNameLength < 0 {
+		return nil, errors.New("httpapi: negative window, body limit, rate or name length")
 	}
 	if o.MetricsPath != "" && !strings.HasPrefix(o.MetricsPath, "/") {
 		return nil, fmt.Errorf("httpapi: metrics path %q must start with /", o.MetricsPath)
@@ -155,6 +162,7 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 		sigRequired: map[string]bool{},
 		window:      o.Signing.Window,
 		maxBody:     o.MaxBodyBytes,
+		names:       nameLimits{event: o.MaxEventNameLength, room: o.MaxRoomNameLength},
 		now:         o.Now,
 		allow:       map[string][]string{},
 	}
@@ -166,6 +174,12 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	}
 	if a.maxBody == 0 {
 		a.maxBody = defaultMaxBodyBytes
+	}
+	if a.names.event == 0 {
+		a.names.event = defaultMaxNameLength
+	}
+	if a.names.room == 0 {
+		a.names.room = defaultMaxNameLength
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -181,6 +195,13 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	}
 	if o.MetricsPath != "" && (apiRoutes[o.MetricsPath] || o.MetricsPath == RouteHealth) {
 		return nil, fmt.Errorf("httpapi: metrics path %q collides with a route", o.MetricsPath)
+	}
+	if (o.Signing.Required || len(o.Signing.RequiredRoutes) > 0) && o.Signing.MinVersion != SignatureV2 {
+		// v1 signs METHOD+PATH+TIMESTAMP+NONCE only: whoever can hold back or outrun a
+		// signed request on its way (a proxy, a leaked log of headers) can send its
+		// headers with another body while the timestamp is in the window.
+		a.log.Warn("request signing is required but v1 signatures are accepted; v1 does not cover the body: set api.signing.min_version = \"v2\"",
+			"required", o.Signing.Required, "required_routes", o.Signing.RequiredRoutes)
 	}
 
 	a.app = fiber.New(fiber.Config{

@@ -5,6 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rtserver/rtserver/core/auth"
 )
 
 // Request bodies. Pointers tell a missing field from an empty one; json.RawMessage keeps
@@ -44,6 +50,15 @@ var reservedEvents = map[string]bool{
 	"newListener": true, "removeListener": true,
 }
 
+// nameLimits are the socket side's limits on event and room names
+// (socketio.max_event_name_length, max_room_name_length), applied to the names an API
+// caller chooses so that the API cannot send what a client could not.
+type nameLimits struct {
+	event, room int
+}
+
+const defaultMaxNameLength = 128
+
 var jsonNull = json.RawMessage("null")
 
 // decodeObject decodes a body that must be exactly one JSON object into dst, turning
@@ -55,6 +70,11 @@ func decodeObject(body []byte, dst any) *apiError {
 	}
 	if trimmed[0] != '{' {
 		return errInvalid("Request body must be a JSON object")
+	}
+	// JSON text is UTF-8 (RFC 8259); encoding/json would silently turn invalid bytes in
+	// names into U+FFFD and pass them on in data.
+	if !utf8.Valid(trimmed) {
+		return errInvalid("Request body must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if err := dec.Decode(dst); err != nil {
@@ -80,15 +100,64 @@ func requireString(p *string, field string) (string, *apiError) {
 	return *p, nil
 }
 
-func requireEvent(p *string) (string, *apiError) {
+// requireEvent checks an event name as the socket side would take it: non-blank, at most
+// max bytes, no control characters, and not one of Socket.IO's reserved names.
+func requireEvent(p *string, max int) (string, *apiError) {
 	ev, e := requireString(p, "event")
 	if e != nil {
+		return "", e
+	}
+	if e := checkName("event", ev, max); e != nil {
 		return "", e
 	}
 	if reservedEvents[ev] {
 		return "", errInvalid("Event name " + ev + " is reserved")
 	}
 	return ev, nil
+}
+
+// requireRoom checks a room name with the rules a client's room:join obeys.
+func requireRoom(p *string, max int) (string, *apiError) {
+	room, e := requireString(p, "room")
+	if e != nil {
+		return "", e
+	}
+	if e := checkName("room", room, max); e != nil {
+		return "", e
+	}
+	return room, nil
+}
+
+// checkName refuses a blank name, one over max bytes, invalid UTF-8 and control
+// characters. The messages never echo the name.
+func checkName(field, name string, max int) *apiError {
+	if strings.TrimSpace(name) == "" {
+		return errInvalid("Field " + field + " must not be blank")
+	}
+	if len(name) > max {
+		return errInvalid("Field " + field + " must be at most " + strconv.Itoa(max) + " bytes")
+	}
+	if !utf8.ValidString(name) {
+		return errInvalid("Field " + field + " must be valid UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return errInvalid("Field " + field + " must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// requireUserID checks a userId with the rule tokens and the register event obey.
+func requireUserID(p *string) (string, *apiError) {
+	id, e := requireString(p, "userId")
+	if e != nil {
+		return "", e
+	}
+	if err := auth.CheckUserID(id); err != nil {
+		return "", errInvalid("Field " + err.Error())
+	}
+	return id, nil
 }
 
 func dataOrNull(d json.RawMessage) json.RawMessage {
@@ -98,40 +167,40 @@ func dataOrNull(d json.RawMessage) json.RawMessage {
 	return d
 }
 
-func decodePush(body []byte) (userID, event string, data json.RawMessage, e *apiError) {
+func decodePush(body []byte, lim nameLimits) (userID, event string, data json.RawMessage, e *apiError) {
 	var b pushBody
 	if e = decodeObject(body, &b); e != nil {
 		return
 	}
-	if userID, e = requireString(b.UserID, "userId"); e != nil {
+	if userID, e = requireUserID(b.UserID); e != nil {
 		return
 	}
-	if event, e = requireEvent(b.Event); e != nil {
+	if event, e = requireEvent(b.Event, lim.event); e != nil {
 		return
 	}
 	return userID, event, dataOrNull(b.Data), nil
 }
 
-func decodeBroadcast(body []byte) (event string, data json.RawMessage, e *apiError) {
+func decodeBroadcast(body []byte, lim nameLimits) (event string, data json.RawMessage, e *apiError) {
 	var b broadcastBody
 	if e = decodeObject(body, &b); e != nil {
 		return
 	}
-	if event, e = requireEvent(b.Event); e != nil {
+	if event, e = requireEvent(b.Event, lim.event); e != nil {
 		return
 	}
 	return event, dataOrNull(b.Data), nil
 }
 
-func decodeRoom(body []byte) (room, event string, data json.RawMessage, e *apiError) {
+func decodeRoom(body []byte, lim nameLimits) (room, event string, data json.RawMessage, e *apiError) {
 	var b roomBody
 	if e = decodeObject(body, &b); e != nil {
 		return
 	}
-	if room, e = requireString(b.Room, "room"); e != nil {
+	if room, e = requireRoom(b.Room, lim.room); e != nil {
 		return
 	}
-	if event, e = requireEvent(b.Event); e != nil {
+	if event, e = requireEvent(b.Event, lim.event); e != nil {
 		return
 	}
 	return room, event, dataOrNull(b.Data), nil
@@ -141,14 +210,14 @@ type notification struct {
 	userID, title, message, typ string
 }
 
-// decodeNotification requires userId; title and message must be strings (empty allowed);
+// decodeNotification requires a valid userId; title and message must be strings (empty allowed);
 // type must be info, warning or error.
 func decodeNotification(body []byte) (n notification, e *apiError) {
 	var b notificationBody
 	if e = decodeObject(body, &b); e != nil {
 		return
 	}
-	if n.userID, e = requireString(b.UserID, "userId"); e != nil {
+	if n.userID, e = requireUserID(b.UserID); e != nil {
 		return
 	}
 	if b.Title == nil {

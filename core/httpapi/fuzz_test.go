@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+
+	"github.com/rtserver/rtserver/core/auth"
 )
+
+var testLimits = nameLimits{event: 16, room: 24}
 
 func FuzzDecoders(f *testing.F) {
 	for _, s := range []string{
@@ -13,6 +17,7 @@ func FuzzDecoders(f *testing.F) {
 		`{"event":"e"}`,
 		`{"userId":"a","title":"t","message":"m","type":"info"}`,
 		`{"userId":1}`, `[]`, `null`, ``, `{"event":"connect"}`, `{} {}`, "\xff",
+		`{"userId":"a\u0000","event":"e"}`, `{"room":"r\n","event":"e"}`, "{\"event\":\"\xff\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -23,28 +28,28 @@ func FuzzDecoders(f *testing.F) {
 			}
 		}
 		checkEvent := func(ev string) {
-			if ev == "" || reservedEvents[ev] {
+			if ev == "" || reservedEvents[ev] || checkName("event", ev, testLimits.event) != nil {
 				t.Fatalf("bad event %q accepted from %q", ev, body)
 			}
 		}
-		if u, ev, d, e := decodePush(body); e == nil {
-			if u == "" {
-				t.Fatalf("empty userId accepted from %q", body)
+		if u, ev, d, e := decodePush(body, testLimits); e == nil {
+			if auth.CheckUserID(u) != nil {
+				t.Fatalf("bad userId %q accepted from %q", u, body)
 			}
 			checkEvent(ev)
 			checkData(d)
 		} else if e.Status != 400 || e.Code != CodeInvalidRequest {
 			t.Fatalf("push error %+v", e)
 		}
-		if ev, d, e := decodeBroadcast(body); e == nil {
+		if ev, d, e := decodeBroadcast(body, testLimits); e == nil {
 			checkEvent(ev)
 			checkData(d)
 		} else if e.Status != 400 {
 			t.Fatalf("broadcast error %+v", e)
 		}
-		if room, ev, d, e := decodeRoom(body); e == nil {
-			if room == "" {
-				t.Fatalf("empty room accepted from %q", body)
+		if room, ev, d, e := decodeRoom(body, testLimits); e == nil {
+			if checkName("room", room, testLimits.room) != nil {
+				t.Fatalf("bad room %q accepted from %q", room, body)
 			}
 			checkEvent(ev)
 			checkData(d)
@@ -52,7 +57,7 @@ func FuzzDecoders(f *testing.F) {
 			t.Fatalf("room error %+v", e)
 		}
 		if n, e := decodeNotification(body); e == nil {
-			if n.userID == "" || !notificationTypes[n.typ] {
+			if auth.CheckUserID(n.userID) != nil || !notificationTypes[n.typ] {
 				t.Fatalf("bad notification %+v from %q", n, body)
 			}
 		} else if e.Status != 400 {

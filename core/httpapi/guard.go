@@ -28,7 +28,8 @@ func (a *API) guard(scope, path string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		presented := c.Get(headerAPIKey)
 		var key *keyEntry
-		if presented != "" {
+		// A key longer than any configured one cannot match: it is not even hashed.
+		if presented != "" && len(presented) <= MaxAPIKeyLength {
 			key = a.keys.lookup(presented)
 		}
 		if key == nil {
@@ -108,8 +109,11 @@ func (a *API) verifySignature(c *fiber.Ctx, key *keyEntry, sig string) *apiError
 	if !hmac.Equal(want, h.mac) {
 		return errUnauthorized(CodeSignatureInvalid, "Invalid signature")
 	}
-	if !a.nonces.add(key.name, h.nonce, h.timestamp+win, now) {
+	switch a.nonces.add(key.name, h.nonce, h.timestamp+win, now) {
+	case nonceReused:
 		return errUnauthorized(CodeNonceReused, "Nonce already used")
+	case nonceUncheckable:
+		return errUnauthorized(CodeTimestampInvalid, "Request timestamp too old to check its nonce; sign again with the current time")
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ type notificationPayload struct {
 func body(c *fiber.Ctx) []byte { return c.Request().Body() }
 
 func (a *API) push(c *fiber.Ctx) error {
-	userID, event, data, e := decodePush(body(c))
+	userID, event, data, e := decodePush(body(c), a.names)
 	if e != nil {
 		return e
 	}
@@ -61,7 +61,7 @@ func (a *API) push(c *fiber.Ctx) error {
 }
 
 func (a *API) broadcast(c *fiber.Ctx) error {
-	event, data, e := decodeBroadcast(body(c))
+	event, data, e := decodeBroadcast(body(c), a.names)
 	if e != nil {
 		return e
 	}
@@ -70,7 +70,7 @@ func (a *API) broadcast(c *fiber.Ctx) error {
 }
 
 func (a *API) room(c *fiber.Ctx) error {
-	room, event, data, e := decodeRoom(body(c))
+	room, event, data, e := decodeRoom(body(c), a.names)
 	if e != nil {
 		return e
 	}

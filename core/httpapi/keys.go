@@ -17,6 +17,9 @@ const (
 	ScopeAll       = "*"
 )
 
+// MaxAPIKeyLength bounds an API key secret in bytes, configured or presented in X-API-Key.
+const MaxAPIKeyLength = 512
+
 var knownScopes = map[string]bool{
 	ScopePush: true, ScopeBroadcast: true, ScopeRoom: true, ScopeStatus: true,
 	ScopePlugins: true, ScopeNotify: true, ScopeAll: true,
@@ -55,6 +58,9 @@ func newKeyRing(keys []Key) (*keyRing, error) {
 		}
 		if k.Secret == "" {
 			return nil, fmt.Errorf("api key %q: empty secret", k.Name)
+		}
+		if len(k.Secret) > MaxAPIKeyLength {
+			return nil, fmt.Errorf("api key %q: secret longer than %d bytes", k.Name, MaxAPIKeyLength)
 		}
 		if secrets[k.Secret] {
 			return nil, fmt.Errorf("api key %q: secret shared with another key", k.Name)

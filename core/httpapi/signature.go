@@ -22,6 +22,7 @@ const (
 	defaultSigningWindow = 5 * time.Minute
 	maxNonceLen          = 128
 	maxTimestampDigits   = 16
+	maxVersionLen        = 8
 	defaultMaxNonces     = 100_000
 )
 
@@ -38,7 +39,8 @@ type Signing struct {
 	// MinVersion "v2" refuses v1 signatures; "" or "v1" accepts both.
 	MinVersion string
 	// MaxNonces bounds the replay store; 100,000 when zero. When full, the nonce closest
-	// to expiry is forgotten first.
+	// to expiry is forgotten first, and from then on a request that would have expired no
+	// later than it is refused (TIMESTAMP_INVALID): its nonce can no longer be checked.
 	MaxNonces int
 }
 
@@ -57,6 +59,9 @@ func parseSigHeaders(ts, nonce, version, sig string) (sigHeaders, *apiError) {
 	var h sigHeaders
 	if ts == "" || nonce == "" {
 		return h, errUnauthorized(CodeSignatureMissing, "Missing X-Request-Timestamp or X-Request-Nonce header")
+	}
+	if len(version) > maxVersionLen {
+		return h, errUnauthorized(CodeSignatureVersionUnsupported, "Unsupported signature version")
 	}
 	switch strings.ToLower(strings.TrimSpace(version)) {
 	case "", SignatureV1:
@@ -133,12 +138,16 @@ func Sign(secret, version, method, path, timestamp, nonce string, body []byte) s
 
 // nonceStore remembers (key, nonce) pairs until their timestamp leaves the window, so a
 // captured request cannot be replayed while it would still be accepted. It is bounded:
-// entries live in a min-heap by expiry, pruned on every insert.
+// entries live in a min-heap by expiry, pruned on every insert; when full, the entry
+// closest to expiry is evicted and floor rises to its expiry, so that no request whose
+// nonce may have been forgotten (expiry <= floor) is accepted again. Under that pressure
+// the store fails closed for old timestamps; fresh ones are not affected.
 type nonceStore struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]int64 // key -> expiry (unix ms)
-	h    nonceHeap
+	mu    sync.Mutex
+	max   int
+	seen  map[string]int64 // key -> expiry (unix ms)
+	h     nonceHeap
+	floor int64 // highest expiry evicted before its time (unix ms)
 }
 
 type nonceEntry struct {
@@ -166,8 +175,17 @@ func newNonceStore(max int) *nonceStore {
 	return &nonceStore{max: max, seen: map[string]int64{}}
 }
 
-// add records the nonce and reports whether it was new. expiry and now are unix ms.
-func (s *nonceStore) add(keyName, nonce string, expiry, now int64) bool {
+// nonceResult is what add found.
+type nonceResult int
+
+const (
+	nonceNew         nonceResult = iota
+	nonceReused                  // seen within its window
+	nonceUncheckable             // expires no later than an evicted entry: it may have been seen
+)
+
+// add records the nonce when it is new and says what it found. expiry and now are unix ms.
+func (s *nonceStore) add(keyName, nonce string, expiry, now int64) nonceResult {
 	k := keyName + "\x00" + nonce // copies: the inputs may point into reused request buffers
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,15 +194,19 @@ func (s *nonceStore) add(keyName, nonce string, expiry, now int64) bool {
 		delete(s.seen, e.key)
 	}
 	if exp, ok := s.seen[k]; ok && exp > now {
-		return false
+		return nonceReused
+	}
+	if expiry <= s.floor {
+		return nonceUncheckable
 	}
 	for len(s.h) >= s.max {
 		e := heap.Pop(&s.h).(nonceEntry)
 		delete(s.seen, e.key)
+		s.floor = max(s.floor, e.expiry)
 	}
 	s.seen[k] = expiry
 	heap.Push(&s.h, nonceEntry{key: k, expiry: expiry})
-	return true
+	return nonceNew
 }
 
 func (s *nonceStore) len() int {

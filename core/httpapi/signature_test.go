@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 type signedReq struct {
@@ -193,25 +195,38 @@ func TestSignKnownVectors(t *testing.T) {
 
 func TestNonceStore(t *testing.T) {
 	s := newNonceStore(3)
-	if !s.add("k", "a", 100, 0) || s.add("k", "a", 100, 50) {
+	if s.add("k", "a", 100, 0) != nonceNew || s.add("k", "a", 100, 50) != nonceReused {
 		t.Fatal("replay not caught")
 	}
-	if !s.add("other", "a", 100, 0) {
+	if s.add("other", "a", 100, 0) != nonceNew {
 		t.Fatal("nonces are per key")
 	}
-	if !s.add("k", "a", 300, 100) {
+	if s.add("k", "a", 300, 100) != nonceNew {
 		t.Fatal("expired nonce still remembered")
 	}
-	// Bounded: the soonest-expiring entries go first.
+	// Bounded: the soonest-expiring entries go first, and what expires no later than an
+	// evicted entry can no longer be checked.
 	s = newNonceStore(3)
 	for i, exp := range []int64{500, 200, 400, 300, 600} {
-		s.add("k", strconv.Itoa(i), exp, 0)
+		if r := s.add("k", strconv.Itoa(i), exp, 0); r != nonceNew {
+			t.Fatalf("add %d = %v", i, r)
+		}
 	}
 	if s.len() != 3 {
 		t.Fatalf("len = %d", s.len())
 	}
-	if !s.add("k", "1", 700, 0) || s.add("k", "4", 700, 0) {
-		t.Fatal("eviction order wrong")
+	// Evicted: "1" (200) and "3" (300); floor 300.
+	if r := s.add("k", "1", 200, 0); r != nonceUncheckable {
+		t.Fatalf("evicted nonce with its old expiry = %v, want uncheckable", r)
+	}
+	if r := s.add("k", "fresh", 300, 0); r != nonceUncheckable {
+		t.Fatalf("expiry at the floor = %v, want uncheckable", r)
+	}
+	if r := s.add("k", "4", 700, 0); r != nonceReused {
+		t.Fatalf("kept nonce = %v, want reused", r)
+	}
+	if r := s.add("k", "1", 700, 0); r != nonceNew {
+		t.Fatalf("later expiry = %v, want new", r)
 	}
 	// Expired entries are pruned on insert.
 	s.add("k", "late", 10_000, 5_000)
@@ -247,5 +262,98 @@ func TestParseSigHeaders(t *testing.T) {
 		if got != tc.code {
 			t.Errorf("parse(%q,%q,%q,%q) = %q, want %q", tc.ts, tc.nonce, tc.ver, tc.sig, got, tc.code)
 		}
+	}
+}
+
+// A full nonce store must not forget a nonce and then take its request again: once an
+// unexpired entry is evicted, requests that would expire no later than it are refused.
+func TestFullNonceStoreRefusesForgottenRequests(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, func(o *Options) {
+				o.Signing.Required, o.Signing.Window, o.Signing.MaxNonces = true, time.Minute, 2
+			})
+			push := []byte(`{"userId":"alice","event":"e"}`)
+			now := time.Now()
+			req := func(nonce string, age time.Duration) signedReq {
+				return signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push",
+					nonce: nonce, ts: now.Add(-age), body: push}
+			}
+			oldest, middle, newest := req("a", 30*time.Second), req("b", 20*time.Second), req("c", 10*time.Second)
+			for _, s := range []signedReq{oldest, middle, newest} {
+				if r := e.do(t, "POST", "/api/push", s.headers(), push); r.status != 200 {
+					t.Fatalf("%s: %d %s", s.nonce, r.status, r.raw)
+				}
+			}
+			// "a" was evicted to make room for "c": its replay cannot be checked.
+			wantError(t, e.do(t, "POST", "/api/push", oldest.headers(), push), 401, CodeTimestampInvalid)
+			wantError(t, e.do(t, "POST", "/api/push", middle.headers(), push), 401, CodeNonceReused)
+			wantError(t, e.do(t, "POST", "/api/push", newest.headers(), push), 401, CodeNonceReused)
+			// A request as old as the forgotten one, with a new nonce, is refused too;
+			// a fresh one passes.
+			wantError(t, e.do(t, "POST", "/api/push", req("d", 30*time.Second).headers(), push), 401, CodeTimestampInvalid)
+			if r := e.do(t, "POST", "/api/push", req("e", 0).headers(), push); r.status != 200 {
+				t.Fatalf("fresh request: %d %s", r.status, r.raw)
+			}
+			if n := e.hub.count(); n != 4 {
+				t.Fatalf("hub emits = %d, want 4", n)
+			}
+		})
+	}
+}
+
+// Header values a stranger controls are bounded before any work is done on them.
+func TestSigningHeaderLengths(t *testing.T) {
+	e := newEnv(t, "bridge", func(o *Options) { o.Signing.Required = true })
+	push := []byte(`{"userId":"alice","event":"e"}`)
+	wantError(t, e.do(t, "POST", "/api/push", key(strings.Repeat("k", MaxAPIKeyLength+1)), push), 401, CodeUnauthorized)
+	s := signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push", nonce: "n1", ts: time.Now(), body: push}
+	h := s.headers()
+	h[headerSignatureVersion] = strings.Repeat(SignatureV2, 1000)
+	wantError(t, e.do(t, "POST", "/api/push", h, push), 401, CodeSignatureVersionUnsupported)
+	h = s.headers()
+	h[headerSignature] += "00"
+	wantError(t, e.do(t, "POST", "/api/push", h, push), 401, CodeSignatureInvalid)
+	if r := e.do(t, "POST", "/api/push", s.headers(), push); r.status != 200 {
+		t.Fatalf("genuine request: %d %s", r.status, r.raw)
+	}
+}
+
+func TestAPIKeySecretLength(t *testing.T) {
+	long := strings.Repeat("s", MaxAPIKeyLength)
+	if _, err := New(Options{Keys: []Key{{Name: "a", Secret: long + "s", Scopes: []string{ScopeAll}}}}, newFakeHub(), nil, nil); err == nil {
+		t.Fatal("secret over MaxAPIKeyLength accepted")
+	}
+	e := newEnv(t, "bridge", func(o *Options) { o.Keys = []Key{{Name: "long", Secret: long, Scopes: []string{ScopeAll}}} })
+	if r := e.do(t, "GET", "/api/status", key(long), nil); r.status != 200 {
+		t.Fatalf("key at the limit: %d %s", r.status, r.raw)
+	}
+}
+
+// Requiring signatures while v1 is accepted leaves bodies unsigned: the start-up log says so.
+func TestWarnsWhenRequiredSigningAcceptsV1(t *testing.T) {
+	cases := []struct {
+		name string
+		s    Signing
+		warn bool
+	}{
+		{"required, v1 allowed", Signing{Required: true}, true},
+		{"required routes, min v1", Signing{RequiredRoutes: []string{RoutePush}, MinVersion: SignatureV1}, true},
+		{"required, min v2", Signing{Required: true, MinVersion: SignatureV2}, false},
+		{"not required", Signing{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuffer
+			log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &buf})
+			if _, err := New(Options{Keys: testKeys(), Signing: tc.s, Logger: log}, newFakeHub(), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			got := strings.Contains(out, "[WARN]") && strings.Contains(out, "min_version")
+			if got != tc.warn {
+				t.Fatalf("warned = %v, want %v; log:\n%s", got, tc.warn, out)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rtserver/rtserver/core/auth"
 	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/isotime"
@@ -250,6 +251,10 @@ func (h *Hub) onRegister(s *socketio.Socket, event string, arg json.RawMessage, 
 	}
 	if req.UserID == nil || *req.UserID == "" || isBlank(*req.UserID) {
 		reply(registerAck{Error: "Missing userId"})
+		return
+	}
+	if err := auth.CheckUserID(*req.UserID); err != nil {
+		reply(registerAck{Error: err.Error()})
 		return
 	}
 	if *req.UserID != UserID(s) {

@@ -176,6 +176,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		RequestsPerMinute:   httpRate,
 		FailedAuthPerMinute: failRate,
 		MaxLimiterKeys:      rl.MaxKeys,
+		MaxEventNameLength:  sio.MaxEventNameLength,
+		MaxRoomNameLength:   sio.MaxRoomNameLength,
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
 		Logger:              log.Named("api"),
