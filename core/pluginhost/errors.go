@@ -19,6 +19,9 @@ const (
 	otherLabel    = "OTHER"
 )
 
+// maxLoggedDetail bounds the text of one plugin failure in the log.
+const maxLoggedDetail = 4 << 10
+
 // validCode accepts the codes a plugin may send its clients: ^[A-Z][A-Z0-9_]{0,63}$.
 func validCode(c string) bool {
 	if c == "" || len(c) > 64 || c[0] < 'A' || c[0] > 'Z' {
@@ -46,8 +49,15 @@ func (h *Host) pluginError(s *slot, req *dispatch.Request, e *pluginv1.Error) er
 	default:
 		return &dispatch.Error{Code: code, Message: e.GetMessage()}
 	}
+	detail, shown := e.GetMessage(), e.GetCode()
+	if len(detail) > maxLoggedDetail {
+		detail = detail[:maxLoggedDetail] + "... (truncated)"
+	}
+	if len(shown) > 80 {
+		shown = shown[:80] + "..."
+	}
 	h.log.Warn("plugin handler failed", "plugin", s.name, "kind", req.Kind.String(),
-		"request_id", req.RequestID, "code", displayName(e.GetCode()), "error", e.GetMessage())
+		"request_id", req.RequestID, "code", displayName(shown), "error", detail)
 	if code == dispatch.CodePluginTimeout {
 		return dispatch.Errorf(code, "plugin %s did not answer in time", s.name)
 	}

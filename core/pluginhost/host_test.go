@@ -556,6 +556,9 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 	dir := t.TempDir()
 	install(t, dir, "echo", bins["echo1"])
 	install(t, dir, "chat", bins["chat"])
+	// A plugin with a child process: the child goes too.
+	t.Cleanup(func() { killSleepers("618") })
+	writeScript(t, dir, "forker", "sleep 618 &\nexec "+bins["testplugin"]+"\n")
 	cmd := exec.Command(os.Args[0])
 	// Its own TMPDIR: a SIGKILLed host cannot remove its sockets.
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "TMPDIR="+t.TempDir())
@@ -586,7 +589,7 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			t.Fatalf("helper: %s", line)
 		}
 	}
-	if len(pids) != 2 {
+	if len(pids) != 3 {
 		t.Fatalf("pids %v", pids)
 	}
 	for _, pid := range pids {
@@ -594,6 +597,8 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			t.Fatalf("plugin %d not running before the kill", pid)
 		}
 	}
+	waitFor(t, 5*time.Second, "the forker's sleep", func() bool { return len(sleepers("618")) == 1 })
+	child := sleepers("618")[0]
 	if filepath.Dir(filepath.Dir(copies)) != dir {
 		t.Fatalf("private copies in %s, not in the plugin folder %s", copies, dir)
 	}
@@ -611,6 +616,9 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("plugin %d outlived its SIGKILLed host", pid)
 		}
+	}
+	if !waitGone(child, 5*time.Second) {
+		t.Fatalf("the forker's child %d outlived its SIGKILLed host", child)
 	}
 	// The SIGKILLed host could not remove its copies: the next host to start does.
 	if _, err := os.Stat(copies); err != nil {
