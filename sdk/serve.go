@@ -69,6 +69,7 @@ func watchLifeline() {
 	go func() {
 		_, _ = io.Copy(io.Discard, f)
 		logger.Debug("core is gone; exiting")
+		killOwnGroup()
 		os.Exit(0)
 	}()
 }

@@ -118,6 +118,10 @@ type CodedError struct {
 
 func (e *CodedError) Error() string { return e.Code + ": " + e.Message }
 
-// Error returns an error the client sees with the given code. Any other error
-// returned by a handler reaches the client as PLUGIN_ERROR.
+// Error returns an error the client sees with the given code and message. A code is
+// 1 to 64 of A-Z, 0-9 and _, starting with a letter (^[A-Z][A-Z0-9_]{0,63}$).
+//
+// Any other error returned by a handler, a panic, or a code that is not valid reaches
+// the client as PLUGIN_ERROR with the message "Plugin error": its text may hold file
+// paths or other internals, so the core logs it, with the request id, instead.
 func Error(code, msg string) error { return &CodedError{Code: code, Message: msg} }

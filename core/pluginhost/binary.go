@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,15 +29,63 @@ func stampOf(fi os.FileInfo) stamp {
 	return s
 }
 
-// candidate reports whether a directory entry looks like a plugin binary: a
-// regular executable file, not hidden (atomic-rename staging files usually are)
-// and not an editor or temp leftover.
-func candidate(fi os.FileInfo) bool {
+// ignored is skipReason's answer for files passed over silently: hidden ones
+// (atomic-rename staging files usually are, and the private copies' folder) and
+// editor or temp leftovers.
+const ignored = "-"
+
+// maxNameLen bounds a plugin's file name: it names the plugin in logs, metrics and
+// the API.
+const maxNameLen = 64
+
+// skipReason says why a directory entry is not loaded as a plugin ("" when it is):
+// a plugin is a regular executable file with an accepted name.
+func skipReason(fi os.FileInfo) string {
 	n := fi.Name()
 	if strings.HasPrefix(n, ".") || strings.HasSuffix(n, "~") || strings.HasSuffix(n, ".tmp") {
+		return ignored
+	}
+	switch m := fi.Mode(); {
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link: only regular files are loaded (copy the binary in)"
+	case m.IsDir():
+		return "a directory"
+	case !m.IsRegular():
+		return "not a regular file"
+	case !validName(n):
+		return fmt.Sprintf("name not accepted: use at most %d letters, digits, '.', '_' and '-', starting with a letter or digit", maxNameLen)
+	case m.Perm()&0o111 == 0:
+		return "not executable (chmod +x to load it)"
+	}
+	return ""
+}
+
+// validName accepts names that are safe as they are in a log line, a metric label, a
+// path and JSON.
+func validName(n string) bool {
+	if n == "" || len(n) > maxNameLen {
 		return false
 	}
-	return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// displayName is n for an accepted name, else n escaped as by strconv.QuoteToASCII
+// without the quotes: printable ASCII on one line, so a name cannot forge a log line.
+func displayName(n string) string {
+	if validName(n) {
+		return n
+	}
+	q := strconv.QuoteToASCII(n)
+	return q[1 : len(q)-1]
 }
 
 // privateCopy copies the binary at src into dir/<sha256>/<name> while hashing it,

@@ -56,14 +56,18 @@ type Options struct {
 	Registerer     prometheus.Registerer
 }
 
-// Plugin states as reported by Plugins.
+// Plugin states as reported by Plugins. A skipped file is one in Dir that is not
+// loaded (not executable, a symbolic link, a name that is not accepted); Error says
+// why.
 const (
 	StateRunning    = "running"
 	StateRestarting = "restarting"
 	StateFailed     = "failed"
+	StateSkipped    = "skipped"
 )
 
-// PluginInfo is one plugin as GET /api/plugins shows it.
+// PluginInfo is one plugin as GET /api/plugins shows it. Name is the file name,
+// escaped as by strconv.Quote (without the quotes) when it is not an accepted name.
 type PluginInfo struct {
 	Name     string `json:"name"`
 	Version  string `json:"version"`
@@ -92,6 +96,7 @@ type Host struct {
 	log     hclog.Logger
 	m       *metrics
 	byName  map[string]*PluginConfig
+	store   *copies
 	copies  string // private dir holding the hash-named copies we run
 	routes  atomic.Pointer[table]
 	closed  atomic.Bool
@@ -100,11 +105,13 @@ type Host struct {
 	crashCh chan crash
 	retryCh chan retry
 	runDone chan struct{}
+	ready   chan struct{} // closed once the plugins found at Start are loaded (or refused)
 	started bool
 	stops   sync.WaitGroup // drains and stops in the background
 
-	mu    sync.Mutex
-	slots map[string]*slot
+	mu      sync.Mutex
+	slots   map[string]*slot
+	skipped map[string]string // file name -> why it is not loaded
 
 	// Tunables; tests shorten them.
 	pollEvery   time.Duration
@@ -123,6 +130,7 @@ type slot struct {
 	maxIF   int
 	cur     atomic.Pointer[proc]
 	okCalls map[dispatch.Kind]prometheus.Counter
+	labels  codeLabels
 	dur     map[dispatch.Kind]prometheus.Observer
 	inFl    prometheus.Gauge
 	// deadlines shares the per-call deadline of calls that start within a few ms.
@@ -177,7 +185,9 @@ func New(o Options, host dispatch.Host) (*Host, error) {
 		crashCh:     make(chan crash, 16),
 		retryCh:     make(chan retry, 16),
 		runDone:     make(chan struct{}),
+		ready:       make(chan struct{}),
 		slots:       map[string]*slot{},
+		skipped:     map[string]string{},
 		pollEvery:   500 * time.Millisecond,
 		backoffMin:  250 * time.Millisecond,
 		backoffMax:  30 * time.Second,
@@ -202,57 +212,62 @@ func New(o Options, host dispatch.Host) (*Host, error) {
 
 var _ dispatch.Dispatcher = (*Host)(nil)
 
-// Start, in order: makes the private copy folder, loads every executable in Dir
-// (copy, hash, pin check, launch, health check, Describe, Configure), builds the
-// routing table, then watches Dir for new, replaced and removed binaries until
-// Close. A binary that fails to load is reported by Plugins and does not stop
-// Start; conflicting routes do: Start stops what it loaded and returns the error.
-func (h *Host) Start(ctx context.Context) error {
+// Start checks Dir, sweeps the private copies of servers that no longer run, and
+// returns; loading goes on in the background so that serving never waits for a
+// plugin. In order: every executable in Dir is loaded (copy, hash, pin check,
+// launch, health check, Describe, Configure) and routed to as soon as it is ready,
+// Ready is closed, then Dir is watched for new, replaced and removed binaries until
+// Close. Until Ready, a request no loaded plugin handles gets PLUGIN_UNAVAILABLE.
+// A binary that fails to load, or whose routes clash with an already loaded one's, is
+// refused and reported by Plugins.
+func (h *Host) Start(context.Context) error {
 	if h.started {
 		return errors.New("pluginhost: already started")
 	}
 	h.started = true
 	if h.o.Dir == "" {
+		close(h.ready)
 		close(h.runDone)
 		return nil
 	}
 	if fi, err := os.Stat(h.o.Dir); err != nil || !fi.IsDir() {
+		close(h.ready)
 		close(h.runDone)
 		return fmt.Errorf("pluginhost: plugin dir %q: not a readable directory: %v", h.o.Dir, err)
 	}
-	dir, err := os.MkdirTemp("", "rtserver-plugins-")
+	c, err := openCopies(h.o.Dir, h.log)
 	if err != nil {
+		close(h.ready)
 		close(h.runDone)
-		return fmt.Errorf("pluginhost: private dir: %w", err)
+		return fmt.Errorf("pluginhost: %w", err)
 	}
-	h.copies = dir
+	h.store, h.copies = c, c.dir
+	go h.run()
+	return nil
+}
 
+// Ready is closed once the plugins found in Dir at Start are loaded or refused.
+func (h *Host) Ready() <-chan struct{} { return h.ready }
+
+// initialLoad loads what Dir holds at start, in name order.
+func (h *Host) initialLoad() {
+	defer close(h.ready)
 	files, err := h.list()
 	if err != nil {
-		close(h.runDone)
-		return err
+		h.log.Error("reading the plugin dir", "error", err)
+		return
 	}
-	var conflicts []error
 	for _, f := range files {
-		if ctx.Err() != nil {
-			break
+		if h.ctx.Err() != nil {
+			return
 		}
-		if err := h.load(f.name, f.st); errors.Is(err, errConflict) {
-			conflicts = append(conflicts, err)
-		}
+		_ = h.load(f.name, f.st) // logged and reported by Plugins
 	}
 	for name := range h.byName {
 		if _, ok := h.slots[name]; !ok {
-			h.log.Warn("configured plugin has no binary", "plugin", name, "dir", h.o.Dir)
+			h.log.Warn("configured plugin has no binary", "plugin", displayName(name), "dir", h.o.Dir)
 		}
 	}
-	if err := errors.Join(append(conflicts, ctx.Err())...); err != nil {
-		close(h.runDone)
-		h.stopAll()
-		return fmt.Errorf("pluginhost: start: %w", err)
-	}
-	go h.run()
-	return nil
 }
 
 type file struct {
@@ -260,18 +275,40 @@ type file struct {
 	st   stamp
 }
 
+// list returns the binaries in Dir to load, and records (and logs once) the files
+// that are not loaded and why.
 func (h *Host) list() ([]file, error) {
 	entries, err := os.ReadDir(h.o.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: read plugin dir: %w", err)
 	}
 	var out []file
+	skipped := map[string]string{}
 	for _, e := range entries {
 		fi, err := e.Info()
-		if err != nil || !candidate(fi) {
-			continue
+		if err != nil {
+			continue // removed meanwhile
 		}
-		out = append(out, file{e.Name(), stampOf(fi)})
+		switch why := skipReason(fi); why {
+		case "":
+			out = append(out, file{e.Name(), stampOf(fi)})
+		case ignored:
+		default:
+			skipped[e.Name()] = why
+		}
+	}
+	h.mu.Lock()
+	var fresh []string
+	for name, why := range skipped {
+		if h.skipped[name] != why {
+			fresh = append(fresh, name)
+		}
+	}
+	h.skipped = skipped
+	h.mu.Unlock()
+	sort.Strings(fresh)
+	for _, name := range fresh {
+		h.log.Info("not loading a file of the plugin dir", "file", displayName(name), "reason", skipped[name])
 	}
 	return out, nil
 }
@@ -280,6 +317,7 @@ func (h *Host) list() ([]file, error) {
 // Start happens here, one at a time.
 func (h *Host) run() {
 	defer close(h.runDone)
+	h.initialLoad()
 	tick := time.NewTicker(h.pollEvery)
 	defer tick.Stop()
 	settling := map[string]stamp{}
@@ -375,7 +413,7 @@ func (h *Host) load(name string, st stamp) (err error) {
 	}
 	s.stamp = st
 	h.mu.Unlock()
-	log := h.log.With("plugin", name)
+	log := h.log.With("plugin", name) // an accepted name: nothing to escape
 
 	defer func() {
 		if err == nil {
@@ -521,6 +559,9 @@ func (h *Host) dropCopy(path string) {
 // backoff and jitter unless the plugin crashed crashLimit times within
 // crashWindow, in which case it is failed until a new binary arrives.
 func (h *Host) crashed(c crash) {
+	if h.closed.Load() {
+		return // stopping: Close stops it
+	}
 	if !c.s.cur.CompareAndSwap(c.p, nil) {
 		return // already replaced or removed
 	}
@@ -677,6 +718,11 @@ func (h *Host) route(ctx context.Context, req *dispatch.Request) (*slot, limits,
 	}
 	s := h.routes.Load().lookup(req.Kind, req.Name)
 	if s == nil {
+		select {
+		case <-h.ready:
+		default:
+			return nil, limits{}, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugins are still loading")
+		}
 		return nil, limits{}, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
 	}
 	return s, limits{caller: ctx, own: s.deadlines.Get(s.timeout)}, nil
@@ -688,10 +734,11 @@ func (h *Host) finish(s *slot, req *dispatch.Request, start time.Time, resp *plu
 		d.Observe(time.Since(start).Seconds())
 	}
 	if err == nil && resp.Error != nil {
-		err = &dispatch.Error{Code: resp.Error.Code, Message: resp.Error.Message}
+		err = h.pluginError(s, req, resp.Error)
 	}
 	if err != nil {
-		h.m.calls.WithLabelValues(s.name, req.Kind.String(), dispatch.CodeOf(err, dispatch.CodePluginError)).Inc()
+		code := dispatch.CodeOf(err, dispatch.CodePluginError)
+		h.m.calls.WithLabelValues(s.name, req.Kind.String(), s.labels.of(code)).Inc()
 		return nil, err
 	}
 	if c, ok := s.okCalls[req.Kind]; ok {
@@ -727,11 +774,15 @@ func (h *Host) call(lim limits, s *slot, req *dispatch.Request) (*pluginv1.Handl
 	return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not available (%s)", s.name, state)
 }
 
-// Plugins returns a []PluginInfo, sorted by name, for GET /api/plugins.
+// Plugins returns a []PluginInfo, sorted by name, for GET /api/plugins: the
+// plugins, and the files of Dir that are not loaded (StateSkipped).
 func (h *Host) Plugins() any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]PluginInfo, 0, len(h.slots))
+	out := make([]PluginInfo, 0, len(h.slots)+len(h.skipped))
+	for name, why := range h.skipped {
+		out = append(out, PluginInfo{Name: displayName(name), State: StateSkipped, Error: why})
+	}
 	for _, s := range h.slots {
 		pi := PluginInfo{Name: s.name, Version: s.version, SHA256: s.sha, Routes: s.routes,
 			State: s.state, Restarts: s.restarts, Error: s.lastErr}
@@ -757,8 +808,8 @@ func (h *Host) Close() error {
 	}
 	h.stopAll()
 	h.stops.Wait()
-	if h.copies != "" {
-		if err := os.RemoveAll(h.copies); err != nil {
+	if h.store != nil {
+		if err := h.store.close(); err != nil {
 			return fmt.Errorf("pluginhost: remove private copies: %w", err)
 		}
 	}

@@ -158,8 +158,8 @@ func TestPanicBecomesPluginError(t *testing.T) {
 	ctx := context.Background()
 	pid := e.info(t, "testplugin").PID
 	_, err := e.h.Dispatch(ctx, testEvent(map[string]any{"panic": "boom"}))
-	if codeOf(err) != dispatch.CodePluginError || !strings.Contains(err.Error(), "boom") {
-		t.Fatalf("err %v", err)
+	if codeOf(err) != dispatch.CodePluginError || strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err %v", err) // the panic's value stays in the log
 	}
 	_, err = e.h.Dispatch(ctx, testEvent(map[string]any{"error": "MY_CODE"}))
 	if codeOf(err) != "MY_CODE" {
@@ -375,10 +375,14 @@ func TestNewAndRemovedBinary(t *testing.T) {
 }
 
 func TestConflictingRoutes(t *testing.T) {
-	_, err := newEnv(t, Options{}, map[string]string{"echo": "echo1", "echo-b": "echo2"})
-	if err == nil || !strings.Contains(err.Error(), "conflicting") ||
-		!strings.Contains(err.Error(), "echo") || !strings.Contains(err.Error(), "echo-b") {
-		t.Fatalf("err %v", err)
+	// Loaded in name order: the second to claim the wildcard routes is refused.
+	e0 := mustEnv(t, Options{}, map[string]string{"echo": "echo1", "echo-b": "echo2"})
+	if p := e0.info(t, "echo"); p.State != StateRunning {
+		t.Fatalf("echo %+v", p)
+	}
+	if p := e0.info(t, "echo-b"); p.State != StateFailed || !strings.Contains(p.Error, "conflicting") ||
+		!strings.Contains(p.Error, "echo") || p.PID != 0 {
+		t.Fatalf("echo-b %+v", p)
 	}
 	// A config override resolves it.
 	e := mustEnv(t, Options{Plugins: []PluginConfig{{Name: "echo-b", Events: []string{"b"}, Messages: []string{}, Actions: []string{}}}},
@@ -552,8 +556,11 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 	dir := t.TempDir()
 	install(t, dir, "echo", bins["echo1"])
 	install(t, dir, "chat", bins["chat"])
+	// A plugin with a child process: the child goes too.
+	t.Cleanup(func() { killSleepers("618") })
+	writeScript(t, dir, "forker", "sleep 618 &\nexec "+bins["testplugin"]+"\n")
 	cmd := exec.Command(os.Args[0])
-	// Its own TMPDIR: a SIGKILLed host cannot remove its sockets and copies.
+	// Its own TMPDIR: a SIGKILLed host cannot remove its sockets.
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -564,6 +571,7 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var pids []int
+	var copies string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
@@ -571,8 +579,7 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			break
 		}
 		if d, ok := strings.CutPrefix(line, "DIR "); ok {
-			// A SIGKILLed host cannot clean its private copies; we do.
-			t.Cleanup(func() { os.RemoveAll(d) })
+			copies = d
 			continue
 		}
 		if p, ok := strings.CutPrefix(line, "PID "); ok {
@@ -582,13 +589,23 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			t.Fatalf("helper: %s", line)
 		}
 	}
-	if len(pids) != 2 {
+	if len(pids) != 3 {
 		t.Fatalf("pids %v", pids)
 	}
 	for _, pid := range pids {
 		if gone(pid) {
 			t.Fatalf("plugin %d not running before the kill", pid)
 		}
+	}
+	waitFor(t, 5*time.Second, "the forker's sleep", func() bool { return len(sleepers("618")) == 1 })
+	child := sleepers("618")[0]
+	if filepath.Dir(filepath.Dir(copies)) != dir {
+		t.Fatalf("private copies in %s, not in the plugin folder %s", copies, dir)
+	}
+	// A second host on the same folder leaves the live one's copies alone.
+	b := mustEnv(t, Options{}, nil, func(h *Host) { h.o.Dir = dir })
+	if _, err := os.Stat(copies); err != nil {
+		t.Fatalf("a live host's copies were swept: %v", err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -599,5 +616,22 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("plugin %d outlived its SIGKILLed host", pid)
 		}
+	}
+	if !waitGone(child, 5*time.Second) {
+		t.Fatalf("the forker's child %d outlived its SIGKILLed host", child)
+	}
+	// The SIGKILLed host could not remove its copies: the next host to start does.
+	if _, err := os.Stat(copies); err != nil {
+		t.Fatalf("copies of the killed host: %v", err)
+	}
+	mustEnv(t, Options{}, nil, func(h *Host) { h.o.Dir = dir })
+	if _, err := os.Stat(copies); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed host's copies were not swept: %v", err)
+	}
+	if _, err := os.Stat(copies + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed host's lock file was not swept: %v", err)
+	}
+	if _, err := os.Stat(b.h.copies); err != nil {
+		t.Fatalf("a live host's copies were swept: %v", err)
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,8 +90,10 @@ func buildAll(dir string) error {
 	return nil
 }
 
-// runHelper is the child process of TestSIGKILLLeavesNoPlugin: it starts a Host
-// on dir, prints its plugins' pids, and waits to be killed.
+// runHelper is the child process of TestSIGKILLLeavesNoPlugin and
+// TestGroupSignalIsANormalShutdown: it starts a Host on dir, prints its plugins'
+// pids and its private copies' folder, and waits to be killed, or to be stopped by
+// SIGTERM or SIGINT, when it closes the Host (logging to stderr).
 func runHelper(dir string) {
 	h, err := New(Options{Dir: dir}, nil)
 	if err == nil {
@@ -99,6 +103,7 @@ func runHelper(dir string) {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
+	<-h.Ready()
 	for _, p := range h.Plugins().([]PluginInfo) {
 		if p.State != StateRunning {
 			fmt.Println("ERR", p.Name, p.State, p.Error)
@@ -108,7 +113,16 @@ func runHelper(dir string) {
 	}
 	fmt.Println("DIR", h.copies)
 	fmt.Println("READY")
-	select {}
+	// SIGTERM or SIGINT: a normal shutdown.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	if err := h.Close(); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("CLOSED")
+	os.Exit(0)
 }
 
 // recorder is a dispatch.Host that remembers what plugins asked of it.
@@ -203,7 +217,19 @@ func (s *syncBuffer) String() string {
 // newEnv starts a Host over a fresh plugin dir holding files (name -> bins key),
 // with short polling and backoff. Cleanup closes it and checks that no plugin
 // process it ever reported survives.
-func newEnv(t testing.TB, o Options, files map[string]string) (*env, error) {
+// tune, if any, adjusts the Host's tunables before Start. It returns once the
+// plugins are loaded (Ready).
+func newEnv(t testing.TB, o Options, files map[string]string, tune ...func(*Host)) (*env, error) {
+	t.Helper()
+	e, err := startEnv(t, o, files, tune...)
+	if err == nil {
+		<-e.h.Ready()
+	}
+	return e, err
+}
+
+// startEnv is newEnv returning as soon as Start does, plugins maybe still loading.
+func startEnv(t testing.TB, o Options, files map[string]string, tune ...func(*Host)) (*env, error) {
 	t.Helper()
 	e := &env{dir: t.TempDir(), core: &recorder{}, logs: &syncBuffer{}}
 	for name, key := range files {
@@ -223,6 +249,9 @@ func newEnv(t testing.TB, o Options, files map[string]string) (*env, error) {
 	h.pollEvery = 20 * time.Millisecond
 	h.backoffMin = 20 * time.Millisecond
 	h.backoffMax = 200 * time.Millisecond
+	for _, f := range tune {
+		f(h)
+	}
 	e.h = h
 	pids := &pidSet{}
 	stopWatch := make(chan struct{})
@@ -259,9 +288,9 @@ func newEnv(t testing.TB, o Options, files map[string]string) (*env, error) {
 	return e, err
 }
 
-func mustEnv(t testing.TB, o Options, files map[string]string) *env {
+func mustEnv(t testing.TB, o Options, files map[string]string, tune ...func(*Host)) *env {
 	t.Helper()
-	e, err := newEnv(t, o, files)
+	e, err := newEnv(t, o, files, tune...)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

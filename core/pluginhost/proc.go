@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,14 +78,13 @@ func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.
 //
 // Lock order: mu and pmu are never held together.
 type proc struct {
-	name    string
-	path    string // the private copy it runs from
-	sockDir string // holds the plugin's unix socket; removed after the process
-	log     hclog.Logger
-	client  *plugin.Client
-	rpc     pluginv1.PluginClient
-	pid     int
-	desc    *pluginv1.DescribeResponse
+	name   string
+	path   string // the private copy it runs from
+	log    hclog.Logger
+	client *plugin.Client
+	rpc    pluginv1.PluginClient
+	pid    int
+	desc   *pluginv1.DescribeResponse
 
 	lifeline *os.File // write end; closing it makes the SDK exit
 
@@ -138,38 +137,30 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifeline pipe: %w", err)
 	}
-	// The plugin's unix socket goes in a directory of ours that we remove after
-	// the process: a plugin that crashes cannot remove it, and /tmp would collect
-	// them. (go-plugin's own UnixSocketConfig only applies with a RunnerFunc.)
-	// Kept short and directly in the temp dir: a unix socket path has at most
-	// 107 bytes.
-	sockDir, err := os.MkdirTemp("", "rtp-")
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("socket dir: %w", err)
-	}
-	cmd := exec.Command(pp.path)
-	cmd.ExtraFiles = []*os.File{r} // fd 3 in the plugin
-	cmd.Env = []string{
+	// go-plugin makes the directory for the plugin's unix socket (it does with a
+	// RunnerFunc) and removes it in Kill, which stop always calls.
+	env := []string{
 		pluginv1.LifelineFDEnv + "=3",
 		pluginv1.LogLevelEnv + "=" + levelName(pp.log),
-		plugin.EnvUnixSocketDir + "=" + sockDir,
 	}
+	runners := &runnerSlot{}
 	out := &lineLogger{log: pp.log.Named(pp.name), stream: "stdout"}
 	errw := &lineLogger{log: pp.log.Named(pp.name), stream: "stderr"}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          plugin.PluginSet{pluginv1.PluginSetName: clientPlugin{}},
-		Cmd:              cmd,
+		RunnerFunc:       runners.make(pp.path, env, []*os.File{r}), // r is fd 3 in the plugin
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           pp.log,
 		SyncStdout:       out,
 		SyncStderr:       errw,
 		StartTimeout:     pp.checkWait,
 	})
+	// The host closing while the plugin starts ends the start at once.
+	stopWatch := context.AfterFunc(ctx, runners.kill)
+	defer stopWatch()
 	p = &proc{
-		name: pp.name, path: pp.path, sockDir: sockDir, log: pp.log.Named(pp.name), client: client, lifeline: w,
+		name: pp.name, path: pp.path, log: pp.log.Named(pp.name), client: client, lifeline: w,
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
 		pending:   make(map[uint64]waiter),
@@ -191,7 +182,6 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 			client.Kill()
 			w.Close()
 			p.loops.Wait()
-			os.RemoveAll(sockDir)
 			p = nil
 		}
 	}()
@@ -201,9 +191,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 	if err != nil {
 		return p, fmt.Errorf("start: %w", err)
 	}
-	if cmd.Process != nil {
-		p.pid = cmd.Process.Pid
-	}
+	p.pid, _ = strconv.Atoi(client.ID())
 	raw, err := cp.Dispense(pluginv1.PluginSetName)
 	if err != nil {
 		return p, fmt.Errorf("dispense: %w", err)
@@ -691,7 +679,6 @@ func (p *proc) stop(drain time.Duration) {
 		p.client.Kill()
 		p.lifeline.Close()
 		p.loops.Wait()
-		os.RemoveAll(p.sockDir)
 	})
 }
 

@@ -55,6 +55,19 @@ func (e *env) with(t testing.TB) *env {
 // rate limits and an empty plugin folder, after mutate has had its say.
 func startServer(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
+	e := startServing(t, mutate)
+	select { // tests start with the plugins of their folder loaded
+	case <-e.srv.PluginsReady():
+	case <-time.After(30 * time.Second):
+		t.Fatal("plugins not loaded after 30s")
+	}
+	return e
+}
+
+// startServing is startServer returning as soon as the server serves, its plugins
+// maybe still loading.
+func startServing(t testing.TB, mutate func(*config.Config)) *env {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Environment = "test"
 	cfg.Server.Host = "127.0.0.1"

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -254,5 +256,65 @@ func awaitResponse(c *rawClient, within time.Duration) (echoResponse, error) {
 			return r, fmt.Errorf("bad frame %q", b)
 		}
 		return r, json.Unmarshal(args[1], &r)
+	}
+}
+
+// TestServesWhilePluginsLoad: a file in the plugin folder that takes long to start (here
+// one that never speaks the plugin protocol, and keeps a child holding its pipes) does not
+// delay serving: /health and Socket.IO answer at once, a request meanwhile gets
+// PLUGIN_UNAVAILABLE, /api/plugins lists what is skipped, and shutdown does not wait for
+// the stuck start.
+func TestServesWhilePluginsLoad(t *testing.T) {
+	dir := t.TempDir()
+	stuck := "#!/bin/sh\nsleep 617\n"
+	if err := os.WriteFile(filepath.Join(dir, "stuck"), []byte(stuck), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startServing(t, func(c *config.Config) { c.Plugins.Dir = dir })
+	select {
+	case <-e.srv.PluginsReady():
+		t.Fatal("plugins ready while one is stuck starting")
+	default:
+	}
+	if code, body, _ := e.api("GET", "/health", nil); code != 200 || body["status"] != "ok" {
+		t.Fatalf("health %d %v", code, body)
+	}
+	c := e.connect("early-user", transportSets["websocket"])
+	c.emit("client:event", map[string]any{"type": "greet"})
+	if r := c.nextObj("server:response"); r["success"] != false || r["code"] != "PLUGIN_UNAVAILABLE" {
+		t.Fatalf("server:response while loading %v", r)
+	}
+	code, body, _ := e.api("GET", "/api/plugins", nil)
+	list, _ := body["plugins"].([]any)
+	if code != 200 || len(list) != 1 {
+		t.Fatalf("plugins %d %v", code, body)
+	}
+	if p := list[0].(map[string]any); p["name"] != "notes.txt" || p["state"] != "skipped" || !strings.Contains(p["error"].(string), "not executable") {
+		t.Fatalf("skipped entry %v", p)
+	}
+	// Shutdown (the cleanup) ends the stuck start; nothing of it is left running.
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(8 * time.Second): // under the plugin's 10s start-up bound
+		t.Fatal("shutdown waited for a stuck plugin start")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", "^sleep 617$").Output()
+		if len(strings.TrimSpace(string(out))) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck plugin's child survived: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

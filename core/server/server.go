@@ -223,8 +223,8 @@ func (s *Server) healthOnly(api http.Handler) http.Handler {
 	})
 }
 
-// Start loads the plugins, then listens on the configured address(es). It returns once the
-// server accepts connections.
+// Start listens on the configured address(es) and returns once the server accepts
+// connections; the plugins load in the background (see PluginsReady).
 func (s *Server) Start(ctx context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Server.Host, strconv.Itoa(s.cfg.Server.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -254,6 +254,8 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		closeAll()
 		return fmt.Errorf("plugins folder: %w", err)
 	}
+	// Returns at once: plugins load in the background, and a request for a route no
+	// plugin has taken yet is answered PLUGIN_UNAVAILABLE until they are all loaded.
 	if err := s.plugins.Start(ctx); err != nil {
 		closeAll()
 		return fmt.Errorf("plugins: %w", err)
@@ -283,6 +285,9 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	}
 	return nil
 }
+
+// PluginsReady is closed once the plugins found at start are loaded or refused.
+func (s *Server) PluginsReady() <-chan struct{} { return s.plugins.Ready() }
 
 // Addr is the main listener's address (nil before Start).
 func (s *Server) Addr() net.Addr {

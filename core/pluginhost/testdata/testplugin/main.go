@@ -1,13 +1,14 @@
 // Command testplugin is a plugin for pluginhost's tests: event "t" behaves as
 // its data asks: {"sleep_ms": N} sleeps (returning early if the deadline
 // passes), {"exit": N} exits the process, {"panic": "x"} panics, {"error":
-// "CODE"} returns a coded error, {"emit": "room"} emits to that room through the
+// "CODE"} returns a coded error, {"fail": "text"} returns a plain error, {"emit": "room"} emits to that room through the
 // host, {"print": "x"} writes x to stdout and stderr. Every reply carries the time left before the deadline and the pid.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -28,6 +29,7 @@ type ask struct {
 	Exit    *int   `json:"exit"`
 	Panic   string `json:"panic"`
 	Error   string `json:"error"`
+	Fail    string `json:"fail"`
 	Emit    string `json:"emit"`
 	Print   string `json:"print"`
 }
@@ -53,6 +55,9 @@ func run(ctx context.Context, data json.RawMessage) (sdk.Reply, error) {
 	}
 	if a.Panic != "" {
 		panic(a.Panic)
+	}
+	if a.Fail != "" {
+		return sdk.Reply{}, errors.New(a.Fail)
 	}
 	if a.Error != "" {
 		return sdk.Reply{}, sdk.Error(a.Error, "asked to fail")
