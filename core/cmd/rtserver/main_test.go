@@ -81,7 +81,12 @@ func start(t *testing.T, cfg string, env ...string) (*exec.Cmd, string, *logBuff
 // startArgs is start with the command line given.
 func startArgs(t *testing.T, args []string, env ...string) (*exec.Cmd, string, *logBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startCmd(t, exec.Command(binary, args...), env...)
+}
+
+// startCmd starts a prepared command of the binary and waits for its listen line.
+func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) (*exec.Cmd, string, *logBuffer) {
+	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -298,4 +303,57 @@ func alive(pid int) bool {
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestCtrlCIsACleanShutdown: Ctrl-C in a terminal signals the whole foreground process
+// group. The plugins run in groups of their own, so the host stops them itself: the
+// server exits 0 and logs no warning or error on the way out.
+func TestCtrlCIsACleanShutdown(t *testing.T) {
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build echo: %v\n%s", err, out)
+	}
+	cfg := writeConfig(t, `
+environment = "development"
+server {
+  host = "127.0.0.1"
+  port = 0
+}
+plugins { dir = "`+plugins+`" }
+`)
+	cmd := exec.Command(binary, "run", "--config", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
+	cmd, _, logs := startCmd(t, cmd)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "plugin loaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the echo plugin did not load\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	child := childOf(cmd.Process.Pid)
+	before := len(logs.String())
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after Ctrl-C: %v\n%s", err, logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit after Ctrl-C\n%s", logs)
+	}
+	time.Sleep(100 * time.Millisecond) // the log reader drains the pipe
+	shutdown := logs.String()[before:]
+	for _, line := range strings.Split(shutdown, "\n") {
+		if strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]") {
+			t.Errorf("a normal shutdown logged: %s", line)
+		}
+	}
+	if child != 0 && alive(child) {
+		t.Errorf("plugin %d outlived the server", child)
+	}
 }
