@@ -87,10 +87,10 @@ plugins {
 # }
 
 recovery {
-  enabled                    = true   # Socket.IO connection state recovery
-  max_disconnection_duration = "2m"   # how long a session is kept after a disconnect
-  max_packets_per_session    = 1000   # missed packets kept per session
-  max_packets_total          = 100000 # missed packets kept in total
+  enabled                    = true     # Socket.IO connection state recovery
+  max_disconnection_duration = "2m"     # how long a session is kept after a disconnect
+  max_packets_per_session    = 1000     # missed packets kept per session
+  max_packets_total          = 100000   # missed packets kept in total
   max_bytes_total            = 33554432 # bytes of missed packets kept in total (32 MiB)
 }
 

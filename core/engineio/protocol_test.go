@@ -637,6 +637,9 @@ func TestServerShutdownClosesAll(t *testing.T) {
 	e := startEnv(t, engineio.Options{})
 	ws := e.dialWS("")
 	readWS(t, ws)
+	// Each session's OnOpen must have run: a session closed before its OnOpen never gets
+	// OnClose either, and the handshake is answered before OnOpen runs.
+	e.rec.next(t, "open")
 	e.openPolling()
 	waitFor(t, "two sessions", func() bool { return e.eio.Count() == 2 })
 	e.eio.Close()
