@@ -43,7 +43,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
-	apiSrv  *http.Server
+	apiSrv  *engineio.HTTPServer
 	apiLn   net.Listener
 	started bool
 }
@@ -255,23 +255,31 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		closeAll()
 		return fmt.Errorf("plugins: %w", err)
 	}
-	main := engineio.NewHTTPServer(ln, s.Handler())
+	main := s.httpServer(ln, s.Handler(), "http")
+	// Bodies the main listener takes: polling payloads and API requests. The parser holds
+	// a body whole before its handler runs, so a larger one is refused as it is announced.
+	main.MaxBodyBytes = max(s.cfg.SocketIO.MaxPayload, s.cfg.API.MaxBodyBytes)
 	if err := main.Start(); err != nil {
 		closeAll()
 		_ = s.plugins.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The API's own listener runs on the same HTTP server, so both have the same header,
+	// timeout and body limits and answer what they refuse alike.
+	var apiSrv *engineio.HTTPServer
+	if apiLn != nil {
+		apiSrv = s.httpServer(apiLn, s.api.Handler(), "api-http")
+		apiSrv.MaxBodyBytes = s.cfg.API.MaxBodyBytes
+		if err := apiSrv.Start(); err != nil {
+			_ = main.Shutdown(context.Background())
+			closeAll()
+			_ = s.plugins.Close()
+			return fmt.Errorf("serve api: %w", err)
+		}
+	}
 	s.mu.Lock()
 	s.main, s.started = main, true
-	if apiLn != nil {
-		s.apiLn = apiLn
-		s.apiSrv = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := s.apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("api listener stopped", "error", err)
-			}
-		}()
-	}
+	s.apiSrv, s.apiLn = apiSrv, apiLn
 	s.mu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String(), "socketio_path", s.cfg.SocketIO.Path,
 		"environment", s.cfg.Environment, "version", Version)
@@ -279,6 +287,17 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		s.log.Info("api listening", "addr", apiLn.Addr().String())
 	}
 	return nil
+}
+
+// httpServer prepares an HTTP server for h on ln with the configured request limits.
+func (s *Server) httpServer(ln net.Listener, h http.Handler, name string) *engineio.HTTPServer {
+	hs := engineio.NewHTTPServer(ln, h)
+	hs.Logger = s.log.Named(name)
+	hs.MaxHeaderBytes = s.cfg.Server.MaxHeaderBytes
+	hs.ReadHeaderTimeout = s.cfg.Server.ReadHeaderTimeout
+	hs.IdleTimeout = s.cfg.Server.IdleTimeout
+	hs.RefusalBody = httpapi.RefusalBody
+	return hs
 }
 
 // Addr is the main listener's address (nil before Start).
