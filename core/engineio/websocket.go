@@ -58,8 +58,8 @@ func rawConn(ws *websocket.Conn) (net.Conn, bool) {
 }
 
 // serveWebsocketHandshake opens a session directly on websocket (no polling first).
-func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request) {
-	c := s.register(r, transportWebsocket)
+func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request, release func()) {
+	c := s.register(r, transportWebsocket, release)
 	if c == nil {
 		writeError(w, http.StatusServiceUnavailable, codeBadRequest)
 		return
@@ -69,7 +69,7 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request)
 		// The upgrader has answered the request; OnOpen never ran, so no OnClose either.
 		s.log.Debug("websocket upgrade failed", "error", err)
 		c.closeWith(ReasonTransportError, false)
-		c.start()
+		c.started()
 		return
 	}
 	c.mu.Lock()
@@ -77,14 +77,14 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request)
 		// Closed (server shutdown) while upgrading.
 		c.mu.Unlock()
 		_ = ws.Close()
-		c.start()
+		c.started()
 		return
 	}
 	c.ws = ws
 	c.wsRaw, c.wsCounted = rawConn(ws)
 	c.writeWS(ws, newPacket(packetOpen, s.openJSON(c, true)))
 	c.mu.Unlock()
-	c.start()
+	c.started()
 }
 
 // serveUpgrade accepts the probing websocket of a polling session.
