@@ -63,6 +63,7 @@ func NewServer(o Options) *Server {
 		AllowedOrigins:   o.AllowedOrigins,
 		MaxOutboundBytes: o.MaxOutboundBytes,
 		InlineWebsocket:  o.NonBlockingHandlers,
+		Admit:            o.AdmitHandshake,
 		Logger:           o.Logger,
 	}, engineHandler{s})
 	return s
