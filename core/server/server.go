@@ -77,6 +77,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		AllowedOrigins:   sio.CORSOrigins,
 		ConnectTimeout:   sio.ConnectTimeout,
 		MaxOutboundBytes: sio.MaxOutboundBytes,
+		// Until CONNECT is accepted only a small CONNECT is taken.
+		MaxConnectPayload: sio.MaxConnectPayload,
 		// The hub's handlers never block: a client:* request is handed to the plugin
 		// host, which answers from its own goroutine, or queued for a per-socket runner.
 		NonBlockingHandlers: true,
@@ -92,8 +94,6 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 			},
 		}
 	}
-	s.io = socketio.NewServer(ioOpts)
-
 	rl := cfg.RateLimit
 	connRate, msgRate := 0, 0
 	if rl.Enabled {
@@ -110,6 +110,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		Metrics:             s.metrics,
 		Logger:              log.Named("auth"),
 	})
+	ioOpts.AdmitHandshake = s.guard.admit
+	s.io = socketio.NewServer(ioOpts)
 	s.io.Use(s.guard.middleware)
 
 	s.hub = hub.New(hub.Options{
