@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,33 @@ func TestAdmitHandshake(t *testing.T) {
 	e.eio.Close()
 	if live, rel := a.counts(); live != 0 || rel != 3 {
 		t.Fatalf("live %d released %d after close, want 0 and 3", live, rel)
+	}
+}
+
+// TestInboundLimit: a session's websocket may carry Options.InboundLimit bytes from the
+// peer until LiftInboundLimit; past it the session closes with "parse error".
+func TestInboundLimit(t *testing.T) {
+	e := startEnv(t, engineio.Options{InboundLimit: 1000})
+	big := "4" + strings.Repeat("a", 1500)
+
+	ws := e.dialWS("")
+	readWS(t, ws)
+	e.rec.next(t, "open")
+	writeWS(t, ws, websocket.TextMessage, "4small")
+	if m := e.rec.next(t, "message"); m.data != "small" {
+		t.Fatalf("message %q", m.data)
+	}
+	writeWS(t, ws, websocket.TextMessage, big)
+	if c := e.rec.next(t, "close"); c.reason != engineio.ReasonParseError {
+		t.Fatalf("close reason %q", c.reason)
+	}
+
+	ws = e.dialWS("")
+	_, open := readWS(t, ws)
+	sid := parseOpen(t, open).SID
+	e.conn(sid).LiftInboundLimit()
+	writeWS(t, ws, websocket.TextMessage, big)
+	if m := e.rec.next(t, "message"); m.data != big[1:] {
+		t.Fatalf("message of %d bytes after lifting", len(m.data))
 	}
 }

@@ -34,6 +34,13 @@ type Options struct {
 	// machine) but the Handler must then never block: while it runs, no other
 	// connection of that poller is read.
 	InlineWebsocket bool
+	// InboundLimit, when positive, caps the bytes a session's websockets may carry from
+	// the peer until the Handler calls Conn.LiftInboundLimit; past it the session is
+	// closed with "parse error". nbio holds a websocket message whole until its last
+	// byte, so this bounds what a peer the layer above has not accepted yet can make the
+	// server hold (polling bodies are bounded per request by MaxPayload). Counted by
+	// HTTPServer only.
+	InboundLimit int
 	// Admit, when set, runs for every handshake (a request without sid) once its
 	// transport, protocol version and origin passed, before a session exists. A non-nil
 	// *Refusal refuses the handshake. Otherwise release, when not nil, is called once:

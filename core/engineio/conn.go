@@ -57,6 +57,8 @@ type Conn struct {
 	// What Options.Admit took for the session, given back once (releaseAdmission).
 	admitted atomic.Pointer[func()]
 	opened   bool // OnOpen ran; set by it, read by the handshake's goroutine after start
+	// Websocket bytes the peer may still send under Options.InboundLimit; -1: no limit.
+	inLeft atomic.Int64
 }
 
 // ID returns the session id (the engine.io sid).

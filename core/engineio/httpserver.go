@@ -122,11 +122,19 @@ func (s *HTTPServer) Start() error {
 	})
 	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
 		gate.wait()
-		if p, ok := c.Session().(*nbhttp.Parser); ok {
-			s.serveHTTPData(c, p, data)
+		switch sess := c.Session().(type) {
+		case *nbhttp.Parser:
+			s.serveHTTPData(c, sess, data)
 			return
+		case *websocket.Conn:
+			// With the lock: the session was set by the upgrading request's goroutine.
+			if sc, ok := sess.SessionWithLock().(*Conn); ok {
+				if !sc.countInbound(len(data)) {
+					return
+				}
+				s.inline(c, sess, sc)
+			}
 		}
-		s.inline(c)
 		c.DataHandler()(c, data)
 	})
 	fence.setEngine(s.engine.Engine)
@@ -157,14 +165,8 @@ func (s *HTTPServer) execute(f func()) { s.pool.Submit(f) }
 // calls it while parsing), so switching it here races with nothing. Jobs still queued on
 // the connection (the upgrade request's own, say) keep their place: while any is
 // pending, new ones queue behind it as before.
-func (s *HTTPServer) inline(c *nbio.Conn) {
-	ws, ok := c.Session().(*websocket.Conn)
-	if !ok {
-		return
-	}
-	// With the lock: the session was set by the upgrading request's goroutine.
-	sc, ok := ws.SessionWithLock().(*Conn)
-	if !ok || sc.inlineWS == ws || !sc.srv.opts.InlineWebsocket {
+func (s *HTTPServer) inline(c *nbio.Conn, ws *websocket.Conn, sc *Conn) {
+	if sc.inlineWS == ws || !sc.srv.opts.InlineWebsocket {
 		return
 	}
 	sc.inlineWS = ws

@@ -243,6 +243,10 @@ func (s *Server) session(sid string) *Conn {
 // release has been called). The session's inMu is held until start releases it.
 func (s *Server) register(r *http.Request, transport uint8, release func()) *Conn {
 	c := &Conn{srv: s, id: newSID(), req: keepRequest(r), transport: transport}
+	c.inLeft.Store(-1)
+	if s.opts.InboundLimit > 0 {
+		c.inLeft.Store(int64(s.opts.InboundLimit))
+	}
 	if release != nil {
 		c.admitted.Store(&release)
 	}

@@ -219,6 +219,30 @@ func (s *Server) onWSClose(ws *websocket.Conn, err error) {
 	}
 }
 
+// LiftInboundLimit ends Options.InboundLimit for the session: from now on its
+// websockets are bounded per message (MaxPayload) only.
+func (c *Conn) LiftInboundLimit() { c.inLeft.Store(-1) }
+
+// countInbound charges n bytes read from the session's websocket to its inbound limit,
+// before nbio parses them; false when they pass it and the session was closed.
+func (c *Conn) countInbound(n int) bool {
+	for {
+		left := c.inLeft.Load()
+		if left < 0 {
+			return true
+		}
+		if left < int64(n) {
+			break
+		}
+		if c.inLeft.CompareAndSwap(left, left-int64(n)) {
+			return true
+		}
+	}
+	c.srv.log.Debug("inbound limit passed", "sid", c.id, "limit", c.srv.opts.InboundLimit)
+	c.closeWith(ReasonParseError, false)
+	return false
+}
+
 // closeReason maps why nbio closed a websocket to a session close reason.
 func closeReason(err error) string {
 	var ce *websocket.CloseError

@@ -561,3 +561,32 @@ func TestRawPreConnectLimits(t *testing.T) {
 		t.Errorf("got %.60q", m)
 	}
 }
+
+// TestRawPreConnectUnfinishedMessage: before CONNECT a websocket message left unfinished
+// (fragments that never end) is cut once the session's pre-CONNECT byte allowance is
+// passed, instead of being held until connect_timeout; after CONNECT the same message is
+// taken whole.
+func TestRawPreConnectUnfinishedMessage(t *testing.T) {
+	_, url := echoServer(t, Options{MaxConnectPayload: 512})
+	r := dialRaw(t, url)
+	w, err := r.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gorilla sends a fragment each time its buffer fills; the message never ends.
+	chunk := []byte(strings.Repeat("x", 4096))
+	for range 16 {
+		if _, err := w.Write(chunk); err != nil {
+			break // already closed
+		}
+	}
+	r.expectClosed()
+
+	r = dialRaw(t, url)
+	r.connect("")
+	long := strings.Repeat("y", 64<<10)
+	r.send(`2["long","` + long + `"]`)
+	if m := r.readText(); m != `42["long:back","`+long+`"]` {
+		t.Errorf("got %.60q", m)
+	}
+}

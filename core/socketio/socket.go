@@ -552,6 +552,9 @@ func (s *Socket) connect(auth []byte) {
 		return
 	}
 	s.connectTimer.Stop()
+	if l, ok := s.conn.(interface{ LiftInboundLimit() }); ok {
+		l.LiftInboundLimit() // accepted: MaxPayload alone bounds its messages now
+	}
 	s.srv.log.Debug("socket connected", "id", s.id, "sid", s.conn.ID(), "recovered", s.recovered)
 	if onConn != nil {
 		func() {

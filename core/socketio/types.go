@@ -26,7 +26,8 @@ type Options struct {
 	// MaxConnectPayload caps every message of a session whose CONNECT has not been
 	// accepted; 8 KiB. Until then the peer is unauthenticated and only a CONNECT is
 	// taken: a larger message, a binary one or a packet announcing attachments closes
-	// the session ("parse error"), so that nothing it sends is held.
+	// the session ("parse error"), so that nothing it sends is held. Its websocket may
+	// carry 4*MaxConnectPayload+16 KiB meanwhile, unfinished messages included.
 	MaxConnectPayload int
 	// AdmitHandshake, when set, decides on every Engine.IO handshake before a session
 	// exists (engineio.Options.Admit): what it takes is given back when that session
