@@ -361,6 +361,9 @@ func TestMistakes(t *testing.T) {
 		{"env too many args", "server {\n  host = env(\"A\", \"B\", \"C\")\n}\n", 2, "env"},
 		{"syntax error", "server {\n  port = = 3\n}\n", 2, ""},
 		{"negative rate", "rate_limit {\n  ws_messages_per_minute = -5\n}\n", 2, "ws_messages_per_minute"},
+		{"tiny header cap", "server {\n  max_header_bytes = 100\n}\n", 2, "max_header_bytes"},
+		{"idle timeout under ping interval", "server {\n\n  idle_timeout = \"20s\"\n}\nsocketio {\n  ping_interval = \"25s\"\n}\n", 3, "idle_timeout"},
+		{"zero connect payload", "socketio {\n  max_connect_payload = 0\n}\n", 2, "max_connect_payload"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
