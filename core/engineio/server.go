@@ -164,8 +164,8 @@ func (h admittedHandler) OnOpen(c *Conn) {
 }
 
 func (h admittedHandler) OnClose(c *Conn, reason string) {
+	defer c.releaseAdmission() // even if OnClose panics
 	h.Handler.OnClose(c, reason)
-	c.releaseAdmission()
 }
 
 // releaseAdmission calls the session's Admit release, once.
