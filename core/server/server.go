@@ -179,6 +179,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxLimiterKeys:      rl.MaxKeys,
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
+		MaxHeaderBytes:      cfg.Server.MaxHeaderBytes,
+		IdleTimeout:         cfg.Server.IdleTimeout,
 		Logger:              log.Named("api"),
 	}, s.hub, s.metrics, s.plugins)
 	if err != nil {
