@@ -7,10 +7,13 @@
 environment = env("ENVIRONMENT", "development")
 
 server {
-  host             = "0.0.0.0"           # interface to listen on
-  port             = env("PORT", "3000") # TCP port for Socket.IO, the HTTP API and /health
-  shutdown_timeout = "10s"               # how long a graceful shutdown may take
-  trusted_proxies  = []                  # IPs/CIDRs whose X-Forwarded-For is believed
+  host                = "0.0.0.0"           # interface to listen on
+  port                = env("PORT", "3000") # TCP port for Socket.IO, the HTTP API and /health
+  shutdown_timeout    = "10s"               # how long a graceful shutdown may take
+  trusted_proxies     = []                  # IPs/CIDRs whose X-Forwarded-For is believed
+  max_header_bytes    = 16384               # request line + headers of one request (431 beyond)
+  read_header_timeout = "10s"               # time a request's line and headers may take to arrive
+  idle_timeout        = "120s"              # keep-alive connection without a request, or a body that stalls
 }
 
 socketio {
@@ -26,8 +29,9 @@ socketio {
   max_room_name_length   = 128                       # longest room name a client may join or the API address
   max_rooms_per_socket   = 50                        # rooms one socket may be in
   max_json_depth         = 32                        # deepest nesting accepted in client JSON
-  max_connections        = 20000                     # connections in total
-  max_connections_per_ip = 1000                      # connections from one client IP
+  max_connections        = 20000                     # connections in total, CONNECTed or not
+  max_connections_per_ip = 1000                      # connections from one client IP, CONNECTed or not
+  max_connect_payload    = 8192                      # bytes of any message before CONNECT is accepted
 }
 
 auth {

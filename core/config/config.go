@@ -61,6 +61,13 @@ type Server struct {
 	ShutdownTimeout time.Duration
 	// TrustedProxies are IPs or CIDRs whose X-Forwarded-For header is believed.
 	TrustedProxies []string
+	// MaxHeaderBytes caps a request's request line and headers, on every listener.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout is how long a request's line and headers may take to arrive.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive HTTP connection that sends no request for this long
+	// (websockets have their own heartbeat); it also bounds a request body's arrival.
+	IdleTimeout time.Duration
 }
 
 // TrustedProxyPrefixes returns TrustedProxies parsed; entries that do not parse are
@@ -91,6 +98,8 @@ type SocketIO struct {
 	MaxJSONDepth        int
 	MaxConnections      int // in total
 	MaxConnectionsPerIP int
+	// MaxConnectPayload caps every message a session sends before its CONNECT is accepted.
+	MaxConnectPayload int
 }
 
 // Auth configures the JWT check of the Socket.IO CONNECT packet.
@@ -220,10 +229,13 @@ func Default() *Config {
 	return &Config{
 		Environment: EnvDevelopment,
 		Server: Server{
-			Host:            "0.0.0.0",
-			Port:            3000,
-			ShutdownTimeout: 10 * time.Second,
-			TrustedProxies:  []string{},
+			Host:              "0.0.0.0",
+			Port:              3000,
+			ShutdownTimeout:   10 * time.Second,
+			TrustedProxies:    []string{},
+			MaxHeaderBytes:    16384,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
 		},
 		SocketIO: SocketIO{
 			Path:                "/socket.io/",
@@ -240,6 +252,7 @@ func Default() *Config {
 			MaxJSONDepth:        32,
 			MaxConnections:      20000,
 			MaxConnectionsPerIP: 1000,
+			MaxConnectPayload:   8192,
 		},
 		Auth: Auth{
 			Algorithms: []string{"HS256"},

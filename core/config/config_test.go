@@ -42,6 +42,9 @@ func TestDefaultsFromEmptyFile(t *testing.T) {
 		{"server.port", c.Server.Port, 3000},
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout, 10 * time.Second},
 		{"server.trusted_proxies", len(c.Server.TrustedProxies), 0},
+		{"server.max_header_bytes", c.Server.MaxHeaderBytes, 16384},
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout, 10 * time.Second},
+		{"server.idle_timeout", c.Server.IdleTimeout, 120 * time.Second},
 		{"socketio.path", c.SocketIO.Path, "/socket.io/"},
 		{"socketio.transports", c.SocketIO.Transports, []string{"polling", "websocket"}},
 		{"socketio.ping_interval", c.SocketIO.PingInterval, 25 * time.Second},
@@ -56,6 +59,7 @@ func TestDefaultsFromEmptyFile(t *testing.T) {
 		{"socketio.max_json_depth", c.SocketIO.MaxJSONDepth, 32},
 		{"socketio.max_connections", c.SocketIO.MaxConnections, 20000},
 		{"socketio.max_connections_per_ip", c.SocketIO.MaxConnectionsPerIP, 1000},
+		{"socketio.max_connect_payload", c.SocketIO.MaxConnectPayload, 8192},
 		{"auth.jwt_secret", c.Auth.JWTSecret, ""},
 		{"auth.algorithms", c.Auth.Algorithms, []string{"HS256"}},
 		{"auth.public_key_file", c.Auth.PublicKeyFile, ""},
@@ -358,6 +362,9 @@ func TestMistakes(t *testing.T) {
 		{"syntax error", "server {\n  port = = 3\n}\n", 2, ""},
 		{"negative rate", "rate_limit {\n  ws_messages_per_minute = -5\n}\n", 2, "ws_messages_per_minute"},
 		{"api key secret too long", "api {\n  key \"k\" {\n    secret = \"" + strings.Repeat("s", MaxAPIKeyLength+1) + "\"\n  }\n}\n", 3, "api.key.k.secret"},
+		{"tiny header cap", "server {\n  max_header_bytes = 100\n}\n", 2, "max_header_bytes"},
+		{"idle timeout under ping interval", "server {\n\n  idle_timeout = \"20s\"\n}\nsocketio {\n  ping_interval = \"25s\"\n}\n", 3, "idle_timeout"},
+		{"zero connect payload", "socketio {\n  max_connect_payload = 0\n}\n", 2, "max_connect_payload"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

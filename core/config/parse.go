@@ -104,10 +104,13 @@ type rawFile struct {
 }
 
 type rawServer struct {
-	Host            *string   `hcl:"host,optional"`
-	Port            *int      `hcl:"port,optional"`
-	ShutdownTimeout *string   `hcl:"shutdown_timeout,optional"`
-	TrustedProxies  *[]string `hcl:"trusted_proxies,optional"`
+	Host              *string   `hcl:"host,optional"`
+	Port              *int      `hcl:"port,optional"`
+	ShutdownTimeout   *string   `hcl:"shutdown_timeout,optional"`
+	TrustedProxies    *[]string `hcl:"trusted_proxies,optional"`
+	MaxHeaderBytes    *int      `hcl:"max_header_bytes,optional"`
+	ReadHeaderTimeout *string   `hcl:"read_header_timeout,optional"`
+	IdleTimeout       *string   `hcl:"idle_timeout,optional"`
 }
 
 type rawSocketIO struct {
@@ -125,6 +128,7 @@ type rawSocketIO struct {
 	MaxJSONDepth        *int      `hcl:"max_json_depth,optional"`
 	MaxConnections      *int      `hcl:"max_connections,optional"`
 	MaxConnectionsPerIP *int      `hcl:"max_connections_per_ip,optional"`
+	MaxConnectPayload   *int      `hcl:"max_connect_payload,optional"`
 }
 
 type rawAuth struct {
@@ -242,6 +246,9 @@ func (d *decoder) apply(r *rawFile) {
 		set(&c.Server.Port, s.Port)
 		d.dur(&c.Server.ShutdownTimeout, s.ShutdownTimeout, "server.shutdown_timeout")
 		set(&c.Server.TrustedProxies, s.TrustedProxies)
+		set(&c.Server.MaxHeaderBytes, s.MaxHeaderBytes)
+		d.dur(&c.Server.ReadHeaderTimeout, s.ReadHeaderTimeout, "server.read_header_timeout")
+		d.dur(&c.Server.IdleTimeout, s.IdleTimeout, "server.idle_timeout")
 	}
 	if s := r.SocketIO; s != nil {
 		o := &c.SocketIO
@@ -259,6 +266,7 @@ func (d *decoder) apply(r *rawFile) {
 		set(&o.MaxJSONDepth, s.MaxJSONDepth)
 		set(&o.MaxConnections, s.MaxConnections)
 		set(&o.MaxConnectionsPerIP, s.MaxConnectionsPerIP)
+		set(&o.MaxConnectPayload, s.MaxConnectPayload)
 	}
 	// An unwritten secret defaults to the environment, as config.hcl's env() would.
 	c.Auth.JWTSecret = os.Getenv("JWT_SECRET")

@@ -29,6 +29,15 @@ func (c *Config) Validate() error {
 	s := c.Server
 	v.port("server.port", s.Port)
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	v.size("server.max_header_bytes", s.MaxHeaderBytes)
+	if s.MaxHeaderBytes > 0 && s.MaxHeaderBytes < 1024 {
+		v.fail("server.max_header_bytes", "max_header_bytes must be at least 1024: browsers send several hundred bytes of headers.")
+	}
+	v.positive("server.read_header_timeout", s.ReadHeaderTimeout)
+	v.positive("server.idle_timeout", s.IdleTimeout)
+	if s.IdleTimeout > 0 && s.IdleTimeout <= c.SocketIO.PingInterval {
+		v.failAt("server.idle_timeout", []string{"socketio.ping_interval"}, "idle_timeout (%s) must be longer than socketio.ping_interval (%s): a long-polling request waits up to ping_interval for data.", s.IdleTimeout, c.SocketIO.PingInterval)
+	}
 	for _, p := range s.TrustedProxies {
 		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.fail("server.trusted_proxies", "trusted_proxies entry %q is neither an IP address nor a CIDR.", p)
@@ -59,6 +68,7 @@ func (c *Config) Validate() error {
 	v.size("socketio.max_json_depth", io.MaxJSONDepth)
 	v.size("socketio.max_connections", io.MaxConnections)
 	v.size("socketio.max_connections_per_ip", io.MaxConnectionsPerIP)
+	v.size("socketio.max_connect_payload", io.MaxConnectPayload)
 
 	a := c.Auth
 	if len(a.Algorithms) == 0 {

@@ -6,6 +6,7 @@ package engineio
 
 import (
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,7 +34,32 @@ type Options struct {
 	// machine) but the Handler must then never block: while it runs, no other
 	// connection of that poller is read.
 	InlineWebsocket bool
-	Logger          hclog.Logger
+	// InboundLimit, when positive, caps the bytes a session's websockets may carry from
+	// the peer until the Handler calls Conn.LiftInboundLimit; past it the session is
+	// closed with "parse error". nbio holds a websocket message whole until its last
+	// byte, so this bounds what a peer the layer above has not accepted yet can make the
+	// server hold (polling bodies are bounded per request by MaxPayload). Counted by
+	// HTTPServer only.
+	InboundLimit int
+	// Admit, when set, runs for every handshake (a request without sid) once its
+	// transport, protocol version and origin passed, before a session exists. A non-nil
+	// *Refusal refuses the handshake. Otherwise release, when not nil, is called once:
+	// after Handler.OnClose of the session the handshake created, or at once when it
+	// created none. It may be called from any goroutine.
+	Admit  func(r *http.Request) (release func(), refusal *Refusal)
+	Logger hclog.Logger
+}
+
+// Refusal is how Options.Admit refuses a handshake: the client gets Status with Body as
+// the JSON body, or without one the reference server's error body
+// {"code":4,"message":Message} (4 is "Forbidden", what the reference server answers when
+// its allowRequest refuses), and a Retry-After header (whole seconds, rounded up) when
+// RetryAfter is positive. Clients do not read the body: it is for people and tools.
+type Refusal struct {
+	Status     int
+	Message    string
+	Body       []byte
+	RetryAfter time.Duration
 }
 
 // Handler receives the life of every session. Calls for one session never overlap (OnClose

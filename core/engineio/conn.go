@@ -53,6 +53,12 @@ type Conn struct {
 	probe        *websocket.Conn
 	probeTimer   *time.Timer
 	ctx          any
+
+	// What Options.Admit took for the session, given back once (releaseAdmission).
+	admitted atomic.Pointer[func()]
+	opened   bool // OnOpen ran; set by it, read by the handshake's goroutine after start
+	// Websocket bytes the peer may still send under Options.InboundLimit; -1: no limit.
+	inLeft atomic.Int64
 }
 
 // ID returns the session id (the engine.io sid).

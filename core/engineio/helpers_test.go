@@ -303,15 +303,19 @@ func checkGoroutines(t testing.TB, base, slack int) {
 	t.Fatalf("goroutines: %d, baseline %d\n%s", n, base, fmt.Sprint(string(buf)))
 }
 
-// startHTTP serves h with the engine's HTTP server on a free port of 127.0.0.1. Stopping
-// it is the caller's business.
-func startHTTP(t testing.TB, h http.Handler) *engineio.HTTPServer {
+// startHTTP serves h with the engine's HTTP server on a free port of 127.0.0.1; each
+// configure function may set the server's fields first. Stopping it is the caller's
+// business.
+func startHTTP(t testing.TB, h http.Handler, configure ...func(*engineio.HTTPServer)) *engineio.HTTPServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := engineio.NewHTTPServer(ln, h)
+	for _, f := range configure {
+		f(srv)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,8 +27,29 @@ import (
 type HTTPServer struct {
 	// Logger receives the engine's own logs; set before Start. Default: a null logger.
 	Logger hclog.Logger
-	// MaxBodyBytes caps a request body; set before Start. Default 8 MiB.
+	// MaxBodyBytes caps a request body; set before Start. Default 8 MiB. A larger body
+	// is answered 413 and the connection closed.
 	MaxBodyBytes int
+	// MaxHeaderBytes caps a request's line and headers; set before Start. Default 16 KiB.
+	// A larger head is answered 431 and the connection closed.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout is how long a request's line and headers may take to arrive, from
+	// their first byte; set before Start. Default 10s. A slower head closes the connection.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a connection that sends no request for this long, and bounds
+	// the time a request's body (or a handler that waits, such as a long poll) may take;
+	// set before Start. Default 120s. Upgraded websockets are not subject to it.
+	IdleTimeout time.Duration
+	// RefusalBody, when set, makes the body (JSON) and extra headers of the answer to a
+	// request refused before any handler saw it: status is 400 (malformed), 405 (unknown
+	// method), 413 (body too large) or 431 (headers too large), message says which in
+	// words. Default: {"message": message}.
+	RefusalBody func(status int, message string) ([]byte, http.Header)
+
+	maxBody           int
+	maxHeader         int
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
 
 	ln     net.Listener
 	h      http.Handler
@@ -57,9 +79,19 @@ func (s *HTTPServer) Start() error {
 	}
 	s.Logger = log
 	setNBIOLogger(log)
-	maxBody := s.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = 8 << 20
+	s.maxBody, s.maxHeader = s.MaxBodyBytes, s.MaxHeaderBytes
+	s.readHeaderTimeout, s.idleTimeout = s.ReadHeaderTimeout, s.IdleTimeout
+	if s.maxBody <= 0 {
+		s.maxBody = defaultMaxBodyBytes
+	}
+	if s.maxHeader <= 0 {
+		s.maxHeader = DefaultMaxHeaderBytes
+	}
+	if s.readHeaderTimeout <= 0 {
+		s.readHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if s.idleTimeout <= 0 {
+		s.idleTimeout = DefaultIdleTimeout
 	}
 	s.pool.IdleTimeout = workerIdleTimeout
 	s.pool.Guard = s.runJob
@@ -77,7 +109,12 @@ func (s *HTTPServer) Start() error {
 		Listen:          func(string, string) (net.Listener, error) { return ln, nil },
 		Handler:         s.h,
 		ServerExecutor:  s.execute,
-		MaxHTTPBodySize: maxBody,
+		MaxHTTPBodySize: s.maxBody,
+		// What the parser may hold of one unfinished request: its head and body. nbhttp's
+		// default is 64 MiB; serveHTTPData refuses heads and announced bodies over their
+		// limits before this, so it only bounds what a chunked body buffers.
+		ReadLimit:     s.maxBody + s.maxHeader,
+		KeepaliveTime: s.idleTimeout,
 		// Small pooled read buffers: one per poller read, not per connection.
 		ReadBufferSize:          16 << 10,
 		ReleaseWebsocketPayload: true,
@@ -85,7 +122,19 @@ func (s *HTTPServer) Start() error {
 	})
 	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
 		gate.wait()
-		s.inline(c)
+		switch sess := c.Session().(type) {
+		case *nbhttp.Parser:
+			s.serveHTTPData(c, sess, data)
+			return
+		case *websocket.Conn:
+			// With the lock: the session was set by the upgrading request's goroutine.
+			if sc, ok := sess.SessionWithLock().(*Conn); ok {
+				if !sc.countInbound(len(data)) {
+					return
+				}
+				s.inline(c, sess, sc)
+			}
+		}
 		c.DataHandler()(c, data)
 	})
 	fence.setEngine(s.engine.Engine)
@@ -116,14 +165,8 @@ func (s *HTTPServer) execute(f func()) { s.pool.Submit(f) }
 // calls it while parsing), so switching it here races with nothing. Jobs still queued on
 // the connection (the upgrade request's own, say) keep their place: while any is
 // pending, new ones queue behind it as before.
-func (s *HTTPServer) inline(c *nbio.Conn) {
-	ws, ok := c.Session().(*websocket.Conn)
-	if !ok {
-		return
-	}
-	// With the lock: the session was set by the upgrading request's goroutine.
-	sc, ok := ws.SessionWithLock().(*Conn)
-	if !ok || sc.inlineWS == ws || !sc.srv.opts.InlineWebsocket {
+func (s *HTTPServer) inline(c *nbio.Conn, ws *websocket.Conn, sc *Conn) {
+	if sc.inlineWS == ws || !sc.srv.opts.InlineWebsocket {
 		return
 	}
 	sc.inlineWS = ws
@@ -188,20 +231,25 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 // Addr returns the listener's address.
 func (s *HTTPServer) Addr() net.Addr { return s.ln.Addr() }
 
-// nbioLogger routes nbio's package-level logging into hclog.
-type nbioLogger struct{ l hclog.Logger }
+// nbioLogger routes nbio's package-level logging into the hclog.Logger held by target.
+type nbioLogger struct{ target *atomic.Pointer[hclog.Logger] }
 
-func (n nbioLogger) Debug(f string, v ...any) { n.l.Trace(fmt.Sprintf(f, v...)) }
-func (n nbioLogger) Info(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
-func (n nbioLogger) Warn(f string, v ...any)  { n.l.Warn(fmt.Sprintf(f, v...)) }
-func (n nbioLogger) Error(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n nbioLogger) l() hclog.Logger          { return *n.target.Load() }
+func (n nbioLogger) Debug(f string, v ...any) { n.l().Trace(fmt.Sprintf(f, v...)) }
+func (n nbioLogger) Info(f string, v ...any)  { n.l().Debug(fmt.Sprintf(f, v...)) }
+func (n nbioLogger) Warn(f string, v ...any)  { n.l().Warn(fmt.Sprintf(f, v...)) }
+func (n nbioLogger) Error(f string, v ...any) { n.l().Error(fmt.Sprintf(f, v...)) }
 
-var nbioLogMu sync.Mutex
+var (
+	nbioLogOnce   sync.Once
+	nbioLogTarget atomic.Pointer[hclog.Logger]
+)
 
-// setNBIOLogger installs l as nbio's logger; nbio has one logger per process, so the
-// last HTTPServer started wins.
+// setNBIOLogger makes l receive nbio's logs; nbio has one logger per process, so the
+// last HTTPServer started wins. nbio's global is written once: the pollers of servers
+// already running read it without a lock, so only the target behind it changes.
 func setNBIOLogger(l hclog.Logger) {
-	nbioLogMu.Lock()
-	defer nbioLogMu.Unlock()
-	logging.SetLogger(nbioLogger{l.Named("nbio")})
+	named := l.Named("nbio")
+	nbioLogTarget.Store(&named)
+	nbioLogOnce.Do(func() { logging.SetLogger(nbioLogger{&nbioLogTarget}) })
 }

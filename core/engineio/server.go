@@ -56,6 +56,9 @@ type Server struct {
 // NewServer returns a Server with o's zero fields set to their defaults.
 func NewServer(o Options, h Handler) *Server {
 	o = o.withDefaults()
+	if o.Admit != nil {
+		h = admittedHandler{h}
+	}
 	s := &Server{opts: o, handler: h, log: o.Logger, sessions: map[string]*Conn{}}
 	upgrades := `[]`
 	if o.AllowUpgrades && s.allows(TransportWebsocket) && s.allows(TransportPolling) {
@@ -118,11 +121,74 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadHandshakeMethod)
 		return
 	}
-	if isWS {
-		s.serveWebsocketHandshake(w, r)
+	release, ok := s.admit(w, r)
+	if !ok {
 		return
 	}
-	s.servePollingHandshake(w, r)
+	if isWS {
+		s.serveWebsocketHandshake(w, r, release)
+		return
+	}
+	s.servePollingHandshake(w, r, release)
+}
+
+// admit asks Options.Admit about a handshake; false means it was refused and answered.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (func(), bool) {
+	if s.opts.Admit == nil {
+		return nil, true
+	}
+	release, refusal := s.opts.Admit(r)
+	if refusal == nil {
+		return release, true
+	}
+	if refusal.RetryAfter > 0 {
+		secs := (refusal.RetryAfter + time.Second - 1) / time.Second
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+	}
+	if refusal.Body != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(refusal.Body)))
+		w.WriteHeader(refusal.Status)
+		_, _ = w.Write(refusal.Body)
+		return nil, false
+	}
+	msg := refusal.Message
+	if msg == "" {
+		msg = errorMessages[codeForbidden]
+	}
+	writeErrorMessage(w, refusal.Status, codeForbidden, msg)
+	return nil, false
+}
+
+// admittedHandler gives back what Options.Admit took once a session's OnClose has run.
+// Sessions that never reach OnOpen never get OnClose: their handshake releases instead
+// (see started).
+type admittedHandler struct{ Handler }
+
+func (h admittedHandler) OnOpen(c *Conn) {
+	c.opened = true
+	h.Handler.OnOpen(c)
+}
+
+func (h admittedHandler) OnClose(c *Conn, reason string) {
+	defer c.releaseAdmission() // even if OnClose panics
+	h.Handler.OnClose(c, reason)
+}
+
+// releaseAdmission calls the session's Admit release, once.
+func (c *Conn) releaseAdmission() {
+	if f := c.admitted.Swap(nil); f != nil {
+		(*f)()
+	}
+}
+
+// started runs the session's start (OnOpen) from its handshake; a session closed before
+// OnOpen gets no OnClose, so what it was admitted with is given back here.
+func (c *Conn) started() {
+	c.start()
+	if !c.opened {
+		c.releaseAdmission()
+	}
 }
 
 // cors sets the CORS headers when the request's Origin is allowed; it reports false when
@@ -160,10 +226,14 @@ func isWebsocketUpgrade(r *http.Request) bool {
 
 // writeError answers like the reference server: a JSON body with code and message.
 func writeError(w http.ResponseWriter, status, code int) {
+	writeErrorMessage(w, status, code, errorMessages[code])
+}
+
+func writeErrorMessage(w http.ResponseWriter, status, code int, msg string) {
 	body, _ := json.Marshal(struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
-	}{code, errorMessages[code]})
+	}{code, msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
@@ -176,15 +246,25 @@ func (s *Server) session(sid string) *Conn {
 	return s.sessions[sid]
 }
 
-// register creates a session and makes it routable; nil once the server is closed. The
-// session's inMu is held until start (or abandon) releases it.
-func (s *Server) register(r *http.Request, transport uint8) *Conn {
+// register creates a session and makes it routable; nil once the server is closed (then
+// release has been called). The session's inMu is held until start releases it.
+func (s *Server) register(r *http.Request, transport uint8, release func()) *Conn {
 	c := &Conn{srv: s, id: newSID(), req: keepRequest(r), transport: transport}
+	c.inLeft.Store(-1)
+	if s.opts.InboundLimit > 0 {
+		c.inLeft.Store(int64(s.opts.InboundLimit))
+	}
+	if release != nil {
+		c.admitted.Store(&release)
+	}
 	c.inMu.Lock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		c.inMu.Unlock()
+		if release != nil {
+			release()
+		}
 		return nil
 	}
 	s.sessions[c.id] = c
@@ -212,15 +292,15 @@ func (s *Server) openJSON(c *Conn, wsOnly bool) []byte {
 	return append(b, tail...)
 }
 
-func (s *Server) servePollingHandshake(w http.ResponseWriter, r *http.Request) {
-	c := s.register(r, transportPolling)
+func (s *Server) servePollingHandshake(w http.ResponseWriter, r *http.Request, release func()) {
+	c := s.register(r, transportPolling, release)
 	if c == nil {
 		writeError(w, http.StatusServiceUnavailable, codeBadRequest)
 		return
 	}
 	open := newPacket(packetOpen, s.openJSON(c, !s.opts.AllowUpgrades || !s.allows(TransportWebsocket)))
 	writePayload(w, open.pollEncoding())
-	c.start()
+	c.started()
 }
 
 // Close closes every session with reason "server shutting down" and refuses new ones.

@@ -58,8 +58,8 @@ func rawConn(ws *websocket.Conn) (net.Conn, bool) {
 }
 
 // serveWebsocketHandshake opens a session directly on websocket (no polling first).
-func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request) {
-	c := s.register(r, transportWebsocket)
+func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request, release func()) {
+	c := s.register(r, transportWebsocket, release)
 	if c == nil {
 		writeError(w, http.StatusServiceUnavailable, codeBadRequest)
 		return
@@ -69,7 +69,7 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request)
 		// The upgrader has answered the request; OnOpen never ran, so no OnClose either.
 		s.log.Debug("websocket upgrade failed", "error", err)
 		c.closeWith(ReasonTransportError, false)
-		c.start()
+		c.started()
 		return
 	}
 	c.mu.Lock()
@@ -77,14 +77,14 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request)
 		// Closed (server shutdown) while upgrading.
 		c.mu.Unlock()
 		_ = ws.Close()
-		c.start()
+		c.started()
 		return
 	}
 	c.ws = ws
 	c.wsRaw, c.wsCounted = rawConn(ws)
 	c.writeWS(ws, newPacket(packetOpen, s.openJSON(c, true)))
 	c.mu.Unlock()
-	c.start()
+	c.started()
 }
 
 // serveUpgrade accepts the probing websocket of a polling session.
@@ -217,6 +217,30 @@ func (s *Server) onWSClose(ws *websocket.Conn, err error) {
 	if current {
 		c.closeWith(closeReason(err), false)
 	}
+}
+
+// LiftInboundLimit ends Options.InboundLimit for the session: from now on its
+// websockets are bounded per message (MaxPayload) only.
+func (c *Conn) LiftInboundLimit() { c.inLeft.Store(-1) }
+
+// countInbound charges n bytes read from the session's websocket to its inbound limit,
+// before nbio parses them; false when they pass it and the session was closed.
+func (c *Conn) countInbound(n int) bool {
+	for {
+		left := c.inLeft.Load()
+		if left < 0 {
+			return true
+		}
+		if left < int64(n) {
+			break
+		}
+		if c.inLeft.CompareAndSwap(left, left-int64(n)) {
+			return true
+		}
+	}
+	c.srv.log.Debug("inbound limit passed", "sid", c.id, "limit", c.srv.opts.InboundLimit)
+	c.closeWith(ReasonParseError, false)
+	return false
 }
 
 // closeReason maps why nbio closed a websocket to a session close reason.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,7 +88,12 @@ type Options struct {
 	TrustedProxies []string
 	// MetricsPath serves Prometheus metrics without a key; "" disables it.
 	MetricsPath string
-	Logger      hclog.Logger
+	// MaxHeaderBytes and IdleTimeout apply when App is served natively (16 KiB, 2m):
+	// fasthttp reads a request's headers into a buffer of MaxHeaderBytes and refuses
+	// larger ones. Served through Handler, the HTTP server in front applies its own.
+	MaxHeaderBytes int
+	IdleTimeout    time.Duration
+	Logger         hclog.Logger
 	// Now replaces the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
@@ -210,9 +216,10 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 		ErrorHandler:          a.fiberErrorHandler,
 		// These only apply when App() is served natively; they keep slow clients from
 		// holding connections open.
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		IdleTimeout:  2 * time.Minute,
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    cmp.Or(o.IdleTimeout, 2*time.Minute),
+		ReadBufferSize: cmp.Or(o.MaxHeaderBytes, 16<<10),
 	})
 	a.app.Use(a.frame)
 	a.route(fiber.MethodGet, RouteHealth, a.health)

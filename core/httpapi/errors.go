@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -110,6 +111,27 @@ func toAPIError(err error) *apiError {
 		}
 	}
 	return errInternal
+}
+
+// RefusalBody makes the answer to a request the HTTP server refused before any handler
+// saw it (engineio.HTTPServer.RefusalBody): the API's own error body
+// {success:false,error,code,requestId}, and the request id in X-Request-Id, on every
+// listener. Headers over the limit get 431 with INVALID_REQUEST, as when Fiber refuses
+// them.
+func RefusalBody(status int, message string) ([]byte, http.Header) {
+	code := CodeInvalidRequest
+	switch status {
+	case http.StatusMethodNotAllowed:
+		code = CodeMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		code = CodePayloadTooLarge
+	}
+	id := requestID("")
+	body, err := json.Marshal(errorBody{Error: message, Code: code, RequestID: id})
+	if err != nil {
+		body = []byte(`{"success":false,"error":"Invalid request","code":"INVALID_REQUEST"}`)
+	}
+	return body, http.Header{headerRequestID: {id}}
 }
 
 // retryAfterSeconds rounds up so a client that waits that long is really let through.

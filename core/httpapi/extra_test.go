@@ -127,6 +127,28 @@ func TestNativeServerLevelErrors(t *testing.T) {
 	}
 }
 
+// TestNativeHeaderLimit: natively served, the header limit is Options.MaxHeaderBytes,
+// 16 KiB by default like the HTTP server in front of Handler.
+func TestNativeHeaderLimit(t *testing.T) {
+	head := func(e *env, n int) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.url+"/health", nil)
+		req.Header.Set("X-Fill", strings.Repeat("a", n))
+		res, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := head(newEnv(t, "native"), 12<<10); st != 200 {
+		t.Errorf("12 KiB header with the default limit: %d", st)
+	}
+	if st := head(newEnv(t, "native", func(o *Options) { o.MaxHeaderBytes = 2048 }), 4096); st != 431 {
+		t.Errorf("4 KiB header over a 2 KiB limit: %d", st)
+	}
+}
+
 func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for _, mode := range serveModes {

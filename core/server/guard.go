@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -12,20 +13,21 @@ import (
 
 	"github.com/rtserver/rtserver/core/auth"
 	"github.com/rtserver/rtserver/core/clientip"
+	"github.com/rtserver/rtserver/core/engineio"
 	"github.com/rtserver/rtserver/core/hub"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/ratelimit"
 	"github.com/rtserver/rtserver/core/socketio"
 )
 
-// Codes of a refused connection, carried in connect_error's data.code.
+// Codes of a refused connection: the first three are the message of a refused
+// handshake's Engine.IO error body, the others connect_error's data.code.
 const (
 	CodeRateLimited      = "RATE_LIMITED"
 	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"
 	CodeTooManyConnsIP   = "TOO_MANY_CONNECTIONS_PER_IP"
 	CodeUnauthorized     = "UNAUTHORIZED"
 	CodeRecoveryMismatch = "RECOVERY_USER_MISMATCH"
-	keyClientIP          = "server.ip"
 	keyExpiryTimer       = "server.expiry"
 	connectErrorMessage  = "Authentication failed"
 )
@@ -42,13 +44,15 @@ type guardOptions struct {
 	Logger              hclog.Logger
 }
 
-// connGuard decides who may connect: connection counts in total and per IP, the connection
-// rate per IP, and the JWT in the CONNECT auth payload.
+// connGuard decides who may connect. At the Engine.IO handshake, before any session
+// exists: the connection rate per IP and the number of sessions in total and per IP,
+// counting sessions whose CONNECT has not been accepted yet (an unauthenticated one holds
+// buffers and timers too). At CONNECT: the JWT in the auth payload.
 type connGuard struct {
 	o    guardOptions
 	rate *ratelimit.Limiter
 
-	mu    sync.Mutex
+	mu    sync.Mutex // a leaf: nothing is called while it is held
 	total int
 	perIP map[string]int
 }
@@ -63,16 +67,16 @@ func newConnGuard(o guardOptions) *connGuard {
 
 // clientIP is the peer's address, or the client's address from X-Forwarded-For when the
 // peer is a trusted proxy (clientip.Proxies.Resolve).
-func (g *connGuard) clientIP(s *socketio.Socket) string {
-	host, _, err := net.SplitHostPort(s.RemoteAddr())
+func (g *connGuard) clientIP(remoteAddr string, h http.Header) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		host = s.RemoteAddr()
+		host = remoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
 		return host
 	}
-	return g.o.TrustedProxies.Resolve(peer, s.Header().Values("X-Forwarded-For")).String()
+	return g.o.TrustedProxies.Resolve(peer, h.Values("X-Forwarded-For")).String()
 }
 
 // authPayload is the CONNECT auth object: the token, and on a reconnection what the client
@@ -91,20 +95,49 @@ type refusal struct {
 	RetryAfter *int   `json:"retryAfter,omitempty"`
 }
 
-// middleware runs for every CONNECT: limits first (they are cheap and protect the JWT check),
-// then the token.
-func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
-	ip := g.clientIP(s)
-	if r := g.rate.Allow(ip); !r.Allowed {
-		retry := int((r.RetryAfter + time.Second - 1) / time.Second)
-		g.refused(s)
+// admit runs for every Engine.IO handshake (socketio.Options.AdmitHandshake): the rate,
+// then the counts. An admitted session holds its place until it closes, whether or not
+// it ever CONNECTs; the release returned gives it back. A refusal answers the handshake
+// with the API's error body {success:false, error, code} (SPEC, Rate Limiting): 429
+// RATE_LIMITED (with retryAfter and Retry-After), 503 TOO_MANY_CONNECTIONS, 403
+// TOO_MANY_CONNECTIONS_PER_IP.
+func (g *connGuard) admit(r *http.Request) (func(), *engineio.Refusal) {
+	ip := g.clientIP(r.RemoteAddr, r.Header)
+	if res := g.rate.Allow(ip); !res.Allowed {
+		g.refused(r.URL.Query().Get("transport"))
 		if g.o.Metrics != nil {
 			g.o.Metrics.RateLimited.WithLabelValues("ws_connection").Inc()
 		}
-		return &socketio.ConnectError{Message: "Rate limit exceeded", Data: refusal{
-			Code: CodeRateLimited, Message: "Too many connections from this address", RetryAfter: &retry}}
+		retry := int((res.RetryAfter + time.Second - 1) / time.Second)
+		return nil, &engineio.Refusal{Status: http.StatusTooManyRequests, RetryAfter: res.RetryAfter,
+			Body: handshakeRefusal(CodeRateLimited, "Rate limit exceeded", &retry)}
 	}
+	if status, code := g.take(ip); code != "" {
+		g.refused(r.URL.Query().Get("transport"))
+		g.o.Logger.Debug("handshake refused", "ip", ip, "code", code)
+		msg := "Too many connections"
+		if code == CodeTooManyConnsIP {
+			msg = "Too many connections from this address"
+		}
+		return nil, &engineio.Refusal{Status: status, Body: handshakeRefusal(code, msg, nil)}
+	}
+	return func() { g.release(ip) }, nil
+}
 
+// handshakeRefusal is the JSON body of a refused handshake.
+func handshakeRefusal(code, msg string, retryAfter *int) []byte {
+	b, _ := json.Marshal(struct {
+		Success    bool   `json:"success"`
+		Error      string `json:"error"`
+		Code       string `json:"code"`
+		RetryAfter *int   `json:"retryAfter,omitempty"`
+	}{false, msg, code, retryAfter})
+	return b
+}
+
+// middleware runs for every CONNECT: the token. The connection limits were applied at the
+// handshake, and the session already holds its place.
+func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 	claims, p, err := g.verify(raw)
 	if err != nil {
 		var ae *auth.Error
@@ -112,22 +145,16 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 		if errors.As(err, &ae) {
 			code, msg = ae.Code, ae.Message
 		}
-		g.refused(s)
-		g.o.Logger.Debug("connection refused", "ip", ip, "code", code)
+		g.refused(s.Transport())
+		g.o.Logger.Debug("connection refused", "ip", g.clientIP(s.RemoteAddr(), s.Header()), "code", code)
 		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: code, Message: msg}}
-	}
-
-	if code, msg := g.check(ip); code != "" {
-		g.refused(s)
-		return &socketio.ConnectError{Message: msg, Data: refusal{Code: code, Message: msg}}
 	}
 	// A recovered session keeps its user: a token of someone else cannot take it over.
 	if prev := hub.UserID(s); prev != "" && prev != claims.UserID {
-		g.refused(s)
+		g.refused(s.Transport())
 		msg := "The session being recovered belongs to another user"
 		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: CodeRecoveryMismatch, Message: msg}}
 	}
-	s.Set(keyClientIP, ip)
 	hub.SetUserID(s, claims.UserID)
 	hub.SetReconnect(s, hub.Reconnect{AskedRecovery: p.PID != "", Attempt: p.Attempt, Delay: p.Delay})
 	if g.o.DisconnectOnExpiry && !claims.ExpiresAt.IsZero() {
@@ -146,32 +173,29 @@ func (g *connGuard) verify(raw json.RawMessage) (*auth.Claims, authPayload, erro
 	return c, p, err
 }
 
-func (g *connGuard) refused(s *socketio.Socket) {
-	if g.o.Metrics != nil {
-		g.o.Metrics.ConnectionsTotal.WithLabelValues("false", s.Transport()).Inc()
+func (g *connGuard) refused(transport string) {
+	if g.o.Metrics == nil {
+		return
 	}
+	if transport != engineio.TransportWebsocket {
+		transport = engineio.TransportPolling // a label from the request stays bounded
+	}
+	g.o.Metrics.ConnectionsTotal.WithLabelValues("false", transport).Inc()
 }
 
-// check says which connection limit, if any, refuses one more socket from ip. Sockets are
-// counted once accepted (onConnection), so a CONNECT that never completes holds nothing;
-// the price is that simultaneous CONNECTs may pass a limit by the few in between.
-func (g *connGuard) check(ip string) (code, msg string) {
+// take counts one more session from ip, or says which limit refuses it.
+func (g *connGuard) take(ip string) (status int, code string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.o.MaxConnections > 0 && g.total >= g.o.MaxConnections {
-		return CodeTooManyConns, "The server has reached its connection limit"
+		return http.StatusServiceUnavailable, CodeTooManyConns
 	}
 	if g.o.MaxConnectionsPerIP > 0 && g.perIP[ip] >= g.o.MaxConnectionsPerIP {
-		return CodeTooManyConnsIP, "Too many connections from this address"
+		return http.StatusForbidden, CodeTooManyConnsIP
 	}
-	return "", ""
-}
-
-func (g *connGuard) take(ip string) {
-	g.mu.Lock()
 	g.total++
 	g.perIP[ip]++
-	g.mu.Unlock()
+	return 0, ""
 }
 
 func (g *connGuard) release(ip string) {
@@ -183,10 +207,9 @@ func (g *connGuard) release(ip string) {
 	}
 }
 
-// onConnection counts an accepted socket and frees its slot when it leaves.
+// onConnection records an accepted socket in the metrics and stops its expiry timer when
+// it leaves. Its place in the limits was taken at the handshake.
 func (g *connGuard) onConnection(s *socketio.Socket) {
-	ip, _ := s.Get(keyClientIP).(string)
-	g.take(ip)
 	if g.o.Metrics != nil {
 		g.o.Metrics.ConnectionsTotal.WithLabelValues("true", s.Transport()).Inc()
 		g.o.Metrics.ActiveConnections.Inc()
@@ -195,7 +218,6 @@ func (g *connGuard) onConnection(s *socketio.Socket) {
 		if t, ok := s.Get(keyExpiryTimer).(*time.Timer); ok {
 			t.Stop()
 		}
-		g.release(ip)
 		if g.o.Metrics != nil {
 			g.o.Metrics.ActiveConnections.Dec()
 		}

@@ -43,7 +43,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
-	apiSrv  *http.Server
+	apiSrv  *engineio.HTTPServer
 	apiLn   net.Listener
 	started bool
 }
@@ -77,6 +77,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		AllowedOrigins:   sio.CORSOrigins,
 		ConnectTimeout:   sio.ConnectTimeout,
 		MaxOutboundBytes: sio.MaxOutboundBytes,
+		// Until CONNECT is accepted only a small CONNECT is taken.
+		MaxConnectPayload: sio.MaxConnectPayload,
 		// The hub's handlers never block: a client:* request is handed to the plugin
 		// host, which answers from its own goroutine, or queued for a per-socket runner.
 		NonBlockingHandlers: true,
@@ -93,8 +95,6 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 			},
 		}
 	}
-	s.io = socketio.NewServer(ioOpts)
-
 	rl := cfg.RateLimit
 	connRate, msgRate := 0, 0
 	if rl.Enabled {
@@ -111,6 +111,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		Metrics:             s.metrics,
 		Logger:              log.Named("auth"),
 	})
+	ioOpts.AdmitHandshake = s.guard.admit
+	s.io = socketio.NewServer(ioOpts)
 	s.io.Use(s.guard.middleware)
 
 	s.hub = hub.New(hub.Options{
@@ -180,6 +182,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxRoomNameLength:   sio.MaxRoomNameLength,
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
+		MaxHeaderBytes:      cfg.Server.MaxHeaderBytes,
+		IdleTimeout:         cfg.Server.IdleTimeout,
 		Logger:              log.Named("api"),
 	}, s.hub, s.metrics, s.plugins)
 	if err != nil {
@@ -260,23 +264,31 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		closeAll()
 		return fmt.Errorf("plugins: %w", err)
 	}
-	main := engineio.NewHTTPServer(ln, s.Handler())
+	main := s.httpServer(ln, s.Handler(), "http")
+	// Bodies the main listener takes: polling payloads and API requests. The parser holds
+	// a body whole before its handler runs, so a larger one is refused as it is announced.
+	main.MaxBodyBytes = max(s.cfg.SocketIO.MaxPayload, s.cfg.API.MaxBodyBytes)
 	if err := main.Start(); err != nil {
 		closeAll()
 		_ = s.plugins.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The API's own listener runs on the same HTTP server, so both have the same header,
+	// timeout and body limits and answer what they refuse alike.
+	var apiSrv *engineio.HTTPServer
+	if apiLn != nil {
+		apiSrv = s.httpServer(apiLn, s.api.Handler(), "api-http")
+		apiSrv.MaxBodyBytes = s.cfg.API.MaxBodyBytes
+		if err := apiSrv.Start(); err != nil {
+			_ = main.Shutdown(context.Background())
+			closeAll()
+			_ = s.plugins.Close()
+			return fmt.Errorf("serve api: %w", err)
+		}
+	}
 	s.mu.Lock()
 	s.main, s.started = main, true
-	if apiLn != nil {
-		s.apiLn = apiLn
-		s.apiSrv = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := s.apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("api listener stopped", "error", err)
-			}
-		}()
-	}
+	s.apiSrv, s.apiLn = apiSrv, apiLn
 	s.mu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String(), "socketio_path", s.cfg.SocketIO.Path,
 		"environment", s.cfg.Environment, "version", Version)
@@ -288,6 +300,17 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 
 // PluginsReady is closed once the plugins found at start are loaded or refused.
 func (s *Server) PluginsReady() <-chan struct{} { return s.plugins.Ready() }
+
+// httpServer prepares an HTTP server for h on ln with the configured request limits.
+func (s *Server) httpServer(ln net.Listener, h http.Handler, name string) *engineio.HTTPServer {
+	hs := engineio.NewHTTPServer(ln, h)
+	hs.Logger = s.log.Named(name)
+	hs.MaxHeaderBytes = s.cfg.Server.MaxHeaderBytes
+	hs.ReadHeaderTimeout = s.cfg.Server.ReadHeaderTimeout
+	hs.IdleTimeout = s.cfg.Server.IdleTimeout
+	hs.RefusalBody = httpapi.RefusalBody
+	return hs
+}
 
 // Addr is the main listener's address (nil before Start).
 func (s *Server) Addr() net.Addr {

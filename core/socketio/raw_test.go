@@ -3,8 +3,10 @@ package socketio
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -95,11 +97,16 @@ func (r *rawWS) connect(auth string) string {
 	return h.SID
 }
 
-// expectClosed reads until the connection ends, failing on anything but an engine close.
+// expectClosed reads until the server ends the connection, failing on anything but an
+// engine close, and when it is still open after the read deadline.
 func (r *rawWS) expectClosed() {
 	r.t.Helper()
 	for {
 		m, _, err := r.next()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			r.t.Fatal("connection still open")
+		}
 		if err != nil {
 			return
 		}
@@ -486,5 +493,100 @@ func TestOnDisconnectAfterClose(t *testing.T) {
 	}
 	if so.Emit("x") == nil {
 		t.Error("Emit on a disconnected socket succeeded")
+	}
+}
+
+// TestRawPreConnectLimits: before its CONNECT is accepted a session may send only a
+// CONNECT of at most MaxConnectPayload bytes; anything it could make the server hold
+// (attachments, binary, a large message) closes it at once, on both transports.
+func TestRawPreConnectLimits(t *testing.T) {
+	_, url := echoServer(t, Options{MaxConnectPayload: 512})
+	big := `{"token":"` + strings.Repeat("a", 600) + `"}`
+	cases := []struct {
+		name string
+		seq  []string // "B:" prefix: binary frame
+	}{
+		{"attachments announced", []string{`51-["a",{"_placeholder":true,"num":0}]`}},
+		{"many attachments announced", []string{`51000-["a"]`}},
+		{"binary", []string{"B:\x01\x02"}},
+		{"connect over the limit", []string{"0" + big}},
+		{"event over the limit", []string{`2["a","` + strings.Repeat("b", 600) + `"]`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, url)
+			for _, s := range tc.seq {
+				if b, ok := strings.CutPrefix(s, "B:"); ok {
+					r.sendBinary([]byte(b))
+					continue
+				}
+				r.send(s)
+			}
+			r.expectClosed()
+		})
+	}
+	t.Run("polling connect over the limit", func(t *testing.T) {
+		base := url + "/socket.io/?EIO=4&transport=polling"
+		res, err := http.Get(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var h struct{ SID string }
+		if err := json.Unmarshal(b[1:], &h); err != nil {
+			t.Fatal(err)
+		}
+		res, err = http.Post(base+"&sid="+h.SID, "text/plain;charset=UTF-8", strings.NewReader("40"+big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		res, err = http.Get(base + "&sid=" + h.SID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != "1" {
+			t.Fatalf("poll after an oversized CONNECT: %d %q, want the close packet", res.StatusCode, b)
+		}
+	})
+	// A CONNECT within the limit is accepted, and afterwards MaxPayload applies.
+	r := dialRaw(t, url)
+	r.connect(`{"token":"` + strings.Repeat("a", 400) + `"}`)
+	long := strings.Repeat("c", 2000)
+	r.send(`2["long","` + long + `"]`)
+	if m := r.readText(); m != `42["long:back","`+long+`"]` {
+		t.Errorf("got %.60q", m)
+	}
+}
+
+// TestRawPreConnectUnfinishedMessage: before CONNECT a websocket message left unfinished
+// (fragments that never end) is cut once the session's pre-CONNECT byte allowance is
+// passed, instead of being held until connect_timeout; after CONNECT the same message is
+// taken whole.
+func TestRawPreConnectUnfinishedMessage(t *testing.T) {
+	_, url := echoServer(t, Options{MaxConnectPayload: 512})
+	r := dialRaw(t, url)
+	w, err := r.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gorilla sends a fragment each time its buffer fills; the message never ends.
+	chunk := []byte(strings.Repeat("x", 4096))
+	for range 16 {
+		if _, err := w.Write(chunk); err != nil {
+			break // already closed
+		}
+	}
+	r.expectClosed()
+
+	r = dialRaw(t, url)
+	r.connect("")
+	long := strings.Repeat("y", 64<<10)
+	r.send(`2["long","` + long + `"]`)
+	if m := r.readText(); m != `42["long:back","`+long+`"]` {
+		t.Errorf("got %.60q", m)
 	}
 }

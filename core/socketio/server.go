@@ -65,10 +65,19 @@ func NewServer(o Options) *Server {
 		AllowedOrigins:   o.AllowedOrigins,
 		MaxOutboundBytes: o.MaxOutboundBytes,
 		InlineWebsocket:  o.NonBlockingHandlers,
+		Admit:            o.AdmitHandshake,
+		InboundLimit:     preConnectBytes(o.MaxConnectPayload),
 		Logger:           o.Logger,
 	}, engineHandler{s})
 	return s
 }
+
+// preConnectBytes is what a session's websocket may carry before its CONNECT is
+// accepted: a few CONNECTs (a refused one may be retried on the same session),
+// heartbeats, and one read's worth of what a client sends right behind its CONNECT.
+// Without it a peer could keep a message of up to MaxPayload half sent, and held, until
+// ConnectTimeout.
+func preConnectBytes(maxConnect int) int { return 4*maxConnect + 16<<10 }
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }

@@ -386,8 +386,16 @@ func (s *Socket) closeWith(reason string) {
 
 // onMessage handles one inbound engineio message.
 func (s *Socket) onMessage(data []byte, binary bool) {
-	if s.state.Load() == stateClosed {
+	switch s.state.Load() {
+	case stateClosed:
 		return
+	case statePending:
+		// Unauthenticated: only a small CONNECT is taken (Options.MaxConnectPayload).
+		if binary || len(data) > s.srv.opts.MaxConnectPayload {
+			s.srv.log.Debug("message refused before CONNECT", "sid", s.conn.ID(), "bytes", len(data), "binary", binary)
+			s.closeWith(engineio.ReasonParseError)
+			return
+		}
 	}
 	if binary {
 		bp := s.pending
@@ -420,6 +428,11 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 		return
 	}
 	if p.Attachments > 0 {
+		if s.state.Load() != stateConnected {
+			s.srv.log.Debug("attachments announced before CONNECT", "sid", s.conn.ID())
+			s.closeWith(engineio.ReasonParseError)
+			return
+		}
 		s.pending = &binaryPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
 		return
 	}
@@ -540,6 +553,9 @@ func (s *Socket) connect(auth []byte) {
 		return
 	}
 	s.connectTimer.Stop()
+	if l, ok := s.conn.(interface{ LiftInboundLimit() }); ok {
+		l.LiftInboundLimit() // accepted: MaxPayload alone bounds its messages now
+	}
 	s.srv.log.Debug("socket connected", "id", s.id, "sid", s.conn.ID(), "recovered", s.recovered)
 	if onConn != nil {
 		func() {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/rtserver/rtserver/core/engineio"
 )
 
 // Options configures a Server. Zero values take the defaults shown.
@@ -20,6 +23,16 @@ type Options struct {
 	ConnectTimeout   time.Duration // 45s: time allowed between handshake and CONNECT
 	MaxOutboundBytes int           // per-socket queued bytes before it is disconnected; 1 MiB
 	AckTimeout       time.Duration // default for EmitWithAck without a ctx deadline; 10s
+	// MaxConnectPayload caps every message of a session whose CONNECT has not been
+	// accepted; 8 KiB. Until then the peer is unauthenticated and only a CONNECT is
+	// taken: a larger message, a binary one or a packet announcing attachments closes
+	// the session ("parse error"), so that nothing it sends is held. Its websocket may
+	// carry 4*MaxConnectPayload+16 KiB meanwhile, unfinished messages included.
+	MaxConnectPayload int
+	// AdmitHandshake, when set, decides on every Engine.IO handshake before a session
+	// exists (engineio.Options.Admit): what it takes is given back when that session
+	// closes, CONNECTed or not.
+	AdmitHandshake func(r *http.Request) (release func(), refusal *engineio.Refusal)
 	// NonBlockingHandlers promises that middlewares, event handlers, ack callbacks and
 	// disconnect handlers never block (they hand slow work to goroutines of their own):
 	// websocket messages are then handled on the network poller, without a goroutine
@@ -111,6 +124,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = 10 * time.Second
+	}
+	if o.MaxConnectPayload <= 0 {
+		o.MaxConnectPayload = 8 << 10
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
