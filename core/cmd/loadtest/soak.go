@@ -937,7 +937,7 @@ func (s *soakRun) report(name string, base, peak, end sample, endErr error, memb
 		}
 		// Within the run, the heartbeat alone drops them (ping interval + timeout, 45 s
 		// by default); a shorter run may end before their buffers fill.
-		if o.duration >= 60*time.Second {
+		if hang, _ := s.hung(); o.duration >= 60*time.Second && hang == "" {
 			rows = append(rows, judged(name, "slow readers dropped by the server", dropped == len(slow), v, fmt.Sprint(len(slow))))
 		} else {
 			rows = append(rows, info(name, "slow readers dropped by the server", v))
