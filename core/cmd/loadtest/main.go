@@ -63,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.soak.slow, "soak-slow", 4, "soak: clients that stop reading")
 	fs.IntVar(&o.soak.churn, "soak-churn", 6, "soak: clients that drop their connection and recover it, over and over")
 	fs.IntVar(&o.soak.rate, "soak-rate", 20, "soak: POST /api/room calls per second (every 10th carries ~100 KB)")
+	fs.DurationVar(&o.soak.healthTimeout, "soak-health-timeout", time.Second, "soak: a GET /health slower than this is a miss")
 	markdown := fs.Bool("markdown", false, "print the table as markdown")
 	strict := fs.Bool("strict", false, "exit 1 when a figure misses its target (not only on errors)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -231,8 +232,8 @@ func (o *options) validate() error {
 		return errors.New("sizes and rates must be positive")
 	case o.window <= 0 || o.warmup <= 0 || o.timeout <= 0:
 		return errors.New("-warmup, -duration and -timeout must be positive")
-	case o.soak.duration <= 0 || o.soak.clients < 1 || o.soak.slow < 0 || o.soak.churn < 0 || o.soak.rate < 1:
-		return errors.New("-soak-duration, -soak-clients and -soak-rate must be positive, -soak-slow and -soak-churn not negative")
+	case o.soak.duration <= 0 || o.soak.clients < 1 || o.soak.slow < 0 || o.soak.churn < 0 || o.soak.rate < 1 || o.soak.healthTimeout <= 0:
+		return errors.New("-soak-duration, -soak-clients, -soak-rate and -soak-health-timeout must be positive, -soak-slow and -soak-churn not negative")
 	}
 	return nil
 }

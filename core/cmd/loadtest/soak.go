@@ -36,7 +36,7 @@ import (
 //     offset of the last event they saw, as the official client does: each must get its
 //     session back (same id, system:state_recovered, still registered) and every room
 //     message it missed, once and in order;
-//   - a poller sends GET /health every 200 ms with a 1 s timeout.
+//   - a poller sends GET /health every 200 ms with a short timeout (1 s).
 //
 // The server's goroutines, file descriptors and heap are read after a warm-up with no
 // clients, and again once the clients have left. A watchdog ends the run (FAIL) when
@@ -50,6 +50,8 @@ type soakOptions struct {
 	slow     int // clients that stop reading
 	churn    int // clients that drop and recover their connection
 	rate     int // POST /api/room per second
+	// healthTimeout is how long a GET /health may take before it counts as a miss.
+	healthTimeout time.Duration
 }
 
 // extraScenarios are run only when named.
@@ -64,7 +66,6 @@ const (
 	soakRequestEvery  = 100 * time.Millisecond // client:event pace of a well-behaved client
 	soakReplyTimeout  = 15 * time.Second       // a client:event without answer is counted lost
 	healthEvery       = 200 * time.Millisecond
-	healthTimeout     = time.Second
 	// hangAfter: /health unanswered this long, or an API call unanswered within the API
 	// client's timeout, and the server is taken for hung.
 	hangAfter = 10 * time.Second
@@ -315,7 +316,7 @@ func (s *soakRun) pollHealth(ctx context.Context) {
 }
 
 func (s *soakRun) healthOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.o.healthTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.srv.httpURL("/health"), nil)
 	if err != nil {
@@ -644,7 +645,7 @@ func (r *runner) soak(ctx context.Context) ([]row, error) {
 	var verdictErr error
 	err := r.withServer(ctx, []string{"echo", "chat"}, func(srv *serverProc) error {
 		s := &soakRun{r: r, o: r.o.soak, srv: srv, t0: time.Now(),
-			hc: &http.Client{Timeout: 2 * healthTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+			hc: &http.Client{Timeout: 2 * r.o.soak.healthTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 		defer s.hc.CloseIdleConnections()
 		s.api = newAPIClient(srv, 4)
 		defer s.api.close()
@@ -975,7 +976,7 @@ func (s *soakRun) report(name string, base, peak, end sample, endErr error, memb
 	s.health.mu.Lock()
 	misses := s.health.misses
 	rows = append(rows,
-		atMost(name, fmt.Sprintf("GET /health misses (%d polls, %s timeout)", s.health.polls, healthTimeout), float64(len(misses)), 0, "%.0f"),
+		atMost(name, fmt.Sprintf("GET /health misses (%d polls, %s timeout)", s.health.polls, s.o.healthTimeout), float64(len(misses)), 0, "%.0f"),
 		info(name, "GET /health slowest answer", fmt.Sprintf("%.1f ms", ms(s.health.maxLat))),
 	)
 	s.health.mu.Unlock()
