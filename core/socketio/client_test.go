@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,9 +60,9 @@ func dialClient(t *testing.T, url string, mode transportMode, co clientOpts) *si
 		opts.SetReconnectionDelay(50)
 		opts.SetReconnectionDelayMax(200)
 	}
-	// A short connect timeout lets a reconnecting manager retry when it missed the
-	// engine's open event (see connectClient).
-	opts.SetTimeout(2 * time.Second)
+	// A connect timeout shorter than the tests' waits lets a reconnecting manager retry
+	// when it missed the engine's open event (see connectClient).
+	opts.SetTimeout(3 * time.Second)
 	if co.auth != nil {
 		opts.SetAuth(co.auth)
 	}
@@ -76,6 +77,16 @@ func dialClient(t *testing.T, url string, mode transportMode, co clientOpts) *si
 	return c
 }
 
+// The shared retry path of the tests that drive the zishang520 client (connectClient, and
+// the refusal in TestClientConnectAuth): how many fresh clients to try and how long to
+// wait for each. Generous, because the race detector and other test packages running
+// beside make a handshake of milliseconds take seconds.
+const (
+	connectAttempts = 4
+	connectWait     = 4 * time.Second // for the first answer to a fresh client's CONNECT
+	reannounceWait  = 4 * time.Second // after telling its manager the engine is open
+)
+
 // connectClient dials and waits for "connect". The zishang520 manager subscribes to its
 // engine's "open" event after starting it, and misses it now and then when the server's
 // handshake is quick (its log shows "socket open" before "readyState opening"); it then
@@ -83,37 +94,67 @@ func dialClient(t *testing.T, url string, mode transportMode, co clientOpts) *si
 // go on; failing that, the attempt is abandoned and retried with a fresh client.
 func connectClient(t *testing.T, url string, mode transportMode, co clientOpts) *sio.Socket {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
+	var tried []string
+	for attempt := 1; attempt <= connectAttempts; attempt++ {
 		connected := make(chan struct{}, 1)
 		failed := make(chan any, 1)
 		c := dialClient(t, url, mode, co)
 		c.Once("connect", func(...any) { connected <- struct{}{} })
 		c.Once("connect_error", func(a ...any) { failed <- a })
-		wait := func(d time.Duration) bool {
+		wait := func(d time.Duration) (bool, string) {
 			select {
 			case <-connected:
-				return true
+				return true, ""
 			case e := <-failed:
 				if !strings.Contains(fmt.Sprint(e), "timeout") {
-					t.Fatalf("connect_error: %v", e)
+					t.Fatalf("%s client, attempt %d: connect_error: %v", mode.name, attempt, e)
 				}
+				return false, fmt.Sprintf("the client's own connect timeout (%v)", e)
 			case <-time.After(d):
+				return false, fmt.Sprintf("no connect within %s", d)
 			}
-			return false
 		}
-		if wait(1500 * time.Millisecond) {
+		ok, why := wait(connectWait)
+		if ok {
 			return c
 		}
-		if announceMissedOpen(t, c, attempt) && wait(3*time.Second) {
-			return c
+		note := fmt.Sprintf("attempt %d: %s, engine %s", attempt, why, engineState(c))
+		if announceMissedOpen(t, c, attempt) {
+			if ok, why = wait(reannounceWait); ok {
+				return c
+			}
+			note += "; open announced again, then " + why
 		}
-		if attempt == 3 {
-			t.Fatal("no connect")
-		}
-		t.Logf("client never sent CONNECT; retrying (attempt %d)", attempt)
+		tried = append(tried, note)
+		t.Logf("%s client never connected; retrying with a fresh one (%s)", mode.name, note)
 		c.Io().SetReconnection(false)
 		c.Disconnect()
 	}
+	t.Fatalf("%s client: no connect in %d attempts:\n%s", mode.name, connectAttempts, strings.Join(tried, "\n"))
+	return nil
+}
+
+// acceptedFor returns the server's socket of the connected client c from the sockets that
+// OnConnection sent to ch, skipping those of clients that connectClient abandoned (one
+// may still have connected after it gave up on it).
+func acceptedFor(t *testing.T, ch <-chan *Socket, c *sio.Socket) *Socket {
+	t.Helper()
+	id := string(c.Id())
+	return recvMatch(t, ch, "OnConnection of socket "+id, func(so *Socket) bool {
+		if so.ID() != id {
+			t.Logf("socket %s of an abandoned client connected", so.ID())
+		}
+		return so.ID() == id
+	})
+}
+
+// engineState describes a client's engine for failure messages.
+func engineState(c *sio.Socket) string {
+	eng := c.Io().Engine()
+	if eng == nil {
+		return "not started"
+	}
+	return fmt.Sprint(eng.ReadyState())
 }
 
 // goClientOpts are server options for the Go client tests. The zishang520 polling
@@ -157,7 +198,7 @@ func bufferBytes(v any) []byte {
 
 func TestClientConnectAuth(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode transportMode) {
-		accepted := make(chan *Socket, 1)
+		accepted := make(chan *Socket, 16)
 		srv, url := startServer(t, goClientOpts(Options{}), func(s *Server) {
 			s.Use(func(so *Socket, auth json.RawMessage) error {
 				var a struct{ Token string }
@@ -171,9 +212,9 @@ func TestClientConnectAuth(t *testing.T) {
 			s.OnConnection(func(so *Socket) { accepted <- so })
 		})
 		c := connectClient(t, url, mode, clientOpts{auth: map[string]any{"token": "good"}})
-		so := recv(t, accepted, "OnConnection")
-		if so.ID() == "" || so.ID() != c.Id() {
-			t.Errorf("server id %q, client id %q", so.ID(), c.Id())
+		so := acceptedFor(t, accepted, c)
+		if so.ID() == "" {
+			t.Errorf("server socket without id")
 		}
 		if so.Get("token") != "good" {
 			t.Errorf("Set in middleware lost: %v", so.Get("token"))
@@ -184,23 +225,25 @@ func TestClientConnectAuth(t *testing.T) {
 		if so.RemoteAddr() == "" || so.Header() == nil {
 			t.Errorf("remote %q", so.RemoteAddr())
 		}
-		if srv.Socket(so.ID()) != so || srv.SocketCount() != 1 {
+		if srv.Socket(so.ID()) != so {
 			t.Errorf("socket not indexed")
 		}
+		// A client abandoned by connectClient's retry may have connected late.
+		eventually(t, "the server to hold only the test's socket", func() bool { return srv.SocketCount() == 1 })
 		if mode.final == "websocket" {
 			// The zishang520 engine client sends "2probe" before it subscribes to the probe
 			// transport's packets, and can lose our "3probe" in between (see
 			// TestIndependentClient in core/engineio): it then stays on polling. Such a
-			// client is left for a fresh one, at most twice.
-			for attempt := 1; !within(3*time.Second, func() bool { return so.Transport() == "websocket" }); attempt++ {
-				if attempt == 3 {
-					t.Fatal("timed out waiting for websocket transport")
+			// client is left for a fresh one.
+			for attempt := 1; !within(connectWait, func() bool { return so.Transport() == "websocket" }); attempt++ {
+				if attempt == connectAttempts {
+					t.Fatalf("still on %s %s after the CONNECT, in %d attempts: waited for the upgrade to websocket", so.Transport(), connectWait, attempt)
 				}
 				t.Logf("client lost its probe's pong; trying a fresh one (attempt %d)", attempt)
 				c.Io().SetReconnection(false)
 				c.Disconnect()
 				c = connectClient(t, url, mode, clientOpts{auth: map[string]any{"token": "good"}})
-				so = recv(t, accepted, "OnConnection")
+				so = acceptedFor(t, accepted, c)
 				eventually(t, "the abandoned socket to leave", func() bool { return srv.SocketCount() == 1 })
 			}
 		} else if so.Transport() != "polling" {
@@ -211,6 +254,7 @@ func TestClientConnectAuth(t *testing.T) {
 		// event never sends CONNECT (see connectClient): told again, or retried with a
 		// fresh one.
 		var err error
+		var tried []string
 		for attempt := 1; ; attempt++ {
 			refused := make(chan error, 1)
 			bad := dialClient(t, url, mode, clientOpts{auth: map[string]any{"token": "bad"}})
@@ -223,13 +267,16 @@ func TestClientConnectAuth(t *testing.T) {
 				}
 				refused <- fmt.Errorf("unexpected connect_error args %v", a)
 			})
+			note := fmt.Sprintf("attempt %d: no connect_error within %s", attempt, connectWait)
 			select {
 			case err = <-refused:
-			case <-time.After(1500 * time.Millisecond):
+			case <-time.After(connectWait):
+				note += ", engine " + engineState(bad)
 				if announceMissedOpen(t, bad, attempt) {
 					select {
 					case err = <-refused:
-					case <-time.After(3 * time.Second):
+					case <-time.After(reannounceWait):
+						note += fmt.Sprintf("; open announced again, nothing within %s", reannounceWait)
 					}
 				}
 			}
@@ -237,11 +284,15 @@ func TestClientConnectAuth(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), "timeout") {
 				break
 			}
-			err = nil
-			if attempt == 3 {
-				t.Fatal("no connect_error")
+			if err != nil {
+				note = fmt.Sprintf("attempt %d: the client's own connect timeout (%v)", attempt, err)
 			}
-			t.Logf("client never sent CONNECT; retrying (attempt %d)", attempt)
+			err = nil
+			tried = append(tried, note)
+			if attempt == connectAttempts {
+				t.Fatalf("no connect_error for a bad token in %d attempts:\n%s", connectAttempts, strings.Join(tried, "\n"))
+			}
+			t.Logf("client never sent CONNECT; retrying (%s)", note)
 			bad.Disconnect()
 		}
 		var ee *types.ExtendedError
@@ -256,7 +307,7 @@ func TestClientConnectAuth(t *testing.T) {
 
 func TestClientEventsAndAcks(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode transportMode) {
-		accepted := make(chan *Socket, 1)
+		accepted := make(chan *Socket, 16)
 		_, url := startServer(t, goClientOpts(Options{}), func(s *Server) {
 			s.OnConnection(func(so *Socket) {
 				so.On("echo", func(so *Socket, args Args, ack Ack) {
@@ -279,7 +330,7 @@ func TestClientEventsAndAcks(t *testing.T) {
 			})
 		})
 		c := connectClient(t, url, mode, clientOpts{})
-		so := recv(t, accepted, "OnConnection")
+		so := acceptedFor(t, accepted, c)
 
 		// client -> server -> client
 		replies := make(chan []any, 1)
@@ -343,24 +394,52 @@ func TestClientEventsAndAcks(t *testing.T) {
 	})
 }
 
+// TestClientAckTimeout: an emit whose ack never comes fails after AckTimeout, and a
+// disconnect fails a pending one at once. The subject is the server, so the peer is a raw
+// websocket that reads the requests and never answers them: a client library's connect
+// quirks (see connectClient) cannot make this test wait or fail.
 func TestClientAckTimeout(t *testing.T) {
 	accepted := make(chan *Socket, 1)
-	_, url := startServer(t, goClientOpts(Options{AckTimeout: 100 * time.Millisecond}), func(s *Server) {
+	_, url := startServer(t, Options{AckTimeout: 100 * time.Millisecond}, func(s *Server) {
 		s.OnConnection(func(so *Socket) { accepted <- so })
 	})
-	c := connectClient(t, url, transportModes[0], clientOpts{})
-	c.On("silent", func(...any) {})
+	r := dialRaw(t, url)
+	sid := r.connect("")
 	so := recv(t, accepted, "OnConnection")
-	_, err := so.EmitWithAck(t.Context(), "silent")
-	if err == nil {
-		t.Fatal("no timeout error")
+	if so.ID() != sid {
+		t.Fatalf("server socket %q, CONNECT reply %q", so.ID(), sid)
 	}
+	request := func(what string) {
+		t.Helper()
+		m := r.readText()
+		id, ok := strings.CutSuffix(strings.TrimPrefix(m, "42"), `["silent"]`)
+		if !strings.HasPrefix(m, "42") || !ok || id == "" || strings.Trim(id, "0123456789") != "" {
+			t.Fatalf("%s: got %q, want an EVENT asking for an ack (42<id>[\"silent\"])", what, m)
+		}
+	}
+
+	start := time.Now()
+	_, err := so.EmitWithAck(t.Context(), "silent")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("EmitWithAck unanswered: err = %v, want the ack timeout (context.DeadlineExceeded)", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("ack timed out after %s, before AckTimeout (100ms)", d)
+	}
+	request("the first emit")
+
 	// A disconnect fails pending acks at once.
 	errs := make(chan error, 1)
-	_ = so.EmitWithAckFunc("silent", time.Minute, func(_ Args, err error) { errs <- err })
+	if err := so.EmitWithAckFunc("silent", time.Minute, func(_ Args, err error) { errs <- err }); err != nil {
+		t.Fatalf("EmitWithAckFunc: %v", err)
+	}
+	request("the second emit")
 	so.Disconnect()
-	if err := recv(t, errs, "ack failure"); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("err = %v", err)
+	if err := recv(t, errs, "the pending ack to fail on Disconnect"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("pending ack after Disconnect: err = %v, want ErrDisconnected", err)
+	}
+	if m := r.readText(); m != "41" {
+		t.Errorf("after Disconnect the peer got %q, want the DISCONNECT packet 41", m)
 	}
 }
 
@@ -509,24 +588,29 @@ func TestClientRoomsBroadcast(t *testing.T) {
 
 func TestClientReconnectAfterTransportClose(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode transportMode) {
-		accepted := make(chan *Socket, 4)
-		reasons := make(chan string, 4)
+		type closed struct{ id, reason string }
+		accepted := make(chan *Socket, 16)
+		reasons := make(chan closed, 16)
 		srv, url := startServer(t, goClientOpts(Options{}), func(s *Server) {
 			s.OnConnection(func(so *Socket) {
-				so.OnDisconnect(func(_ *Socket, reason string) { reasons <- reason })
+				so.OnDisconnect(func(so *Socket, reason string) { reasons <- closed{so.ID(), reason} })
 				accepted <- so
 			})
 		})
 		c := connectClient(t, url, mode, clientOpts{reconnect: true})
-		first := recv(t, accepted, "first connection")
+		first := acceptedFor(t, accepted, c)
 		reconnected := make(chan struct{}, 1)
 		c.Once("connect", func(...any) { reconnected <- struct{}{} })
 		first.conn.Close("forced close") // the transport drops without a DISCONNECT packet
-		if r := recv(t, reasons, "disconnect reason"); r != "forced close" {
+		reasonOf := func(so *Socket) string {
+			t.Helper()
+			return recvMatch(t, reasons, "the disconnect of "+so.ID(), func(c closed) bool { return c.id == so.ID() }).reason
+		}
+		if r := reasonOf(first); r != "forced close" {
 			t.Errorf("reason %q", r)
 		}
-		second := recv(t, accepted, "second connection")
-		recv(t, reconnected, "client reconnect")
+		recv(t, reconnected, "the client to reconnect after its transport closed")
+		second := acceptedFor(t, accepted, c)
 		if second.ID() == first.ID() || second.Recovered() {
 			t.Errorf("ids %s %s recovered=%v", first.ID(), second.ID(), second.Recovered())
 		}
@@ -541,7 +625,7 @@ func TestClientReconnectAfterTransportClose(t *testing.T) {
 		// DISCONNECT that preceded it (and then reconnect); the node suite checks that the
 		// official client sees "io server disconnect" and stays away.
 		recv(t, disc, "client disconnect")
-		if r := recv(t, reasons, "server reason"); r != ReasonServerDisconnect {
+		if r := reasonOf(second); r != ReasonServerDisconnect {
 			t.Errorf("server reason %q", r)
 		}
 	})

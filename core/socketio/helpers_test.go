@@ -67,23 +67,48 @@ func startServer(t testing.TB, o Options, setup func(*Server)) (*Server, string)
 	return srv, "http://" + ln.Addr().String()
 }
 
+// waitLimit bounds the waits of recv and eventually. It is generous: the race detector
+// and a machine busy with other test packages make a step that takes milliseconds alone
+// take seconds; a failure says what it waited for and how long.
+const waitLimit = 20 * time.Second
+
+// recv returns the next value of ch, failing the test after waitLimit.
 func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
+	case <-time.After(waitLimit):
+		t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
 	}
 	var zero T
 	return zero
 }
 
-// eventually polls cond until it holds or 10s pass.
+// recvMatch receives from ch until a value satisfies match, failing the test after
+// waitLimit. The tests that drive the zishang520 client skip with it what the clients
+// abandoned by the connect retry (see connectClient) may still have caused on the server.
+func recvMatch[T any](t testing.TB, ch <-chan T, what string, match func(T) bool) T {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case v := <-ch:
+			if match(v) {
+				return v
+			}
+			t.Logf("waiting for %s: skipped one that did not match", what)
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing the test after waitLimit.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !within(10*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
+	if !within(waitLimit, cond) {
+		t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
 	}
 }
 

@@ -43,6 +43,10 @@ type client struct {
 	// seq numbers the acks this client asked for.
 	seq atomic.Uint64
 
+	// sid and pid are the socket id and the private session id of the CONNECT ack (pid
+	// only with connection state recovery on); set by the handshake.
+	sid, pid string
+
 	rbuf    []byte
 	done    chan struct{}
 	readErr error // valid once done is closed
@@ -109,6 +113,9 @@ var errConnectRefused = errors.New("connect refused by the server")
 type dialOptions struct {
 	url   string
 	token string
+	// auth holds CONNECT auth fields besides the token, e.g. the pid and offset of a
+	// session to recover.
+	auth map[string]any
 	// welcome makes dial wait for the system:welcome event after the CONNECT ack.
 	welcome bool
 	hooks   hooks
@@ -134,7 +141,7 @@ func dial(ctx context.Context, o dialOptions) (*client, time.Duration, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetReadDeadline(dl)
 	}
-	lat, err := c.handshake(o.token, o.welcome, start)
+	lat, err := c.handshake(o, start)
 	if err != nil {
 		ws.Close()
 		return nil, 0, err
@@ -144,7 +151,7 @@ func dial(ctx context.Context, o dialOptions) (*client, time.Duration, error) {
 	return c, lat, nil
 }
 
-func (c *client) handshake(token string, welcome bool, start time.Time) (time.Duration, error) {
+func (c *client) handshake(o dialOptions, start time.Time) (time.Duration, error) {
 	p, err := c.read()
 	if err != nil {
 		return 0, fmt.Errorf("read open packet: %w", err)
@@ -152,7 +159,14 @@ func (c *client) handshake(token string, welcome bool, start time.Time) (time.Du
 	if len(p) < 2 || p[0] != '0' || p[1] != '{' {
 		return 0, fmt.Errorf("expected an Engine.IO open packet, got %q", clip(p))
 	}
-	auth, _ := json.Marshal(map[string]string{"token": token})
+	fields := map[string]any{"token": o.token}
+	for k, v := range o.auth {
+		fields[k] = v
+	}
+	auth, err := json.Marshal(fields)
+	if err != nil {
+		return 0, fmt.Errorf("CONNECT auth: %w", err)
+	}
 	if err := c.send(append([]byte("40"), auth...)); err != nil {
 		return 0, fmt.Errorf("send CONNECT: %w", err)
 	}
@@ -174,7 +188,12 @@ func (c *client) handshake(token string, welcome bool, start time.Time) (time.Du
 		case !connected && bytes.HasPrefix(p, []byte("40{")):
 			lat = time.Since(start)
 			connected = true
-			if !welcome {
+			var ids struct{ SID, PID string }
+			if err := json.Unmarshal(p[2:], &ids); err != nil {
+				return 0, fmt.Errorf("CONNECT ack %q: %w", clip(p), err)
+			}
+			c.sid, c.pid = ids.SID, ids.PID
+			if !o.welcome {
 				return lat, nil
 			}
 		case bytes.HasPrefix(p, []byte("44")):

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,6 +207,15 @@ func TestPick(t *testing.T) {
 	if _, err := pick("rss,nope"); err == nil {
 		t.Fatal("pick accepted an unknown scenario")
 	}
+	for _, s := range all {
+		if s.name == "soak" {
+			t.Fatal("all includes soak")
+		}
+	}
+	withSoak, err := pick("all,soak")
+	if err != nil || len(withSoak) != 7 || withSoak[6].name != "soak" {
+		t.Fatalf("pick(all,soak) = %d, %v", len(withSoak), err)
+	}
 }
 
 func TestTail(t *testing.T) {
@@ -220,6 +232,8 @@ func TestFlagsRejected(t *testing.T) {
 		{"-scenario", "bogus"},
 		{"-conns", "10", "-rss-base", "20"},
 		{"-duration", "0s"},
+		{"-scenario", "soak", "-soak-duration", "0s"},
+		{"-scenario", "soak", "-soak-slow", "-1"},
 		{"-no-such-flag"},
 	} {
 		var out, errb bytes.Buffer
@@ -235,12 +249,7 @@ func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "rtserver")
-	build := exec.Command("go", "build", "-o", bin, "github.com/rtserver/rtserver/core/cmd/rtserver")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build rtserver: %v\n%s", err, out)
-	}
+	bin := serverBinary(t)
 	before := runtime.NumGoroutine()
 	var out, errb bytes.Buffer
 	code := run([]string{
@@ -272,7 +281,13 @@ func TestScenarios(t *testing.T) {
 	if strings.Contains(table, "FAILED") {
 		t.Errorf("a scenario failed:\n%s\nstderr:\n%s", table, errb.String())
 	}
-	// Every connection, reader and HTTP keep-alive ends with the run.
+	checkGoroutines(t, before)
+}
+
+// checkGoroutines fails if the tool's goroutines do not come back to before: every
+// connection, reader and HTTP keep-alive ends with the run.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -280,6 +295,116 @@ func TestScenarios(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+2 {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// The server binary, built once for the tests that run it.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "loadtest-test-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "rtserver")
+		build := exec.Command("go", "build", "-o", binPath, "github.com/rtserver/rtserver/core/cmd/rtserver")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build rtserver: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// TestSoak runs the soak scenario for a few seconds with a few clients of each kind, against
+// the real server binary and the echo and chat plugins, built for the test.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := serverBinary(t)
+	before := runtime.NumGoroutine()
+	var out, errb bytes.Buffer
+	code := run([]string{
+		"-server", bin, "-config", "../../../examples/config/loadtest.hcl", "-markdown", "-scenario", "soak",
+		"-soak-duration", "4s", "-soak-clients", "3", "-soak-slow", "1", "-soak-churn", "2", "-soak-rate", "20",
+		// make test runs other packages beside this one: a slow answer is not what this
+		// test is about, a missed or hung one is.
+		"-soak-health-timeout", "5s", "-settle", "300ms", "-timeout", "40s",
+	}, &out, &errb)
+	table := out.String()
+	if code != 0 {
+		t.Fatalf("run = %d\nstdout:\n%s\nstderr:\n%s", code, table, errb.String())
+	}
+	for _, want := range []string{
+		"| soak | result | PASS |",
+		"| soak | room messages lost, well-behaved clients | 0 | <= 0 | ok |",
+		"| soak | requests failed or unanswered | 0 | <= 0 | ok |",
+		"| soak | room messages lost across recoveries | 0 | <= 0 | ok |",
+		"| soak | server goroutines over warm-up |",
+		"| soak | server fds over warm-up |",
+		"| soak | server heap in use over warm-up |",
+		"| soak | slow readers dropped by the server |",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	// The churning clients did reconnect, and every reconnection recovered its session.
+	m := regexp.MustCompile(`\| soak \| churn reconnections / recovered \| (\d+) / (\d+) \|`).FindStringSubmatch(table)
+	if m == nil || m[1] == "0" || m[1] != m[2] {
+		t.Errorf("churn: %v\n%s", m, table)
+	}
+	checkGoroutines(t, before)
+}
+
+func TestSeqCheck(t *testing.T) {
+	q := seqCheck{next: -1}
+	for _, n := range []int64{5, 6, 8, 8, 7, 9} {
+		q.see(n)
+	}
+	if q.got.Load() != 4 || q.gaps.Load() != 1 || q.dups.Load() != 2 || q.next != 10 {
+		t.Fatalf("got %d gaps %d dups %d next %d; want 4 1 2 10", q.got.Load(), q.gaps.Load(), q.dups.Load(), q.next)
+	}
+	if n, ok := roomSeq([]byte(`42["soak:room",{"pad":"xx","seq":1234},"ab-17"]`)); !ok || n != 1234 {
+		t.Fatalf("roomSeq = %d, %v", n, ok)
+	}
+	if _, ok := roomSeq([]byte(`42["soak:room",{"seq":"x"}]`)); ok {
+		t.Fatal("roomSeq accepted a string")
+	}
+}
+
+func TestLastOffset(t *testing.T) {
+	for _, tt := range []struct {
+		pkt, want string
+		ok        bool
+	}{
+		{`42["soak:room",{"seq":1},"a1b2c3d4-17"]`, "a1b2c3d4-17", true},
+		{`42["x","y"]`, "y", true},
+		{`42["x",{"a":"b"}]`, "", false},
+		{`42["only"]`, "", false},
+		{`42["x","a\"b"]`, "", false},
+	} {
+		got, ok := lastOffset([]byte(tt.pkt))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("lastOffset(%s) = %q, %v; want %q, %v", tt.pkt, got, ok, tt.want, tt.ok)
+		}
 	}
 }
 

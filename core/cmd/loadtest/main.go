@@ -6,7 +6,10 @@
 // read from /proc), drives it over real websockets, stops it, and the results are printed as
 // one table.
 //
-//	go run ./core/cmd/loadtest [-scenario all|room|ack|plugin|floor|rss|storm[,...]] [-markdown]
+// The soak scenario (not part of all) mixes well-behaved, slow, large and churning clients
+// for -soak-duration and checks that nothing was lost and nothing leaked.
+//
+//	go run ./core/cmd/loadtest [-scenario all|room|ack|plugin|floor|rss|storm|soak[,...]] [-markdown]
 package main
 
 import (
@@ -34,10 +37,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, ack, plugin, floor, rss, storm")
+	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, ack, plugin, floor, rss, storm, soak (soak is not part of all)")
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
-	fs.StringVar(&o.spec.echo, "echo", "", "echo plugin binary for the plugin scenario (default: build ./examples/echo)")
+	echo := fs.String("echo", "", "echo plugin binary for the plugin and soak scenarios (default: build ./examples/echo)")
+	chat := fs.String("chat", "", "chat plugin binary for the soak scenario (default: build ./examples/chat)")
 	fs.StringVar(&o.spec.profileDir, "profile-dir", "", "write each server's CPU and allocation profiles (pprof) into this folder")
 	fs.BoolVar(&o.spec.keep, "keep", false, "keep each server's folder (configuration and log) in the temp dir")
 	fs.IntVar(&o.conns, "conns", 19000, "rss: idle connections at the second reading")
@@ -53,7 +57,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.plugConn, "plugin-conns", 100, "plugin: connections, each with one client:event in flight")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "ack, plugin: load before measuring")
 	fs.DurationVar(&o.window, "duration", 5*time.Second, "ack, plugin: measurement window")
-	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "time limit of each scenario")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "time limit of each scenario (soak: on top of -soak-duration)")
+	fs.DurationVar(&o.soak.duration, "soak-duration", 3*time.Minute, "soak: how long the mixed load runs")
+	fs.IntVar(&o.soak.clients, "soak-clients", 20, "soak: well-behaved clients (room messages and client:event)")
+	fs.IntVar(&o.soak.slow, "soak-slow", 4, "soak: clients that stop reading")
+	fs.IntVar(&o.soak.churn, "soak-churn", 6, "soak: clients that drop their connection and recover it, over and over")
+	fs.IntVar(&o.soak.rate, "soak-rate", 20, "soak: POST /api/room calls per second (every 10th carries ~100 KB)")
+	fs.DurationVar(&o.soak.healthTimeout, "soak-health-timeout", time.Second, "soak: a GET /health slower than this is a miss")
 	markdown := fs.Bool("markdown", false, "print the table as markdown")
 	strict := fs.Bool("strict", false, "exit 1 when a figure misses its target (not only on errors)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -80,27 +90,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := raiseFileLimit(); err != nil {
 		log.Warn("cannot raise the open-file limit", "error", err)
 	}
-	needsEcho, needsServer := false, false
+	needs := map[string]bool{}
+	needsServer := false
 	for _, s := range selected {
-		needsEcho = needsEcho || s.name == "plugin"
+		needs["echo"] = needs["echo"] || s.name == "plugin" || s.name == "soak"
+		needs["chat"] = needs["chat"] || s.name == "soak"
 		needsServer = needsServer || s.name != "floor"
 	}
 	if _, err := os.Stat(o.spec.binary); err != nil && needsServer {
 		log.Error("server binary missing: run `make build` or pass -server", "error", err)
 		return 1
 	}
-	if needsEcho && o.spec.echo == "" {
-		dir, err := os.MkdirTemp("", "loadtest-echo-")
-		if err != nil {
-			log.Error("temp dir", "error", err)
-			return 1
+	o.pluginBins = map[string]string{"echo": *echo, "chat": *chat}
+	var buildDir string
+	for _, name := range []string{"echo", "chat"} {
+		if !needs[name] || o.pluginBins[name] != "" {
+			continue
 		}
-		defer os.RemoveAll(dir)
+		if buildDir == "" {
+			if buildDir, err = os.MkdirTemp("", "loadtest-plugins-"); err != nil {
+				log.Error("temp dir", "error", err)
+				return 1
+			}
+			defer os.RemoveAll(buildDir)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		o.spec.echo, err = buildEcho(ctx, dir)
+		o.pluginBins[name], err = buildPlugin(ctx, buildDir, name)
 		cancel()
 		if err != nil {
-			log.Error("cannot build the echo plugin", "error", err)
+			log.Error("cannot build the "+name+" plugin", "error", err)
 			return 1
 		}
 	}
@@ -111,10 +129,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, s := range selected {
 		log.Info("scenario", "name", s.name)
 		r.current = s.name
-		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		limit := o.timeout
+		if s.name == "soak" {
+			limit += o.soak.duration
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		t0 := time.Now()
 		r.otherLoad = math.NaN()
-		got, stuck, err := runBounded(ctx, r, s, o.timeout+time.Minute)
+		got, stuck, err := runBounded(ctx, r, s, limit+time.Minute)
 		cancel()
 		if stuck {
 			// The scenario ignored its deadline: report and end the process (its servers die
@@ -178,23 +200,24 @@ func runBounded(ctx context.Context, r *runner, s scenario, limit time.Duration)
 	}
 }
 
-// pick resolves the -scenario flag.
+// pick resolves the -scenario flag; "all" may be one of the names.
 func pick(which string) ([]scenario, error) {
-	if which == "all" {
-		return scenarios, nil
-	}
 	var out []scenario
 	for _, name := range strings.Split(which, ",") {
 		name = strings.TrimSpace(name)
+		if name == "all" {
+			out = append(out, scenarios...)
+			continue
+		}
 		found := false
-		for _, s := range scenarios {
+		for _, s := range append(scenarios[:len(scenarios):len(scenarios)], extraScenarios...) {
 			if s.name == name {
 				out = append(out, s)
 				found = true
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm)", name)
+			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm, soak)", name)
 		}
 	}
 	return out, nil
@@ -209,6 +232,8 @@ func (o *options) validate() error {
 		return errors.New("sizes and rates must be positive")
 	case o.window <= 0 || o.warmup <= 0 || o.timeout <= 0:
 		return errors.New("-warmup, -duration and -timeout must be positive")
+	case o.soak.duration <= 0 || o.soak.clients < 1 || o.soak.slow < 0 || o.soak.churn < 0 || o.soak.rate < 1 || o.soak.healthTimeout <= 0:
+		return errors.New("-soak-duration, -soak-clients, -soak-rate and -soak-health-timeout must be positive, -soak-slow and -soak-churn not negative")
 	}
 	return nil
 }

@@ -180,3 +180,12 @@ func parseIOField(data []byte, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("no %s in /proc/PID/io", name)
 }
+
+// procFDs counts a process's open file descriptors (the entries of /proc/PID/fd).
+func procFDs(pid int) (int, error) {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}

@@ -22,6 +22,9 @@ import (
 // options are the sizes and limits of the scenarios, from the flags.
 type options struct {
 	spec serverSpec
+	// pluginBins are the example plugins' binaries, by name (from -echo and -chat, or
+	// built for the run).
+	pluginBins map[string]string
 
 	rssBase  int // connections at the first RSS reading
 	conns    int // connections at the second RSS reading
@@ -37,6 +40,7 @@ type options struct {
 	warmup   time.Duration
 	window   time.Duration
 	timeout  time.Duration
+	soak     soakOptions
 }
 
 // runner runs scenarios, each on a fresh server.
@@ -67,13 +71,18 @@ var scenarios = []scenario{
 	{"storm", (*runner).storm},
 }
 
-// withServer starts a server, runs fn and stops the server, returning fn's error or, if
-// fn succeeded, any trouble at stop.
-func (r *runner) withServer(ctx context.Context, plugins bool, fn func(*serverProc) error) error {
+// withServer starts a server with the named example plugins, runs fn and stops the
+// server, returning fn's error or, if fn succeeded, any trouble at stop.
+func (r *runner) withServer(ctx context.Context, plugins []string, fn func(*serverProc) error, settings ...setting) error {
 	spec := r.o.spec
 	spec.label = r.current
-	if !plugins {
-		spec.echo = ""
+	spec.settings = settings
+	spec.plugins = map[string]string{}
+	for _, name := range plugins {
+		if r.o.pluginBins[name] == "" {
+			return fmt.Errorf("no %s plugin binary", name)
+		}
+		spec.plugins[name] = r.o.pluginBins[name]
 	}
 	srv, err := startServer(ctx, spec, r.log)
 	if err != nil {
@@ -232,7 +241,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (r *runner) rss(ctx context.Context) ([]row, error) {
 	const name = "rss"
 	var rows []row
-	err := r.withServer(ctx, false, func(srv *serverProc) error {
+	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		rss0, err := settledRSS(ctx, srv, r.o.settle/2)
 		if err != nil {
 			return err
@@ -281,7 +290,7 @@ func (r *runner) rss(ctx context.Context) ([]row, error) {
 func (r *runner) room(ctx context.Context) ([]row, error) {
 	const name = "room"
 	var rows []row
-	err := r.withServer(ctx, false, func(srv *serverProc) error {
+	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		var joined, got atomic.Int64
 		h := hooks{event: func(c *client, ev, pkt []byte) {
 			switch string(ev) {
@@ -405,32 +414,42 @@ func (a *apiClient) close() { a.tr.CloseIdleConnections() }
 // postRoom sends message i to room "bench" and returns the recipients the server counted.
 func (a *apiClient) postRoom(ctx context.Context, i int64) (int64, error) {
 	body := `{"room":"bench","event":"bench","data":{"n":` + strconv.FormatInt(i, 10) + `,"text":"hello, room"}}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.srv.httpURL("/api/room"), strings.NewReader(body))
+	res, err := a.post(ctx, "/api/room", body)
+	return res.Recipients, err
+}
+
+// apiResult is what the HTTP API answers to a push, broadcast or room call.
+type apiResult struct {
+	Success    bool  `json:"success"`
+	Recipients int64 `json:"recipients"`
+	Delivered  bool  `json:"delivered"`
+}
+
+// post sends a JSON body to an API route and reads its answer, which must be a success.
+func (a *apiClient) post(ctx context.Context, path, body string) (apiResult, error) {
+	var res apiResult
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.srv.httpURL(path), strings.NewReader(body))
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", a.srv.apiKey)
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("POST /api/room: %w", err)
+		return res, fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("POST /api/room: %w", err)
+		return res, fmt.Errorf("POST %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("POST /api/room: HTTP %d: %s", resp.StatusCode, clip(data))
-	}
-	var res struct {
-		Success    bool  `json:"success"`
-		Recipients int64 `json:"recipients"`
+		return res, fmt.Errorf("POST %s: HTTP %d: %s", path, resp.StatusCode, clip(data))
 	}
 	if err := json.Unmarshal(data, &res); err != nil || !res.Success {
-		return 0, fmt.Errorf("POST /api/room: unexpected answer %s", clip(data))
+		return res, fmt.Errorf("POST %s: unexpected answer %s", path, clip(data))
 	}
-	return res.Recipients, nil
+	return res, nil
 }
 
 // loop drives request/reply traffic: every connection keeps one request in flight, sending
@@ -556,7 +575,7 @@ func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *
 func (r *runner) ack(ctx context.Context) ([]row, error) {
 	const name = "ack"
 	var rows []row
-	err := r.withServer(ctx, false, func(srv *serverProc) error {
+	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		l := newLoop(r.o.ackConns, (*client).sendPing)
 		h := hooks{ack: func(c *client, id uint64, pkt []byte) { l.reply(c, true) }}
 		cs, err := r.connectMany(ctx, srv, 0, r.o.ackConns, h)
@@ -588,7 +607,7 @@ func (r *runner) ack(ctx context.Context) ([]row, error) {
 func (r *runner) storm(ctx context.Context) ([]row, error) {
 	const name = "storm"
 	var rows []row
-	err := r.withServer(ctx, false, func(srv *serverProc) error {
+	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		toks, err := tokens(srv.secret, 0, r.o.storm)
 		if err != nil {
 			return err
@@ -685,10 +704,7 @@ func errClass(err error) string {
 func (r *runner) plugin(ctx context.Context) ([]row, error) {
 	const name = "plugin"
 	var rows []row
-	if r.o.spec.echo == "" {
-		return nil, errors.New("no echo plugin binary")
-	}
-	err := r.withServer(ctx, true, func(srv *serverProc) error {
+	err := r.withServer(ctx, []string{"echo"}, func(srv *serverProc) error {
 		if err := waitPluginReady(ctx, srv); err != nil {
 			return err
 		}

@@ -47,12 +47,21 @@ type serverProc struct {
 type serverSpec struct {
 	binary string // the rtserver binary
 	config string // the HCL configuration to start from
-	echo   string // the echo plugin binary to put in the plugins folder; "" = none
-	keep   bool   // keep the private folder (config and log) after stop
+	// plugins are the plugin binaries to put in the plugins folder, by plugin name.
+	plugins map[string]string
+	keep    bool // keep the private folder (config and log) after stop
 	// profileDir, when set, makes each server write CPU and allocation profiles there, one
 	// pair per server start (rtserver run -cpuprofile -memprofile).
 	profileDir string
 	label      string // the scenario, for the profile's name
+	// settings override attributes of the configuration.
+	settings []setting
+}
+
+// setting is one attribute of one block of the HCL configuration.
+type setting struct {
+	block, name string
+	value       cty.Value
 }
 
 // startServer writes the configuration (host 127.0.0.1, the plugins folder), starts the
@@ -73,16 +82,16 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 	if err := os.MkdirAll(plugins, 0o755); err != nil {
 		return nil, fmt.Errorf("plugins dir: %w", err)
 	}
-	if spec.echo != "" {
-		if err := copyFile(spec.echo, filepath.Join(plugins, "echo"), 0o755); err != nil {
-			return nil, fmt.Errorf("echo plugin: %w", err)
+	for name, bin := range spec.plugins {
+		if err := copyFile(bin, filepath.Join(plugins, name), 0o755); err != nil {
+			return nil, fmt.Errorf("%s plugin: %w", name, err)
 		}
 	}
 	src, err := os.ReadFile(spec.config)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	conf, err := rewriteConfig(src, spec.config, plugins)
+	conf, err := rewriteConfig(src, spec.config, plugins, spec.settings...)
 	if err != nil {
 		return nil, err
 	}
@@ -271,9 +280,9 @@ func (s *serverProc) childrenCPU() (time.Duration, int, error) {
 	return sum, len(pids), nil
 }
 
-// rewriteConfig sets server.host to 127.0.0.1 and plugins.dir on an HCL configuration,
-// keeping everything else as written.
-func rewriteConfig(src []byte, name, pluginsDir string) ([]byte, error) {
+// rewriteConfig sets server.host to 127.0.0.1, plugins.dir and the extra settings on an HCL
+// configuration, keeping everything else as written.
+func rewriteConfig(src []byte, name, pluginsDir string, extra ...setting) ([]byte, error) {
 	f, diags := hclwrite.ParseConfig(src, name, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("config %s: %s", name, diags.Error())
@@ -287,6 +296,9 @@ func rewriteConfig(src []byte, name, pluginsDir string) ([]byte, error) {
 	}
 	block("server").SetAttributeValue("host", cty.StringVal("127.0.0.1"))
 	block("plugins").SetAttributeValue("dir", cty.StringVal(pluginsDir))
+	for _, st := range extra {
+		block(st.block).SetAttributeValue(st.name, st.value)
+	}
 	return f.Bytes(), nil
 }
 
@@ -398,14 +410,14 @@ func (t *tail) Lines() int {
 	return t.total
 }
 
-// buildEcho builds the echo example plugin into dir and returns its path.
-func buildEcho(ctx context.Context, dir string) (string, error) {
-	out := filepath.Join(dir, "echo")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/rtserver/rtserver/examples/echo")
+// buildPlugin builds the example plugin examples/NAME into dir and returns its path.
+func buildPlugin(ctx context.Context, dir, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/rtserver/rtserver/examples/"+name)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./examples/echo: %w\n%s", err, stderr.String())
+		return "", fmt.Errorf("go build ./examples/%s: %w\n%s", name, err, stderr.String())
 	}
 	return out, nil
 }
