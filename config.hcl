@@ -31,7 +31,7 @@ socketio {
   max_json_depth         = 32                        # deepest nesting accepted in client JSON
   max_connections        = 20000                     # connections in total, CONNECTed or not
   max_connections_per_ip = 1000                      # connections from one client IP, CONNECTed or not
-  max_connect_payload    = 8192                      # bytes of any message before CONNECT is accepted
+  max_connect_payload    = 16384                     # bytes of any message before CONNECT is accepted
 }
 
 auth {

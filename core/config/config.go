@@ -252,7 +252,7 @@ func Default() *Config {
 			MaxJSONDepth:        32,
 			MaxConnections:      20000,
 			MaxConnectionsPerIP: 1000,
-			MaxConnectPayload:   8192,
+			MaxConnectPayload:   16384,
 		},
 		Auth: Auth{
 			Algorithms: []string{"HS256"},

@@ -59,7 +59,7 @@ func TestDefaultsFromEmptyFile(t *testing.T) {
 		{"socketio.max_json_depth", c.SocketIO.MaxJSONDepth, 32},
 		{"socketio.max_connections", c.SocketIO.MaxConnections, 20000},
 		{"socketio.max_connections_per_ip", c.SocketIO.MaxConnectionsPerIP, 1000},
-		{"socketio.max_connect_payload", c.SocketIO.MaxConnectPayload, 8192},
+		{"socketio.max_connect_payload", c.SocketIO.MaxConnectPayload, 16384},
 		{"auth.jwt_secret", c.Auth.JWTSecret, ""},
 		{"auth.algorithms", c.Auth.Algorithms, []string{"HS256"}},
 		{"auth.public_key_file", c.Auth.PublicKeyFile, ""},

@@ -24,8 +24,8 @@ type Options struct {
 	MaxOutboundBytes int           // per-socket queued bytes before it is disconnected; 1 MiB
 	AckTimeout       time.Duration // default for EmitWithAck without a ctx deadline; 10s
 	// MaxConnectPayload caps every message of a session whose CONNECT has not been
-	// accepted; 8 KiB. Until then the peer is unauthenticated and only a CONNECT is
-	// taken: a larger message, a binary one or a packet announcing attachments closes
+	// accepted; 16 KiB (an 8 KiB token and the rest of the auth object). Until then the
+	// peer is unauthenticated and only a CONNECT is taken: a larger message, a binary one or a packet announcing attachments closes
 	// the session ("parse error"), so that nothing it sends is held. Its websocket may
 	// carry 4*MaxConnectPayload+16 KiB meanwhile, unfinished messages included.
 	MaxConnectPayload int
@@ -126,7 +126,7 @@ func (o *Options) setDefaults() {
 		o.AckTimeout = 10 * time.Second
 	}
 	if o.MaxConnectPayload <= 0 {
-		o.MaxConnectPayload = 8 << 10
+		o.MaxConnectPayload = 16 << 10
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
