@@ -2,10 +2,11 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -296,4 +297,42 @@ func eventuallyT(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ = context.Background
+// TestPluginErrorsReachClientsGeneric: a plugin's plain error (with a file path in it) or
+// panic reaches the client as PLUGIN_ERROR with a generic message; a code the plugin chose
+// deliberately (sdk.Error) passes through with its message.
+func TestPluginErrorsReachClientsGeneric(t *testing.T) {
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "testplugin"), "./core/pluginhost/testdata/testplugin")
+	build.Dir = moduleRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build testplugin: %v\n%s", err, out)
+	}
+	e := startServer(t, func(c *config.Config) { c.Plugins.Dir = dir })
+	c := e.raw(t, "u1")
+	c.send(`42["register",{"userId":"u1"}]`)
+	c.expect("register:ack")
+	for _, tc := range []struct{ data, code, leak string }{
+		{`{"fail":"open /home/app/secrets.json: permission denied"}`, "PLUGIN_ERROR", "/home/app"},
+		{`{"panic":"boom at /srv/plugin/main.go:42"}`, "PLUGIN_ERROR", "/srv/plugin"},
+		{`{"error":"OUT_OF_STOCK"}`, "OUT_OF_STOCK", ""},
+	} {
+		c.send(`42["client:event",{"type":"t","data":` + tc.data + `}]`)
+		f := c.expect("server:response")
+		var args []json.RawMessage
+		_ = json.Unmarshal([]byte(f[2:]), &args)
+		var r struct {
+			Success bool
+			Code    string
+			Error   string
+		}
+		if len(args) < 2 || json.Unmarshal(args[1], &r) != nil {
+			t.Fatalf("server:response %q", f)
+		}
+		if r.Success || r.Code != tc.code || r.Error == "" {
+			t.Errorf("%s: %q, want code %s", tc.data, f, tc.code)
+		}
+		if tc.leak != "" && strings.Contains(f, tc.leak) {
+			t.Errorf("%s: the plugin's detail reached the client: %q", tc.data, f)
+		}
+	}
+}
