@@ -79,9 +79,6 @@ type PluginInfo struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// errConflict marks a binary refused because its routes clash with another's.
-var errConflict = errors.New("conflicting routes")
-
 // Host loads, routes to and supervises plugins. Its methods are safe for
 // concurrent use.
 //
@@ -467,7 +464,7 @@ func (h *Host) load(name string, st stamp) (err error) {
 		s.routes = prevRoutes
 		h.mu.Unlock()
 		p.stop(0)
-		return fmt.Errorf("%w: %w", errConflict, terr)
+		return terr
 	}
 	h.slots[name] = s
 	s.sha, s.path, s.version = sum, path, p.desc.GetVersion()
