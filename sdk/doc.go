@@ -1,9 +1,11 @@
 // Package sdk is what a plugin author imports. A plugin is a small program whose
 // main is one call, sdk.Serve(p): p describes itself (Info) and implements only the
-// handlers it needs (EventHandler, MessageHandler, ActionHandler, Configurer).
-// Each handler gets an event struct in and returns a reply struct out; its context
-// carries the core's deadline and a Host (HostFrom) to emit to users and rooms,
-// join and leave rooms, and disconnect sockets.
+// handlers it needs (EventHandler, MessageHandler, ActionHandler, Configurer); Serve
+// refuses to start a plugin whose Info routes a kind it has no handler for, or whose
+// handler has another signature. Each handler gets an event struct in and returns a
+// reply struct out; its context carries the plugin's deadline, ends when the client
+// disconnects, and carries a Host (HostFrom) to emit to users and rooms, join and leave
+// rooms, and disconnect sockets. Logger is the plugin's *slog.Logger.
 //
 //	type hello struct{}
 //
@@ -15,5 +17,6 @@
 //
 //	func main() { sdk.Serve(hello{}) }
 //
-// The wire protocol (gRPC through hashicorp/go-plugin) stays out of sight.
+// The wire protocol (gRPC through hashicorp/go-plugin) stays out of sight, and the
+// package imports nothing from the server's core.
 package sdk

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rtserver/rtserver/core/isotime"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // Notification types, as the client's system:notification event defines them.
@@ -33,6 +33,6 @@ func Notify(ctx context.Context, userID, title, message, typ string) (int, error
 		return 0, fmt.Errorf("sdk: notification type %q: want info, warning or error", typ)
 	}
 	n := Notification{Title: title, Message: message, Type: typ,
-		Timestamp: isotime.Format(time.Now())}
+		Timestamp: wire.FormatTime(time.Now())}
 	return HostFrom(ctx).EmitToUser(ctx, userID, "system:notification", n)
 }

@@ -6,19 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/rtserver/rtserver/core/deadline"
-
-	"github.com/rtserver/rtserver/core/jsonobj"
-
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // server adapts a Plugin to the generated gRPC service: the only place that
@@ -26,19 +23,27 @@ import (
 type server struct {
 	pluginv1.UnimplementedPluginServer
 
-	p      Plugin
-	log    hclog.Logger
-	broker *plugin.GRPCBroker // nil in tests that drive the server directly
-	host   atomic.Pointer[hostBox]
+	p       Plugin
+	name    string
+	event   EventHandler // nil when p has none
+	message MessageHandler
+	action  ActionHandler
+	log     *slog.Logger
+	broker  *plugin.GRPCBroker // nil in tests that drive the server directly
+	host    atomic.Pointer[hostBox]
 	// deadlines shares one deadline context among the requests that arrive within a few
 	// ms (a context.WithTimeout per request was 15% of the echo plugin's CPU).
-	deadlines deadline.Cache
+	deadlines wire.Deadlines
 }
 
 type hostBox struct{ h Host }
 
-func newServer(p Plugin, log hclog.Logger, broker *plugin.GRPCBroker) *server {
-	return &server{p: p, log: log, broker: broker}
+func newServer(p Plugin, log *slog.Logger, broker *plugin.GRPCBroker) *server {
+	s := &server{p: p, name: p.Info().Name, log: log, broker: broker}
+	s.event, _ = p.(EventHandler)
+	s.message, _ = p.(MessageHandler)
+	s.action, _ = p.(ActionHandler)
+	return s
 }
 
 func (s *server) Describe(context.Context, *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
@@ -56,6 +61,9 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 			return nil, fmt.Errorf("sdk: dial host service: %w", err)
 		}
 		s.host.Store(&hostBox{h: grpcHost{c: pluginv1.NewHostClient(conn)}})
+	}
+	if hb := s.host.Load(); hb != nil {
+		ctx = WithHost(ctx, hb.h)
 	}
 	if c, ok := s.p.(Configurer); ok {
 		if err := c.Configure(ctx, json.RawMessage(req.GetConfigJson())); err != nil {
@@ -80,19 +88,12 @@ type job struct {
 	req    *pluginv1.HandleRequest
 }
 
-// Bounds on one stream message of replies: big replies must not delay small
-// ones, nor come near gRPC's message size limits.
-const (
-	maxBatch      = 256
-	maxBatchBytes = 1 << 20
-)
-
 // Stream serves requests as they arrive, each in its own goroutine, and sends
 // replies back in batches: whatever finished while the previous Send was in
 // progress goes out in the next one.
 func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
 	ctx := st.Context()
-	out := make(chan *pluginv1.HandleResponse, maxBatch)
+	out := make(chan *pluginv1.HandleResponse, wire.MaxBatch)
 	senderDone := make(chan struct{})
 	go s.sendLoop(st, out, senderDone)
 
@@ -144,15 +145,6 @@ func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
 			}
 			break
 		}
-		if len(b.Cancel) > 0 {
-			mu.Lock()
-			for _, id := range b.Cancel {
-				if c := cancels[id]; c != nil {
-					c()
-				}
-			}
-			mu.Unlock()
-		}
 		for _, req := range b.Requests {
 			var j job
 			j.req = req
@@ -174,6 +166,16 @@ func (s *server) Stream(st pluginv1.Plugin_StreamServer) error {
 				go worker(j)
 			}
 		}
+		// After the requests: a cancellation may follow its request in the same batch.
+		if len(b.Cancel) > 0 {
+			mu.Lock()
+			for _, id := range b.Cancel {
+				if c := cancels[id]; c != nil {
+					c()
+				}
+			}
+			mu.Unlock()
+		}
 	}
 	defer close(done)
 	// The core closed its side (drain or shutdown): finish what is running, flush.
@@ -189,32 +191,23 @@ func (s *server) sendLoop(st pluginv1.Plugin_StreamServer, out <-chan *pluginv1.
 	broken := false
 	for r := range out {
 		batch.Responses = append(batch.Responses[:0], r)
-		// Yield once so handlers that are about to finish join this batch: one
-		// stream message per reply costs most of a round trip.
-		yielded := false
-		size := len(r.Data)
-	fill:
-		for len(batch.Responses) < maxBatch && size < maxBatchBytes {
+		wire.Fill(1, r.ApproxSize(), func() (int, bool) {
 			select {
 			case r, ok := <-out:
 				if !ok {
-					break fill
+					return 0, false
 				}
 				batch.Responses = append(batch.Responses, r)
-				size += len(r.Data) + len(r.Error.GetMessage())
+				return r.ApproxSize(), true
 			default:
-				if yielded {
-					break fill
-				}
-				yielded = true
-				runtime.Gosched()
+				return 0, false
 			}
-		}
+		})
 		if broken {
 			continue // keep draining so handlers never block
 		}
 		if err := st.Send(batch); err != nil {
-			s.log.Debug("reply stream closed", "error", err)
+			s.log.Debug("reply stream closed", "error", err.Error())
 			broken = true
 		}
 	}
@@ -252,7 +245,7 @@ func (s *server) handle(ctx context.Context, req *pluginv1.HandleRequest) (resp 
 
 // The members each kind of request is read by. The core has checked the payload (valid
 // JSON, routed by these same members matched exactly), so one pass over its bytes
-// (jsonobj) does what decoding into a struct did at several times the cost.
+// (wire.Members) does what decoding into a struct did at several times the cost.
 var (
 	eventKeys   = []string{"type", "data"}
 	messageKeys = []string{"content", "type", "metadata"}
@@ -264,46 +257,46 @@ func (s *server) call(ctx context.Context, req *pluginv1.HandleRequest) (Reply, 
 	raw := json.RawMessage(req.GetPayload())
 	switch req.GetKind() {
 	case pluginv1.Kind_KIND_EVENT:
-		h, ok := s.p.(EventHandler)
-		if !ok {
+		h := s.event
+		if h == nil {
 			break
 		}
 		var f [2]json.RawMessage
-		jsonobj.Fields(raw, eventKeys, f[:]) // a malformed payload still reaches the handler as Raw
-		typ, _ := jsonobj.String(f[0])
+		wire.Members(raw, eventKeys, f[:]) // a malformed payload still reaches the handler as Raw
+		typ, _ := wire.String(f[0])
 		if typ == "" {
 			typ = req.GetName()
 		}
 		return h.OnEvent(ctx, Event{Client: c, RequestID: req.GetRequestId(), Type: typ, Data: f[1], Raw: raw})
 	case pluginv1.Kind_KIND_MESSAGE:
-		h, ok := s.p.(MessageHandler)
-		if !ok {
+		h := s.message
+		if h == nil {
 			break
 		}
 		var f [3]json.RawMessage
-		jsonobj.Fields(raw, messageKeys, f[:])
-		content, _ := jsonobj.String(f[0])
-		typ, _ := jsonobj.String(f[1])
+		wire.Members(raw, messageKeys, f[:])
+		content, _ := wire.String(f[0])
+		typ, _ := wire.String(f[1])
 		if typ == "" {
 			typ = req.GetName()
 		}
 		return h.OnMessage(ctx, Message{Client: c, RequestID: req.GetRequestId(), MessageID: req.GetMessageId(),
 			Type: typ, Content: content, Metadata: f[2], Raw: raw})
 	case pluginv1.Kind_KIND_ACTION:
-		h, ok := s.p.(ActionHandler)
-		if !ok {
+		h := s.action
+		if h == nil {
 			break
 		}
 		var f [2]json.RawMessage
-		jsonobj.Fields(raw, actionKeys, f[:])
-		action, _ := jsonobj.String(f[0])
+		wire.Members(raw, actionKeys, f[:])
+		action, _ := wire.String(f[0])
 		if action == "" {
 			action = req.GetName()
 		}
 		return h.OnAction(ctx, Action{Client: c, RequestID: req.GetRequestId(), Action: action, Params: f[1], Raw: raw})
 	}
 	return Reply{}, Error(CodeNoHandler, fmt.Sprintf("plugin %q has no handler for %s %q",
-		s.p.Info().Name, req.GetKind(), req.GetName()))
+		s.name, req.GetKind(), req.GetName()))
 }
 
 func toWireError(err error) *pluginv1.Error {

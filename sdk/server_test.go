@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
 )
 
@@ -53,7 +53,7 @@ func handle(t *testing.T, s *server, kind pluginv1.Kind, name, payload string, t
 
 func TestHandle(t *testing.T) {
 	f := &full{}
-	s := newServer(f, hclog.NewNullLogger(), nil)
+	s := newServer(f, slog.New(slog.DiscardHandler), nil)
 	ev := pluginv1.Kind_KIND_EVENT
 	cases := []struct {
 		name      string

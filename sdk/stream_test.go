@@ -2,11 +2,11 @@ package sdk
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
@@ -59,7 +59,7 @@ func (w waiter) OnEvent(ctx context.Context, e Event) (Reply, error) {
 // all the same, and one cancelled by the core's cancel message stops too.
 func TestStreamEndCancelsHandlers(t *testing.T) {
 	w := waiter{started: make(chan struct{}, 2)}
-	s := newServer(w, hclog.NewNullLogger(), nil)
+	s := newServer(w, slog.New(slog.DiscardHandler), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &fakeStream{ctx: ctx, batches: make(chan *pluginv1.RequestBatch, 4)}
 	req := func(id uint64) *pluginv1.HandleRequest {

@@ -3,6 +3,8 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // Wildcard, as a route name, matches every name of its kind that no plugin
@@ -101,14 +103,18 @@ type Reply struct {
 	Data any
 }
 
-// Error codes the core knows; a plugin may use its own codes as well.
+// Codes the core gives failed requests; a plugin may use its own codes as well.
 const (
-	CodePluginError = "PLUGIN_ERROR"
+	// CodePluginError: a handler's failure without a code of its own, or a panic.
+	CodePluginError = wire.CodePluginError
 	// CodePluginTimeout is the code of a handler error caused by the core's deadline.
-	CodePluginTimeout = "PLUGIN_TIMEOUT"
-	CodeNoHandler     = "NO_HANDLER"
-	CodeBadRequest    = "BAD_REQUEST"
+	CodePluginTimeout = wire.CodePluginTimeout
+	// CodeNoHandler: the plugin has no handler for the request's kind.
+	CodeNoHandler = wire.CodeNoHandler
 )
+
+// CodeBadRequest is a code for a plugin to refuse a request it cannot use.
+const CodeBadRequest = "BAD_REQUEST"
 
 // CodedError is an error with a code the client will see as {success:false, code}.
 type CodedError struct {

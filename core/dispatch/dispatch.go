@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // Kind says which client event a request came from.
@@ -52,15 +54,26 @@ type Reply struct {
 	Data json.RawMessage
 }
 
-// Error codes a Dispatcher returns; the client sees them as {success:false, code}.
+// Error codes a Dispatcher returns; the client sees them as {success:false, code}. The
+// plugin wire defines them: the SDK and the plugins see the same.
 const (
-	CodeNoHandler         = "NO_HANDLER"
-	CodePluginUnavailable = "PLUGIN_UNAVAILABLE"
-	CodePluginTimeout     = "PLUGIN_TIMEOUT"
-	CodePluginError       = "PLUGIN_ERROR"
+	CodeNoHandler         = wire.CodeNoHandler
+	CodePluginUnavailable = wire.CodePluginUnavailable
+	CodePluginTimeout     = wire.CodePluginTimeout
+	CodePluginError       = wire.CodePluginError
 )
 
-// Error is a failure with a code the client will see.
+// Codes of a Host's refusals (see Host).
+const (
+	CodeUnknownSocket = wire.CodeUnknownSocket
+	CodeInvalidRoom   = wire.CodeInvalidRoom
+	CodeRoomLimit     = wire.CodeRoomLimit
+	CodeInvalidEvent  = wire.CodeInvalidEvent
+)
+
+// Error is a failure with a code the client (or, from a Host, the plugin) will see. It is
+// the one coded error of the plugin side: the plugin host maps its failures and the
+// plugins' to it, and a Host's refusals reach the plugin with their code.
 type Error struct {
 	Code    string
 	Message string
@@ -82,7 +95,10 @@ func CodeOf(err error, def string) string {
 	return def
 }
 
-// Dispatcher handles client requests. Dispatch must honour ctx's deadline.
+// Dispatcher handles client requests. The dispatcher applies its own deadline to each
+// request (a plugin's timeout); ctx ends when the client that sent the request is gone,
+// and then Dispatch stops waiting, lets the handler know and frees what the request holds.
+// A deadline ctx carries is honoured too.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, req *Request) (*Reply, error)
 }
@@ -103,7 +119,9 @@ func (None) Dispatch(_ context.Context, req *Request) (*Reply, error) {
 }
 
 // Host is what handlers may ask of the core (a plugin calls it back through the host
-// service). Counts are the number of sockets reached.
+// service). Counts are the number of sockets reached. A refusal is an *Error whose code
+// the plugin can tell apart: CodeUnknownSocket, CodeInvalidRoom, CodeRoomLimit,
+// CodeInvalidEvent; any other error reaches the plugin as a failure without a code.
 type Host interface {
 	EmitToUser(ctx context.Context, userID, event string, data json.RawMessage) (int, error)
 	EmitToRoom(ctx context.Context, room, event string, data json.RawMessage, exceptSocketID string) (int, error)

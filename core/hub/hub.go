@@ -7,7 +7,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
@@ -271,7 +270,7 @@ func (h *Hub) PluginHost() dispatch.Host { return pluginHost{h} }
 type pluginHost struct{ h *Hub }
 
 // ErrUnknownSocket is returned for a socket id that is not connected to this node.
-var ErrUnknownSocket = errors.New("unknown socket")
+var ErrUnknownSocket error = &dispatch.Error{Code: dispatch.CodeUnknownSocket, Message: "unknown socket"}
 
 func (p pluginHost) EmitToUser(_ context.Context, userID, event string, data json.RawMessage) (int, error) {
 	if err := p.h.checkEventName(event); err != nil {

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/socketio"
 )
 
@@ -18,6 +19,16 @@ type codedError struct {
 }
 
 func (e *codedError) Error() string { return e.Code + ": " + e.Message }
+
+// As makes the refusal a *dispatch.Error for errors.As: a plugin's host call refused by
+// these checks reaches the plugin with its code.
+func (e *codedError) As(target any) bool {
+	t, ok := target.(**dispatch.Error)
+	if ok {
+		*t = &dispatch.Error{Code: e.Code, Message: e.Message}
+	}
+	return ok
+}
 
 func isObject(raw json.RawMessage) bool {
 	for _, b := range raw {

@@ -1,11 +1,16 @@
 // Package isotime formats times the way the SPEC's timestamps are written: as
-// JavaScript's Date.prototype.toISOString does (UTC, milliseconds, a "Z").
+// JavaScript's Date.prototype.toISOString does (UTC, milliseconds, a "Z"). The rule is
+// the plugin wire's (wire.TimeLayout): events sent through the SDK carry the same.
 package isotime
 
-import "time"
+import (
+	"time"
+
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
+)
 
 // Layout is the time.Format layout of those timestamps.
-const Layout = "2006-01-02T15:04:05.000Z"
+const Layout = wire.TimeLayout
 
 // Format writes t in Layout, in UTC.
-func Format(t time.Time) string { return t.UTC().Format(Layout) }
+func Format(t time.Time) string { return wire.FormatTime(t) }

@@ -5,12 +5,8 @@ import (
 
 	"github.com/rtserver/rtserver/core/dispatch"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
-
-// genericError is what a client is told of a plugin's failure that carries no code the
-// plugin chose: the error text of a handler (file paths, a panic's value) stays in the
-// server's log.
-const genericError = "Plugin error"
 
 // maxCodeLabels bounds the distinct codes of one plugin counted under their own
 // name in socket_server_plugin_calls_total; later ones are counted as otherLabel.
@@ -22,19 +18,6 @@ const (
 // maxLoggedDetail bounds the text of one plugin failure in the log.
 const maxLoggedDetail = 4 << 10
 
-// validCode accepts the codes a plugin may send its clients: ^[A-Z][A-Z0-9_]{0,63}$.
-func validCode(c string) bool {
-	if c == "" || len(c) > 64 || c[0] < 'A' || c[0] > 'Z' {
-		return false
-	}
-	for i := 1; i < len(c); i++ {
-		if b := c[i]; !(b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // pluginError turns a plugin's error reply into what the client sees. A code the plugin
 // chose (sdk.Error) is passed on with its message. An uncoded failure or a panic
 // (PLUGIN_ERROR), a PLUGIN_TIMEOUT of the plugin's own, or a code that is not a valid
@@ -44,7 +27,7 @@ func (h *Host) pluginError(s *slot, req *dispatch.Request, e *pluginv1.Error) er
 	code := e.GetCode()
 	switch {
 	case code == dispatch.CodePluginTimeout:
-	case code == dispatch.CodePluginError || code == dispatch.CodePluginUnavailable || !validCode(code):
+	case code == dispatch.CodePluginError || code == dispatch.CodePluginUnavailable || !wire.ValidCode(code):
 		code = dispatch.CodePluginError
 	default:
 		return &dispatch.Error{Code: code, Message: e.GetMessage()}
@@ -61,7 +44,7 @@ func (h *Host) pluginError(s *slot, req *dispatch.Request, e *pluginv1.Error) er
 	if code == dispatch.CodePluginTimeout {
 		return dispatch.Errorf(code, "plugin %s did not answer in time", s.name)
 	}
-	return &dispatch.Error{Code: code, Message: genericError}
+	return &dispatch.Error{Code: code, Message: wire.GenericMessage}
 }
 
 // codeLabels is the set of codes one plugin's calls are counted under.

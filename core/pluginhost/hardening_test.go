@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rtserver/rtserver/core/dispatch"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // writeScript installs an executable shell script as dir/name by atomic rename.
@@ -234,7 +235,7 @@ func TestPluginErrorsDoNotLeak(t *testing.T) {
 	}
 	generic := func(id string, de *dispatch.Error, detail string) {
 		t.Helper()
-		if de.Code != dispatch.CodePluginError || de.Message != genericError {
+		if de.Code != dispatch.CodePluginError || de.Message != wire.GenericMessage {
 			t.Fatalf("%s: client would see %+v", id, de)
 		}
 		waitFor(t, 5*time.Second, "the detail logged with the request id", func() bool {

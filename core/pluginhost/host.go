@@ -23,9 +23,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // PluginConfig overrides what a plugin describes about itself. Name is the
@@ -79,9 +79,6 @@ type PluginInfo struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// errConflict marks a binary refused because its routes clash with another's.
-var errConflict = errors.New("conflicting routes")
-
 // Host loads, routes to and supervises plugins. Its methods are safe for
 // concurrent use.
 //
@@ -134,7 +131,7 @@ type slot struct {
 	dur     map[dispatch.Kind]prometheus.Observer
 	inFl    prometheus.Gauge
 	// deadlines shares the per-call deadline of calls that start within a few ms.
-	deadlines deadline.Cache
+	deadlines wire.Deadlines
 
 	// Guarded by Host.mu.
 	routes   Routes
@@ -467,7 +464,7 @@ func (h *Host) load(name string, st stamp) (err error) {
 		s.routes = prevRoutes
 		h.mu.Unlock()
 		p.stop(0)
-		return fmt.Errorf("%w: %w", errConflict, terr)
+		return terr
 	}
 	h.slots[name] = s
 	s.sha, s.path, s.version = sum, path, p.desc.GetVersion()
@@ -655,123 +652,6 @@ func (h *Host) remove(s *slot) {
 	if p := s.cur.Swap(nil); p != nil {
 		h.stopInBackground(p, h.o.DrainTimeout, func() { h.dropCopy(p.path) })
 	}
-}
-
-// Dispatch routes req to its plugin and waits for the reply within the plugin's
-// timeout (and ctx). Errors are *dispatch.Error: NO_HANDLER (no route),
-// PLUGIN_UNAVAILABLE (not running, crashed, closed), PLUGIN_TIMEOUT, or the
-// plugin's own code (PLUGIN_ERROR for uncoded failures and panics).
-func (h *Host) Dispatch(ctx context.Context, req *dispatch.Request) (*dispatch.Reply, error) {
-	s, lim, err := h.route(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	resp, err := h.call(lim, s, req)
-	return h.finish(s, req, start, resp, err)
-}
-
-// DispatchAsync is Dispatch without a goroutine waiting for the reply: done gets the
-// outcome exactly once, on the plugin stream's receive goroutine, a deadline's goroutine
-// or (when the answer is known at once) this one, and must not block. When the call
-// would have to wait for a slot or a full send queue, it is made by Dispatch on a
-// goroutine of its own, so DispatchAsync itself never blocks.
-func (h *Host) DispatchAsync(ctx context.Context, req *dispatch.Request, done func(*dispatch.Reply, error)) {
-	s, lim, err := h.route(ctx, req)
-	if err != nil {
-		done(nil, err)
-		return
-	}
-	startAt := time.Now()
-	for attempt := 0; attempt < 3; attempt++ {
-		p := s.cur.Load()
-		if p == nil {
-			break
-		}
-		err := p.tryBegin()
-		if errors.Is(err, errDraining) {
-			continue // hot reload: the slot already points at the successor
-		}
-		if err != nil { // errBusy
-			break
-		}
-		s.inFl.Inc()
-		ok := p.start(lim, req, func(resp *pluginv1.HandleResponse, err error) {
-			s.inFl.Dec()
-			p.end()
-			done(h.finish(s, req, startAt, resp, err))
-		})
-		if ok {
-			return
-		}
-		s.inFl.Dec()
-		p.end()
-		break
-	}
-	go func() { done(h.Dispatch(ctx, req)) }()
-}
-
-// route finds req's plugin slot and the limits of the call: ctx and the plugin's timeout.
-func (h *Host) route(ctx context.Context, req *dispatch.Request) (*slot, limits, error) {
-	if h.closed.Load() {
-		return nil, limits{}, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin host is closed")
-	}
-	s := h.routes.Load().lookup(req.Kind, req.Name)
-	if s == nil {
-		select {
-		case <-h.ready:
-		default:
-			return nil, limits{}, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugins are still loading")
-		}
-		return nil, limits{}, dispatch.Errorf(dispatch.CodeNoHandler, "no handler for %s %q", req.Kind, req.Name)
-	}
-	return s, limits{caller: ctx, own: s.deadlines.Get(s.timeout)}, nil
-}
-
-// finish records a call's metrics and turns the plugin's answer into the reply.
-func (h *Host) finish(s *slot, req *dispatch.Request, start time.Time, resp *pluginv1.HandleResponse, err error) (*dispatch.Reply, error) {
-	if d, ok := s.dur[req.Kind]; ok {
-		d.Observe(time.Since(start).Seconds())
-	}
-	if err == nil && resp.Error != nil {
-		err = h.pluginError(s, req, resp.Error)
-	}
-	if err != nil {
-		code := dispatch.CodeOf(err, dispatch.CodePluginError)
-		h.m.calls.WithLabelValues(s.name, req.Kind.String(), s.labels.of(code)).Inc()
-		return nil, err
-	}
-	if c, ok := s.okCalls[req.Kind]; ok {
-		c.Inc()
-	}
-	return &dispatch.Reply{Data: resp.Data}, nil
-}
-
-func (h *Host) call(lim limits, s *slot, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
-	// A process may start draining between our load and begin (hot reload); the
-	// slot then already points at its successor, so try again.
-	for attempt := 0; attempt < 3; attempt++ {
-		p := s.cur.Load()
-		if p == nil {
-			break
-		}
-		err := p.begin(lim)
-		if errors.Is(err, errDraining) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.inFl.Inc()
-		resp, err := p.call(lim, req)
-		s.inFl.Dec()
-		p.end()
-		return resp, err
-	}
-	h.mu.Lock()
-	state := s.state
-	h.mu.Unlock()
-	return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not available (%s)", s.name, state)
 }
 
 // Plugins returns a []PluginInfo, sorted by name, for GET /api/plugins: the

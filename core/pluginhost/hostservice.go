@@ -3,9 +3,11 @@ package pluginhost
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/rtserver/rtserver/core/dispatch"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -20,17 +22,21 @@ var _ pluginv1.HostServer = (*hostService)(nil)
 
 func (s *hostService) ready() error {
 	if s.core == nil {
-		return status.Error(codes.Unavailable, "the core offers no host service")
+		return pluginv1.HostError(wire.CodeHostUnavailable, "the core offers no host service")
 	}
 	return nil
 }
 
+// hostErr is how the core's refusal reaches the plugin: a *dispatch.Error keeps its code
+// (the SDK turns it into an error the plugin can test with errors.Is); any other error
+// arrives without one.
 func hostErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
+	var de *dispatch.Error
+	if errors.As(err, &de) {
+		return pluginv1.HostError(de.Code, de.Message)
 	}
 	return status.Error(codes.Unknown, err.Error())
 }

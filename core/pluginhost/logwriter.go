@@ -2,7 +2,10 @@ package pluginhost
 
 import (
 	"bytes"
+	"encoding/json"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -36,4 +39,68 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 		w.buf = w.buf[:0]
 	}
 	return len(p), nil
+}
+
+// lastWords keeps the last lines a plugin wrote to stderr, for the error of a plugin that
+// exits while it starts (the SDK says there why it refuses to serve). A JSON log line
+// counts as its message. Once the plugin has started (stop), it keeps nothing more.
+type lastWords struct {
+	stopped atomic.Bool
+	mu      sync.Mutex
+	lines   []string
+	part    []byte
+}
+
+const (
+	lastWordsLines   = 3
+	lastWordsLineMax = 1 << 10
+)
+
+func (w *lastWords) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.stopped.Load() {
+		return n, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if room := lastWordsLineMax - len(w.part); room > 0 {
+				w.part = append(w.part, p[:min(room, len(p))]...)
+			}
+			break
+		}
+		if room := lastWordsLineMax - len(w.part); room > 0 {
+			w.part = append(w.part, p[:min(room, i)]...)
+		}
+		w.add(w.part)
+		w.part = w.part[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *lastWords) add(line []byte) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return
+	}
+	var entry struct {
+		Message string `json:"@message"`
+	}
+	if json.Unmarshal(line, &entry) == nil && entry.Message != "" {
+		line = []byte(entry.Message)
+	}
+	w.lines = append(w.lines, string(line))
+	if len(w.lines) > lastWordsLines {
+		w.lines = w.lines[1:]
+	}
+}
+
+// String is the kept lines, joined by " | ", or "".
+func (w *lastWords) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, " | ")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,6 +63,8 @@ func buildAll(dir string) error {
 		{"echo3", "./examples/echo", "v3"},
 		{"chat", "./examples/chat", "dev"},
 		{"testplugin", "./core/pluginhost/testdata/testplugin", "dev"},
+		{"badsig", "./core/pluginhost/testdata/badsig", "dev"},
+		{"hello", "./examples/hello", "dev"},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(builds))
@@ -158,8 +161,18 @@ func (r *recorder) Broadcast(_ context.Context, event string, data json.RawMessa
 	return 3, nil
 }
 
+// JoinRoom refuses the socket "gone" and the room "bad" with the core's codes, and the
+// room "broken" with an error without a code.
 func (r *recorder) JoinRoom(_ context.Context, socket, room string) error {
 	r.add("join %s %s", socket, room)
+	switch {
+	case socket == "gone":
+		return &dispatch.Error{Code: dispatch.CodeUnknownSocket, Message: "unknown socket"}
+	case room == "bad":
+		return fmt.Errorf("checking: %w", &dispatch.Error{Code: dispatch.CodeInvalidRoom, Message: "Room name is reserved"})
+	case room == "broken":
+		return errors.New("something else")
+	}
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/rtserver/rtserver/core/dispatch"
 	pluginv1 "github.com/rtserver/rtserver/proto/plugin/v1"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 	"google.golang.org/grpc"
 )
 
@@ -31,24 +31,6 @@ var errDraining = errors.New("plugin process is draining")
 
 // errBusy: the call would have to wait (in-flight bound, full send queue).
 var errBusy = errors.New("plugin process is busy")
-
-// Bounds on one stream message: a few big payloads must not delay the small
-// ones behind them, nor come near gRPC's message size limits.
-const (
-	maxBatch      = 256
-	maxBatchBytes = 1 << 20
-)
-
-// maxMessageBytes is the largest message a plugin may send to the Host service.
-const maxMessageBytes = 64 << 20
-
-func approxSize(m *pluginv1.HandleRequest) int {
-	n := len(m.Payload) + len(m.Name) + len(m.RequestId) + len(m.MessageId) + len(m.SocketId) + len(m.UserId) + 32
-	for _, r := range m.Rooms {
-		n += len(r) + 2
-	}
-	return n
-}
 
 // clientPlugin is the go-plugin glue on the core's side.
 type clientPlugin struct {
@@ -70,11 +52,12 @@ func (clientPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.
 
 // proc is one running plugin process and the stream that carries its calls.
 //
-// Calls: Dispatch -> begin (in-flight bound, refuse when draining) -> register a
-// reply channel in pending -> sendq -> sendLoop batches onto the stream ->
-// recvLoop matches replies by id. DispatchAsync registers a callback instead of a
-// channel and waits for nothing (tryBegin, start). When the stream ends every pending
-// call fails with PLUGIN_UNAVAILABLE and, unless we were stopping it, onCrash is called.
+// A call (see call.go): a slot under the in-flight bound (tryBegin, or begin when it has
+// to wait) -> send registers it in pending, watches its contexts and queues its request
+// -> sendLoop batches requests onto the stream -> recvLoop matches replies by id. The
+// reply, the end of one of the call's contexts (expire) or the end of the stream completes
+// it, whichever takes it from pending first. When the stream ends every pending call fails
+// with PLUGIN_UNAVAILABLE and, unless we were stopping it, onCrash is called.
 //
 // Lock order: mu and pmu are never held together.
 type proc struct {
@@ -97,10 +80,10 @@ type proc struct {
 	streamCancel context.CancelFunc
 
 	pmu     sync.Mutex
-	pending map[uint64]waiter
-	// watched holds the Done channels of the contexts that asynchronous calls depend on,
-	// each watched by one context.AfterFunc (see watchLocked).
-	watched map[<-chan struct{}]struct{}
+	pending map[uint64]*call
+	// watched holds the Done channels of the contexts that pending calls depend on, each
+	// watched by one context.AfterFunc (see watchLocked), with the func that stops it.
+	watched map[<-chan struct{}]func() bool
 	dead    bool
 	deadCh  chan struct{} // closed once the stream has ended
 
@@ -146,6 +129,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 	runners := &runnerSlot{}
 	out := &lineLogger{log: pp.log.Named(pp.name), stream: "stdout"}
 	errw := &lineLogger{log: pp.log.Named(pp.name), stream: "stderr"}
+	last := &lastWords{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          plugin.PluginSet{pluginv1.PluginSetName: clientPlugin{}},
@@ -154,6 +138,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		Logger:           pp.log,
 		SyncStdout:       out,
 		SyncStderr:       errw,
+		Stderr:           last,
 		StartTimeout:     pp.checkWait,
 	})
 	// The host closing while the plugin starts ends the start at once.
@@ -163,8 +148,8 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		name: pp.name, path: pp.path, log: pp.log.Named(pp.name), client: client, lifeline: w,
 		sendq:     make(chan *pluginv1.HandleRequest, 1024),
 		cancelq:   make(chan uint64, 1024),
-		pending:   make(map[uint64]waiter),
-		watched:   make(map[<-chan struct{}]struct{}),
+		pending:   make(map[uint64]*call),
+		watched:   make(map[<-chan struct{}]func() bool),
 		deadCh:    make(chan struct{}),
 		closingCh: make(chan struct{}),
 		drained:   make(chan struct{}),
@@ -189,8 +174,16 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 	cp, err := client.Client()
 	r.Close() // the child has its copy
 	if err != nil {
+		client.Kill() // and wait for the plugin's stderr to be read to its end
+		if words := last.String(); words != "" {
+			if runners.exitedByItself() { // the SDK refusing to serve says why, and exits
+				return p, fmt.Errorf("start: the plugin exited: %s", words)
+			}
+			return p, fmt.Errorf("start: %w; the plugin said: %s", err, words)
+		}
 		return p, fmt.Errorf("start: %w", err)
 	}
+	last.stopped.Store(true)
 	p.pid, _ = strconv.Atoi(client.ID())
 	raw, err := cp.Dispense(pluginv1.PluginSetName)
 	if err != nil {
@@ -216,7 +209,7 @@ func startProc(ctx context.Context, pp procParams) (p *proc, err error) {
 		defer p.loops.Done()
 		// Returns when go-plugin closes the broker (on Kill).
 		d.broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageBytes))...)
+			s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(wire.MaxMessageBytes))...)
 			pluginv1.RegisterHostServer(s, hs)
 			return s
 		})
@@ -251,8 +244,20 @@ func levelName(l hclog.Logger) string {
 	return "error"
 }
 
-// begin reserves a slot for one call: it waits (within ctx) for the in-flight
-// bound and refuses once the process is draining.
+// tryBegin reserves a slot for one call without waiting: errBusy when the in-flight
+// bound is reached, errDraining once the process is draining.
+func (p *proc) tryBegin() error {
+	if p.sem != nil {
+		select {
+		case p.sem <- struct{}{}:
+		default:
+			return errBusy
+		}
+	}
+	return p.enter()
+}
+
+// begin is tryBegin waiting, within lim, for a slot under the in-flight bound.
 func (p *proc) begin(lim limits) error {
 	if p.sem != nil {
 		select {
@@ -260,7 +265,7 @@ func (p *proc) begin(lim limits) error {
 		case <-p.closingCh:
 			return errDraining
 		case <-lim.caller.Done():
-			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
+			return limitErr(p.name, lim)
 		case <-lim.own.Done():
 			return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s: %d calls in flight, none finished in time", p.name, cap(p.sem))
 		}
@@ -296,65 +301,63 @@ func (p *proc) end() {
 	}
 }
 
-// call sends one request and waits for its reply, ctx's deadline or the end of
-// the process, whichever comes first. The caller has called begin.
-func (p *proc) call(lim limits, req *dispatch.Request) (*pluginv1.HandleResponse, error) {
-	if err := checkPayload(req); err != nil {
-		return nil, err
-	}
-	id := p.nextID.Add(1)
-	ch := make(chan *pluginv1.HandleResponse, 1)
+// send queues c's request on the stream. The caller holds a slot (tryBegin or begin).
+// Without wait, false (and nothing done) means the send queue is full. With wait, it
+// waits for room within c's limits. Otherwise c is now pending: its reply, a deadline,
+// the caller's cancellation or the end of the process completes it.
+func (p *proc) send(c *call, wait bool) bool {
+	c.id = p.nextID.Add(1)
+	m := wireRequest(c.id, c.lim, c.req)
+	// Registered and watched under pmu, with the request queued: the reply (taken under
+	// pmu) then finds the call, and a deadline that has already passed waits for us to
+	// finish here.
 	p.pmu.Lock()
 	if p.dead {
 		p.pmu.Unlock()
-		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name)
+		recycle(m)
+		c.complete(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name))
+		return true
 	}
-	p.pending[id] = waiter{ch: ch}
+	if !wait {
+		select {
+		case p.sendq <- m:
+		default:
+			p.pmu.Unlock()
+			recycle(m)
+			return false
+		}
+	}
+	id, lim := c.id, c.lim // c is not ours to read once it is pending
+	p.pending[id] = c
+	p.watchLocked(lim.own)
+	p.watchLocked(lim.caller)
 	p.pmu.Unlock()
-
-	m := wireRequest(id, lim, req)
+	if !wait {
+		return true
+	}
 	select {
 	case p.sendq <- m:
+		return true
 	case <-lim.caller.Done():
-		p.forget(id)
-		return nil, timeoutErr(p.name, lim)
 	case <-lim.own.Done():
-		p.forget(id)
-		return nil, timeoutErr(p.name, lim)
 	case <-p.deadCh:
-		return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited", p.name)
 	}
-	select {
-	case r := <-ch:
-		if r == nil {
-			return nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", p.name)
+	recycle(m)
+	// Whoever takes the call from pending completes it: a watch, the end of the
+	// process, or this.
+	if _, ok := p.take(id); ok {
+		if c.lim.err() == nil {
+			c.complete(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited", p.name))
+		} else {
+			c.complete(nil, limitErr(p.name, c.lim))
 		}
-		// A handler that gave up at its deadline may answer just before our own timer
-		// fires: it is still a timeout, whatever the plugin called it.
-		if r.GetError() != nil && errors.Is(lim.err(), context.DeadlineExceeded) {
-			return nil, timeoutErr(p.name, lim)
-		}
-		return r, nil
-	case <-lim.caller.Done():
-		return nil, p.abandon(id, lim)
-	case <-lim.own.Done():
-		return nil, p.abandon(id, lim)
 	}
+	return true
 }
 
-// abandon forgets a call that ran out of time or was cancelled and tells the plugin to
-// stop working on it.
-func (p *proc) abandon(id uint64, lim limits) error {
-	p.forget(id)
-	select {
-	case p.cancelq <- id:
-	default:
-	}
-	return timeoutErr(p.name, lim)
-}
-
-// limits bound one call: the caller's context and the plugin's own deadline (a shared
-// context from the slot's deadline.Cache, cheaper than a context per call).
+// limits bound one call: the caller's context, which ends when the client is gone, and
+// the plugin's own deadline (a shared context from the slot's wire.Deadlines, cheaper than
+// a context per call).
 type limits struct {
 	caller, own context.Context
 }
@@ -379,7 +382,7 @@ func (l limits) deadline() (time.Time, bool) {
 // checkPayload refuses a payload too large for the stream: it would break the stream for
 // every call on it.
 func checkPayload(req *dispatch.Request) error {
-	if len(req.Payload) > maxMessageBytes/2 {
+	if len(req.Payload) > wire.MaxMessageBytes/2 {
 		return dispatch.Errorf(dispatch.CodePluginError, "payload of %d bytes is too large for a plugin", len(req.Payload))
 	}
 	return nil
@@ -393,14 +396,21 @@ func wireRequest(id uint64, lim limits, req *dispatch.Request) *pluginv1.HandleR
 	m.Id, m.RequestId, m.MessageId, m.SocketId = id, req.RequestID, req.MessageID, req.SocketID
 	m.UserId, m.Rooms, m.Kind, m.Name, m.Payload = req.UserID, req.Rooms, wireKind(req.Kind), req.Name, req.Payload
 	if dl, ok := lim.deadline(); ok {
-		m.TimeoutNanos = max(int64(time.Until(dl)), 1)
+		m.TimeoutNanos = wire.TimeLeft(dl)
 	}
 	return m
 }
 
 var wireRequests = sync.Pool{New: func() any { return new(pluginv1.HandleRequest) }}
 
-func timeoutErr(name string, lim limits) error {
+func recycle(m *pluginv1.HandleRequest) {
+	m.Reset()
+	wireRequests.Put(m)
+}
+
+// limitErr is the error of a call that lim ended: PLUGIN_TIMEOUT at a deadline,
+// PLUGIN_UNAVAILABLE when the caller cancelled it (its client is gone).
+func limitErr(name string, lim limits) error {
 	err := lim.err()
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		return dispatch.Errorf(dispatch.CodePluginTimeout, "plugin %s did not answer in time", name)
@@ -408,20 +418,16 @@ func timeoutErr(name string, lim limits) error {
 	return dispatch.Errorf(dispatch.CodePluginUnavailable, "call to plugin %s cancelled: %v", name, err)
 }
 
-func (p *proc) forget(id uint64) {
-	p.pmu.Lock()
-	delete(p.pending, id)
-	p.pmu.Unlock()
-}
-
 func (p *proc) sendLoop(ctx context.Context) {
 	defer p.loops.Done()
 	b := &pluginv1.RequestBatch{}
 	for {
 		b.Requests, b.Cancel = b.Requests[:0], b.Cancel[:0]
+		size := 0
 		select {
 		case m := <-p.sendq:
 			b.Requests = append(b.Requests, m)
+			size = m.ApproxSize()
 		case id := <-p.cancelq:
 			b.Cancel = append(b.Cancel, id)
 		case <-ctx.Done():
@@ -429,30 +435,18 @@ func (p *proc) sendLoop(ctx context.Context) {
 		case <-p.deadCh:
 			return
 		}
-		// Take whatever else is queued; yield once first so callers that are
-		// runnable get to queue too. One stream message per call costs most of a
-		// round trip; a batch shares that cost.
-		yielded := false
-		size := 0
-		if len(b.Requests) > 0 {
-			size = approxSize(b.Requests[0])
-		}
-	fill:
-		for len(b.Requests)+len(b.Cancel) < maxBatch && size < maxBatchBytes {
+		wire.Fill(1, size, func() (int, bool) {
 			select {
 			case m := <-p.sendq:
 				b.Requests = append(b.Requests, m)
-				size += approxSize(m)
+				return m.ApproxSize(), true
 			case id := <-p.cancelq:
 				b.Cancel = append(b.Cancel, id)
+				return 8, true
 			default:
-				if yielded {
-					break fill
-				}
-				yielded = true
-				runtime.Gosched()
+				return 0, false
 			}
-		}
+		})
 		p.batches.Add(1)
 		p.sent.Add(int64(len(b.Requests)))
 		if err := p.stream.Send(b); err != nil {
@@ -467,8 +461,7 @@ func (p *proc) sendLoop(ctx context.Context) {
 		}
 		// Encoded onto the stream: the requests can be reused.
 		for i, m := range b.Requests {
-			m.Reset()
-			wireRequests.Put(m)
+			recycle(m)
 			b.Requests[i] = nil
 		}
 	}
@@ -491,10 +484,15 @@ func (p *proc) recvLoop() {
 	p.dead = true
 	pending := p.pending
 	p.pending = nil
+	watches := p.watched
+	p.watched = nil
 	close(p.deadCh)
 	p.pmu.Unlock()
-	for _, w := range pending {
-		w.give(nil)
+	for _, stop := range watches {
+		stop()
+	}
+	for _, c := range pending {
+		c.replied(nil)
 	}
 	if !p.stopping.Load() && p.onCrash != nil {
 		p.onCrash(p, err)
@@ -502,77 +500,27 @@ func (p *proc) recvLoop() {
 }
 
 func (p *proc) deliver(id uint64, r *pluginv1.HandleResponse) {
-	if w, ok := p.take(id); ok {
-		w.give(r)
+	if c, ok := p.take(id); ok {
+		c.replied(r)
 	}
 }
 
 // take removes the call id from pending; ok only for the first taker, which owns the
 // call's outcome (a reply, its deadline or the end of the process).
-func (p *proc) take(id uint64) (waiter, bool) {
+func (p *proc) take(id uint64) (*call, bool) {
 	p.pmu.Lock()
-	w, ok := p.pending[id]
+	c, ok := p.pending[id]
 	delete(p.pending, id)
 	p.pmu.Unlock()
-	return w, ok
+	return c, ok
 }
 
-// waiter is who gets a call's reply: a goroutine blocked in call (ch) or an
-// asynchronous call's completion (async). nil means the process ended.
-type waiter struct {
-	ch    chan *pluginv1.HandleResponse
-	async *asyncCall
-}
-
-func (w waiter) give(r *pluginv1.HandleResponse) {
-	if w.async != nil {
-		w.async.replied(r)
-		return
-	}
-	w.ch <- r
-}
-
-// asyncCall is one call made by start: its reply, its deadline or the end of the
-// process completes it, once, on whichever goroutine got there first.
-type asyncCall struct {
-	p   *proc
-	id  uint64
-	lim limits
-	fin func(*pluginv1.HandleResponse, error)
-}
-
-func (a *asyncCall) replied(r *pluginv1.HandleResponse) {
-	switch {
-	case r == nil:
-		a.fin(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s exited during the call", a.p.name))
-	case r.GetError() != nil && errors.Is(a.lim.err(), context.DeadlineExceeded):
-		// As in call: an answer given up at the deadline is still a timeout.
-		a.fin(nil, timeoutErr(a.p.name, a.lim))
-	default:
-		a.fin(r, nil)
-	}
-}
-
-// expired completes a call taken from pending because a deadline (or the caller's
-// cancellation) came first.
-func (a *asyncCall) expired() {
-	select { // let the plugin stop working on it
-	case a.p.cancelq <- a.id:
-	default:
-	}
-	a.fin(nil, timeoutErr(a.p.name, a.lim))
-}
-
-// dependsOn reports whether the call ends with the context whose Done channel is done.
-func (a *asyncCall) dependsOn(done <-chan struct{}) bool {
-	return a.lim.own.Done() == done || a.lim.caller.Done() == done
-}
-
-// watchLocked makes sure that the end of ctx expires the asynchronous calls that depend on
-// it. Calls share their deadline contexts (core/deadline: one per plugin and one per
-// caller every few ms), so one context.AfterFunc per distinct context replaces one per call
-// and its removal at the reply: at the end, the calls still pending on it are found
-// in pending. Caller holds pmu.
+// watchLocked makes sure that the end of ctx expires the pending calls that depend on it.
+// Calls share their contexts (the plugin's deadlines come from a wire.Deadlines; a
+// client's calls share the context that ends when it goes away), so one
+// context.AfterFunc per distinct context replaces one per call and its removal at the
+// reply: at the end, the calls still pending on it are found in pending. The watches end
+// with the context or with the process. Caller holds pmu.
 func (p *proc) watchLocked(ctx context.Context) {
 	done := ctx.Done()
 	if done == nil {
@@ -581,69 +529,24 @@ func (p *proc) watchLocked(ctx context.Context) {
 	if _, ok := p.watched[done]; ok {
 		return
 	}
-	p.watched[done] = struct{}{}
-	context.AfterFunc(ctx, func() { p.expire(done) })
+	p.watched[done] = context.AfterFunc(ctx, func() { p.expire(done) })
 }
 
-// expire ends the pending asynchronous calls that depend on a context that just ended.
+// expire ends the pending calls that depend on a context that just ended.
 func (p *proc) expire(done <-chan struct{}) {
-	var due []*asyncCall
+	var due []*call
 	p.pmu.Lock()
 	delete(p.watched, done)
-	for id, w := range p.pending {
-		if w.async != nil && w.async.dependsOn(done) {
+	for id, c := range p.pending {
+		if c.dependsOn(done) {
 			delete(p.pending, id)
-			due = append(due, w.async)
+			due = append(due, c)
 		}
 	}
 	p.pmu.Unlock()
-	for _, a := range due {
-		a.expired()
+	for _, c := range due {
+		c.expired()
 	}
-}
-
-// tryBegin is begin without waiting: errBusy when the in-flight bound is reached.
-func (p *proc) tryBegin() error {
-	if p.sem != nil {
-		select {
-		case p.sem <- struct{}{}:
-		default:
-			return errBusy
-		}
-	}
-	return p.enter()
-}
-
-// start sends one request without waiting: fin gets the outcome exactly once (maybe
-// before start returns), on the stream's receive goroutine, a deadline's goroutine or
-// this one; it must not block. The caller has called tryBegin. false (and no fin) means
-// the send queue is full: the caller takes the blocking path instead.
-func (p *proc) start(lim limits, req *dispatch.Request, fin func(*pluginv1.HandleResponse, error)) bool {
-	if err := checkPayload(req); err != nil {
-		fin(nil, err)
-		return true
-	}
-	a := &asyncCall{p: p, id: p.nextID.Add(1), lim: lim, fin: fin}
-	m := wireRequest(a.id, lim, req)
-	// Registered, watched and sent under pmu: the reply (taken under pmu) then sees the
-	// watches, and a deadline that has already passed waits for us to finish here.
-	p.pmu.Lock()
-	if p.dead {
-		p.pmu.Unlock()
-		fin(nil, dispatch.Errorf(dispatch.CodePluginUnavailable, "plugin %s is not running", p.name))
-		return true
-	}
-	select {
-	case p.sendq <- m:
-	default:
-		p.pmu.Unlock()
-		return false
-	}
-	p.pending[a.id] = waiter{async: a}
-	p.watchLocked(lim.own)
-	p.watchLocked(lim.caller)
-	p.pmu.Unlock()
-	return true
 }
 
 // inFlight is the number of calls between begin and end.

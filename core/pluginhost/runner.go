@@ -183,3 +183,25 @@ func (s *runnerSlot) make(path string, env []string, extra []*os.File) func(hclo
 		return r, nil
 	}
 }
+
+// exitedByItself reports whether the plugin process has ended and did so by itself, not by
+// a signal (as a plugin the SDK refuses to serve does).
+func (s *runnerSlot) exitedByItself() bool {
+	s.mu.Lock()
+	r := s.r
+	s.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+	default:
+		return false
+	}
+	var ee *exec.ExitError
+	if errors.As(r.err, &ee) {
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		return ok && !ws.Signaled()
+	}
+	return r.err == nil
+}

@@ -1,4 +1,4 @@
-package deadline
+package wire
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestGetShares(t *testing.T) {
-	var c Cache
+	var c Deadlines
 	const timeout = 2 * time.Second
 	before := time.Now()
 	a := c.Get(timeout)
@@ -34,7 +34,7 @@ func TestGetShares(t *testing.T) {
 }
 
 func TestGetRenewsAfterSlack(t *testing.T) {
-	var c Cache
+	var c Deadlines
 	const timeout = 100 * time.Millisecond // slack 1 ms
 	a := c.Get(timeout)
 	time.Sleep(5 * time.Millisecond)

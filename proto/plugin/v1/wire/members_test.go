@@ -1,4 +1,4 @@
-package jsonobj
+package wire
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 
 var keys = []string{"type", "data", "é"}
 
-// viaMap is what Fields stands in for: decoding into a map.
+// viaMap is what Members stands in for: decoding into a map.
 func viaMap(raw []byte) (map[string]json.RawMessage, bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil || m == nil {
@@ -19,13 +19,13 @@ func viaMap(raw []byte) (map[string]json.RawMessage, bool) {
 
 func check(t *testing.T, raw []byte) {
 	if !json.Valid(raw) {
-		return // Fields relies on valid JSON
+		return // Members relies on valid JSON
 	}
 	var out [3]json.RawMessage
-	ok := Fields(raw, keys, out[:])
+	ok := Members(raw, keys, out[:])
 	m, mok := viaMap(raw)
 	if ok != mok {
-		t.Fatalf("%q: Fields ok=%v, map decoding ok=%v", raw, ok, mok)
+		t.Fatalf("%q: Members ok=%v, map decoding ok=%v", raw, ok, mok)
 	}
 	if !ok {
 		return
@@ -38,7 +38,7 @@ func check(t *testing.T, raw []byte) {
 	}
 }
 
-func TestFields(t *testing.T) {
+func TestMembers(t *testing.T) {
 	for _, s := range []string{
 		`{}`, ` { } `, `{"type":"a","data":{"x":[1,2,{"y":"}"}]}}`, `{"data":null,"type":"b"}`,
 		`{"type":"a","type":"b"}`, `{"ty\u0070e":"esc"}`, `{"\u00e9":1}`, `{"TYPE":"case"}`,
@@ -60,14 +60,14 @@ func TestString(t *testing.T) {
 	}
 }
 
-func FuzzFields(f *testing.F) {
+func FuzzMembers(f *testing.F) {
 	for _, s := range []string{`{"type":"a","data":{"b":[1,"]"]}}`, `{"\u0074ype":1}`, `[]`, `{"a":{}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		check(t, raw)
 		var out [3]json.RawMessage
-		ok := Fields(raw, keys, out[:])
+		ok := Members(raw, keys, out[:])
 		for i := range keys {
 			if out[i] != nil && len(out[i]) == 0 {
 				t.Fatalf("%q: %s present but empty", raw, keys[i])
