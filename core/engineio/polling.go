@@ -166,6 +166,7 @@ func (c *Conn) serveData(w http.ResponseWriter, r *http.Request) {
 // arriving counts, per sid, the polling POSTs whose head HTTPServer has read and whose
 // body it has not handed over yet. Sids are random and unique across servers, so one
 // table serves every Server of the process; an entry lives only while such a POST does.
+// Its mutex is a leaf, taken under Conn.mu by serveData and alone by the poller.
 var arriving struct {
 	mu sync.Mutex
 	n  map[string]int
