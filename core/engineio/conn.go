@@ -174,7 +174,7 @@ func (c *Conn) Flush() {
 // included, runs on a goroutine of its own. The session is already closed for everyone
 // else when this returns.
 func (c *Conn) overflowLocked() error {
-	closers := c.shutdownLocked(ReasonBufferFull, false)
+	closers := c.shutdownLocked(ReasonBufferFull, closeGone)
 	c.mu.Unlock()
 	go c.finishClose(ReasonBufferFull, closers)
 	return ErrClosed
@@ -298,23 +298,41 @@ func (c *Conn) wakePollLocked() {
 // Close sends a close packet where the transport allows, then runs Handler.OnClose. Called
 // from inside a Handler method, OnClose runs once that method returns.
 func (c *Conn) Close(reason string) {
-	c.closeWith(reason, true)
+	c.closeWith(reason, closeGraceful)
 }
 
-func (c *Conn) closeWith(reason string, graceful bool) {
+// closeMode is how a session's transport is told that the session ended.
+type closeMode uint8
+
+const (
+	// closeGraceful (Conn.Close): what is queued, then the close packet; on a websocket
+	// a close frame follows.
+	closeGraceful closeMode = iota
+	// closeAbort: the server ends the session over a fault (ping timeout, parse error,
+	// protocol violation). The queue is dropped; a pending polling GET gets the close
+	// packet and a websocket a close frame, as the reference server does, so the client
+	// sees a clean close rather than an error on its next request.
+	closeAbort
+	// closeGone: the peer left (its close packet, a closed transport) or cannot be
+	// written to (buffer full): nothing more is written, a pending GET gets a noop.
+	closeGone
+)
+
+func (c *Conn) closeWith(reason string, mode closeMode) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	closers := c.shutdownLocked(reason, graceful)
+	closers := c.shutdownLocked(reason, mode)
 	c.mu.Unlock()
 	c.finishClose(reason, closers)
 }
 
 // shutdownLocked marks the session closed and does the transport's part; it returns the
-// websockets to close once mu is released. graceful sends the close packet.
-func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
+// websockets to close once mu is released.
+func (c *Conn) shutdownLocked(reason string, mode closeMode) []*websocket.Conn {
+	graceful := mode == closeGraceful
 	c.closed = true
 	c.closeReason.Store(&reason)
 	c.srv.open.Add(-1)
@@ -332,8 +350,10 @@ func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
 	if c.transport == transportWebsocket {
 		c.srv.forget(c)
 		if c.ws != nil {
-			if graceful {
-				c.writeWS(c.ws, msgClose)
+			if mode != closeGone {
+				if graceful {
+					c.writeWS(c.ws, msgClose)
+				}
 				_ = c.ws.WriteClose(1000, "")
 				ws := c.ws
 				time.AfterFunc(closeLinger, func() { _ = ws.Close() })
@@ -350,10 +370,14 @@ func (c *Conn) shutdownLocked(reason string, graceful bool) []*websocket.Conn {
 	}
 	// Polling, graceful: what is queued (a Socket.IO disconnect, say) plus the close packet
 	// is handed to the pending GET, or to the next one within a grace period, then the sid
-	// is gone. Otherwise (peer gone, peer misbehaving, buffer full) the queue is dropped.
-	if graceful {
+	// is gone. Otherwise the queue is dropped; on an abort a pending GET still gets the
+	// close packet (the next GET finds no session).
+	switch {
+	case graceful:
 		c.queue = append(c.queue, msgClose)
-	} else {
+	case mode == closeAbort && c.polling:
+		c.queue, c.queued = []*Message{msgClose}, 0
+	default:
 		c.queue, c.queued = nil, 0
 	}
 	if len(c.queue) == 0 && !c.polling {
@@ -417,16 +441,16 @@ func (c *Conn) onPacket(p packet) bool {
 	case packetPong:
 		c.onPong()
 	case packetClose:
-		c.closeWith(ReasonTransportClose, false)
+		c.closeWith(ReasonTransportClose, closeGone)
 		return false
 	case packetNoop, packetUpgrade:
 		// A noop is harmless; an upgrade outside a probe is ignored like the reference does.
 	case packetPing:
 		// v4 heartbeats go server->client; a client ping outside a probe is an error.
-		c.closeWith(ReasonTransportError, false)
+		c.closeWith(ReasonTransportError, closeAbort)
 		return false
 	default:
-		c.closeWith(ReasonParseError, false)
+		c.closeWith(ReasonParseError, closeAbort)
 		return false
 	}
 	return c.closeReason.Load() == nil
@@ -440,7 +464,7 @@ func (c *Conn) onTimer() {
 		return
 	}
 	if c.awaitingPong {
-		closers := c.shutdownLocked(ReasonPingTimeout, false)
+		closers := c.shutdownLocked(ReasonPingTimeout, closeAbort)
 		c.mu.Unlock()
 		c.finishClose(ReasonPingTimeout, closers)
 		return

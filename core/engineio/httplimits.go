@@ -43,8 +43,22 @@ type headGuard struct {
 
 	contentLengths int  // Content-Length headers of the current head
 	chunked        bool // the current head has Transfer-Encoding
-	refusal        int  // status decided inside Parse; answered once Parse returns
-	refused        bool // answered: what the peer sends now is dropped
+	method, uri    string
+	postSID        string // the sid of the polling POST being read, counted by postArriving
+	refusal        int    // status decided inside Parse; answered once Parse returns
+	refused        bool   // answered: what the peer sends now is dropped
+}
+
+// OnMethod notes the request's method (see OnContentLength).
+func (g *headGuard) OnMethod(p *nbhttp.Parser, method string) {
+	g.method = method
+	g.Processor.OnMethod(p, method)
+}
+
+// OnURL notes the request's target (see OnContentLength).
+func (g *headGuard) OnURL(p *nbhttp.Parser, uri string) error {
+	g.uri = uri
+	return g.Processor.OnURL(p, uri)
 }
 
 // OnHeader counts the framing headers: two Content-Lengths, or one with a
@@ -69,12 +83,35 @@ func (g *headGuard) OnContentLength(p *nbhttp.Parser, n int) {
 	case n > g.srv.maxBody:
 		g.refusal = http.StatusRequestEntityTooLarge
 	}
+	if g.refusal == 0 {
+		// A polling POST is counted from its head on: a POST of the same session that
+		// arrives whole meanwhile is an overlap (Conn.serveData).
+		if sid := pollingPostSID(g.method, g.uri); sid != "" {
+			g.postSID = sid
+			postArriving(sid, 1)
+		}
+	}
 	g.Processor.OnContentLength(p, n)
+}
+
+// postDone ends the count of the polling POST being read, if any.
+func (g *headGuard) postDone() {
+	if g.postSID != "" {
+		postArriving(g.postSID, -1)
+		g.postSID = ""
+	}
+}
+
+// Close ends the count of a POST cut short.
+func (g *headGuard) Close(p *nbhttp.Parser, err error) {
+	g.postDone()
+	g.Processor.Close(p, err)
 }
 
 // OnComplete hands a whole request to the handler, unless it was refused, and starts
 // counting the next head.
 func (g *headGuard) OnComplete(p *nbhttp.Parser) {
+	g.postDone()
 	g.inHead, g.headBytes, g.headStart, g.crlf = true, 0, time.Time{}, 0
 	g.contentLengths, g.chunked = 0, false
 	if g.refusal != 0 {
@@ -189,6 +226,7 @@ var refusalMessages = map[int]string{
 // refusalLinger before closing.
 func (s *HTTPServer) refuse(c *nbio.Conn, g *headGuard, status int) {
 	g.refused = true
+	g.postDone()
 	msg := refusalMessages[status]
 	var body []byte
 	var hdr http.Header

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,7 +43,7 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, codeUnknownSID)
 			return
 		}
-		closers := c.shutdownLocked(ReasonTransportError, true)
+		closers := c.shutdownLocked(ReasonTransportError, closeGraceful)
 		c.mu.Unlock()
 		writeError(w, http.StatusBadRequest, codeBadRequest)
 		c.finishClose(ReasonTransportError, closers)
@@ -106,8 +109,12 @@ func (c *Conn) serveData(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest)
 		return
 	}
-	if c.posting {
-		closers := c.shutdownLocked(ReasonTransportError, true)
+	// Another POST of the session being handled, or still arriving (its head was read,
+	// its body not yet: HTTPServer hands a request over whole), means two writers: the
+	// reference server answers 400 and ends the session, and so do we, instead of handling
+	// this payload before one sent earlier.
+	if c.posting || postsArriving(c.id) > 0 {
+		closers := c.shutdownLocked(ReasonTransportError, closeAbort)
 		c.mu.Unlock()
 		writeError(w, http.StatusBadRequest, codeBadRequest)
 		c.finishClose(ReasonTransportError, closers)
@@ -128,7 +135,7 @@ func (c *Conn) serveData(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
-		c.closeWith(ReasonTransportError, false)
+		c.closeWith(ReasonTransportError, closeAbort)
 		writeError(w, http.StatusBadRequest, codeBadRequest)
 		return
 	}
@@ -146,7 +153,7 @@ func (c *Conn) serveData(w http.ResponseWriter, r *http.Request) {
 		})
 	})
 	if perr != nil && !errors.Is(perr, errStop) {
-		c.closeWith(ReasonParseError, false)
+		c.closeWith(ReasonParseError, closeAbort)
 	}
 	// The reference server answers ok even when the payload closed the session.
 	h := w.Header()
@@ -156,13 +163,60 @@ func (c *Conn) serveData(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
+// arriving counts, per sid, the polling POSTs whose head HTTPServer has read and whose
+// body it has not handed over yet. Sids are random and unique across servers, so one
+// table serves every Server of the process; an entry lives only while such a POST does.
+// Its mutex is a leaf, taken under Conn.mu by serveData and alone by the poller.
+var arriving struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// postsArriving returns how many POSTs for sid are still arriving.
+func postsArriving(sid string) int {
+	arriving.mu.Lock()
+	defer arriving.mu.Unlock()
+	return arriving.n[sid]
+}
+
+// postArriving counts a POST for sid whose head was read (delta 1), or whose body
+// arrived or whose connection closed (delta -1).
+func postArriving(sid string, delta int) {
+	arriving.mu.Lock()
+	defer arriving.mu.Unlock()
+	if arriving.n == nil {
+		arriving.n = map[string]int{}
+	}
+	if n := arriving.n[sid] + delta; n > 0 {
+		arriving.n[sid] = n
+	} else {
+		delete(arriving.n, sid)
+	}
+}
+
+// pollingPostSID returns the sid of a polling POST's request URI, or "".
+func pollingPostSID(method, uri string) string {
+	if method != http.MethodPost || !strings.Contains(uri, "sid=") {
+		return ""
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	if q.Get("transport") != TransportPolling {
+		return ""
+	}
+	return q.Get("sid")
+}
+
 // errStop ends payload decoding once the session closed.
 var errStop = errors.New("engineio: session closed while decoding")
 
 // payloadTooLarge answers 413 and closes the session: the client cannot resend the body,
 // and the reference client treats a failed POST as a transport error anyway.
 func (c *Conn) payloadTooLarge(w http.ResponseWriter) {
-	c.closeWith(ReasonTransportError, false)
+	c.closeWith(ReasonTransportError, closeAbort)
 	w.Header().Set("Content-Length", "0")
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusRequestEntityTooLarge)

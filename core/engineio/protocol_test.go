@@ -154,13 +154,13 @@ func TestWebsocketUpgradeErrors(t *testing.T) {
 	if err == nil || res == nil || res.StatusCode != 400 {
 		t.Fatalf("dial with unknown sid: err %v res %v", err, res)
 	}
-	// An upgrade of a websocket session is refused.
-	ws := e.dialWS("")
-	_, s := readWS(t, ws)
-	sid := parseOpen(t, s).SID
+	// An upgrade of a websocket session is accepted and closed at once, as the reference
+	// server does (TestSecondWebsocketClosedSessionKept); with upgrades off it is refused.
+	e = startEnv(t, engineio.Options{DisableUpgrades: true})
+	sid := e.openPolling()
 	_, res, err = websocket.DefaultDialer.Dial("ws://"+e.addr+"/socket.io/?EIO=4&transport=websocket&sid="+sid, nil)
 	if err == nil || res == nil || res.StatusCode != 400 {
-		t.Fatalf("second websocket: err %v res %v", err, res)
+		t.Fatalf("upgrade with upgrades off: err %v res %v", err, res)
 	}
 }
 

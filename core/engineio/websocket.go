@@ -68,7 +68,7 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		// The upgrader has answered the request; OnOpen never ran, so no OnClose either.
 		s.log.Debug("websocket upgrade failed", "error", err)
-		c.closeWith(ReasonTransportError, false)
+		c.closeWith(ReasonTransportError, closeGone)
 		c.started()
 		return
 	}
@@ -90,10 +90,19 @@ func (s *Server) serveWebsocketHandshake(w http.ResponseWriter, r *http.Request,
 // serveUpgrade accepts the probing websocket of a polling session.
 func (s *Server) serveUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
-	ok := !c.closed && c.transport == transportPolling && c.probe == nil && !c.upgrading && s.opts.AllowUpgrades
+	closed := c.closed
+	ok := !closed && c.transport == transportPolling && c.probe == nil && !c.upgrading
 	c.mu.Unlock()
-	if !ok {
+	switch {
+	case closed:
+		// Kept only to hand its last packets to a GET: gone for anything else.
+		writeError(w, http.StatusBadRequest, codeUnknownSID)
+		return
+	case !s.opts.AllowUpgrades:
 		writeError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	case !ok:
+		s.refuseUpgrade(c, w, r)
 		return
 	}
 	ws, err := s.upgrade(c, w, r)
@@ -110,6 +119,21 @@ func (s *Server) serveUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) {
 	c.probe = ws
 	c.probeTimer = time.AfterFunc(upgradeTimeout, func() { c.abortProbe(ws) })
 	c.mu.Unlock()
+}
+
+// refuseUpgrade answers a websocket for a session that is upgrading or upgraded (a
+// second probe, a client retrying) as the reference server does: the handshake completes
+// and the websocket is closed at once, with a close frame; the session is left alone.
+func (s *Server) refuseUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "sid", c.id, "error", err)
+		return
+	}
+	s.log.Debug("websocket for a session already upgrading or upgraded closed", "sid", c.id)
+	// It has no session: whatever it sends is dropped (onWSMessage) until it closes.
+	_ = ws.WriteClose(1000, "")
+	time.AfterFunc(closeLinger, func() { _ = ws.Close() })
 }
 
 // abortProbe drops a probing websocket that did not complete the upgrade; the session
@@ -152,7 +176,7 @@ func (s *Server) onWSMessage(ws *websocket.Conn, mt websocket.MessageType, data 
 	}
 	p, err := decodeText(data)
 	if err != nil {
-		c.closeWith(ReasonParseError, false)
+		c.closeWith(ReasonParseError, closeAbort)
 		return
 	}
 	c.deliver(func() { c.onPacket(p) })
@@ -215,7 +239,7 @@ func (s *Server) onWSClose(ws *websocket.Conn, err error) {
 	current := c.ws == ws && !c.closed
 	c.mu.Unlock()
 	if current {
-		c.closeWith(closeReason(err), false)
+		c.closeWith(closeReason(err), closeGone)
 	}
 }
 
@@ -239,7 +263,7 @@ func (c *Conn) countInbound(n int) bool {
 		}
 	}
 	c.srv.log.Debug("inbound limit passed", "sid", c.id, "limit", c.srv.opts.InboundLimit)
-	c.closeWith(ReasonParseError, false)
+	c.closeWith(ReasonParseError, closeAbort)
 	return false
 }
 

@@ -277,7 +277,7 @@ func BenchmarkAckRoundTripLayer(b *testing.B) {
 		if err := so.EmitWithAckFunc("q", 10*time.Second, done, i); err != nil {
 			b.Fatal(err)
 		}
-		so.onMessage(append(strconv.AppendUint([]byte("3"), uint64(i+1), 10), `["ok"]`...), false)
+		so.cl.onMessage(append(strconv.AppendUint([]byte("3"), uint64(i+1), 10), `["ok"]`...), false)
 	}
 	b.StopTimer()
 	if got != b.N {

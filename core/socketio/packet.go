@@ -1,10 +1,12 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/rtserver/rtserver/core/engineio"
@@ -147,8 +149,8 @@ func DecodePacket(b []byte) (Packet, error) {
 		if err != nil || len(args) == 0 {
 			return p, parseErr("invalid EVENT payload")
 		}
-		ev, ok := unquoteString(args[0])
-		if !ok || args[0][0] != '"' {
+		ev, ok := eventName(args[0])
+		if !ok {
 			return p, parseErr("invalid event name")
 		}
 		p.Event, p.Args = ev, args[1:]
@@ -163,6 +165,75 @@ func DecodePacket(b []byte) (Packet, error) {
 		p.Args = args
 	}
 	return p, nil
+}
+
+// reservedEvents are the event names the reference parser refuses from a peer: the
+// client and Node's EventEmitter give them meanings of their own.
+var reservedEvents = [...]string{"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+
+// eventName reads an EVENT's first element as the reference parser does: a string that is
+// not reserved, or a number, named by its JavaScript text ("1", "2.5").
+func eventName(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	if raw[0] == '"' {
+		ev, ok := unquoteString(raw)
+		if !ok || slices.Contains(reservedEvents[:], ev) {
+			return "", false
+		}
+		return ev, true
+	}
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return "", false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return "", false
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.FormatFloat(f+0, 'f', -1, 64), true // +0: -0 is "0"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64), true
+}
+
+// validPlaceholders reports whether every placeholder in args ({"_placeholder":true,
+// "num":N}, at any depth) names one of n attachments: N an integer, 0 <= N < n. The
+// reference parser refuses a packet with any other ("illegal attachments").
+func validPlaceholders(args []json.RawMessage, n int) bool {
+	for _, raw := range args {
+		if !bytes.Contains(raw, placeholderKey) {
+			continue
+		}
+		var v any
+		if json.Unmarshal(raw, &v) != nil || !placeholdersIn(v, n) {
+			return false
+		}
+	}
+	return true
+}
+
+func placeholdersIn(v any, n int) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		if ph, _ := x["_placeholder"].(bool); ph {
+			num, ok := x["num"].(float64)
+			return ok && num >= 0 && num < float64(n) && num == math.Trunc(num)
+		}
+		for _, e := range x {
+			if !placeholdersIn(e, n) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !placeholdersIn(e, n) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isObject(b []byte) bool {
@@ -314,16 +385,24 @@ func (e encoded) messages() []*engineio.Message {
 	return msgs
 }
 
-// encodePacket builds a whole EVENT/ACK packet: prefix, optional event name, args and an
-// optional trailing offset string (connection state recovery).
+// encodePacket builds a whole EVENT/ACK packet of the main namespace: prefix, optional
+// event name, args and an optional trailing offset string (connection state recovery).
 //
 // typ is PacketEvent or PacketAck; it becomes the binary variant when attachments appear.
 func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []any, offset string) (encoded, error) {
+	return encodeNspPacket(typ, "/", id, hasID, event, args, offset)
+}
+
+// encodeNspPacket is encodePacket for namespace nsp.
+func encodeNspPacket(typ PacketType, nsp string, id uint64, hasID bool, event *string, args []any, offset string) (encoded, error) {
 	// The attachment count is only known after the args are encoded, so the args are
 	// written after some headroom and the prefix goes right in front of them; in front
 	// of that, room for the websocket frame header.
-	const prefixRoom = 48 // type + attachment count + '-' + ack id
-	const headroom = engineio.FrameHeadroom + prefixRoom
+	prefixRoom := 48 // type + attachment count + '-' + ack id
+	if nsp != "/" {
+		prefixRoom += len(nsp) + 1
+	}
+	headroom := engineio.FrameHeadroom + prefixRoom
 	size := headroom + 2 + len(offset) + 3 + argsSize(args)
 	if event != nil {
 		size += len(*event) + 3
@@ -354,11 +433,15 @@ func encodePacket(typ PacketType, id uint64, hasID bool, event *string, args []a
 	if len(e.attachments) > 0 {
 		typ += 3 // EVENT->BINARY_EVENT, ACK->BINARY_ACK
 	}
-	var pb [prefixRoom]byte
+	var pb [64]byte
 	prefix := append(pb[:0], byte('0'+typ))
 	if len(e.attachments) > 0 {
 		prefix = strconv.AppendInt(prefix, int64(len(e.attachments)), 10)
 		prefix = append(prefix, '-')
+	}
+	if nsp != "/" {
+		prefix = append(prefix, nsp...)
+		prefix = append(prefix, ',')
 	}
 	if hasID {
 		prefix = strconv.AppendUint(prefix, id, 10)
@@ -383,6 +466,19 @@ func argsSize(args []any) int {
 		}
 	}
 	return n
+}
+
+// withNamespace inserts nsp (unless "/") after the type digit of a packet without
+// attachments, as a CONNECT reply or a DISCONNECT of that namespace carries it.
+func withNamespace(b []byte, nsp string) []byte {
+	if nsp == "/" || nsp == "" {
+		return b
+	}
+	out := make([]byte, 0, len(b)+len(nsp)+1)
+	out = append(out, b[0])
+	out = append(out, nsp...)
+	out = append(out, ',')
+	return append(out, b[1:]...)
 }
 
 // encodeConnect builds a CONNECT reply {"sid":...[,"pid":...]}.

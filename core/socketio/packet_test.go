@@ -41,7 +41,21 @@ func TestDecodePacket(t *testing.T) {
 		{in: "abc", isErr: true},
 		{in: "2", isErr: true},
 		{in: "2[]", isErr: true},
-		{in: "2[1]", isErr: true},
+		// A number is an event name too (the reference parser takes it); reserved names
+		// are refused, as it does.
+		{in: "2[1]", want: Packet{Type: PacketEvent, Namespace: "/", Data: []byte(`[1]`), Event: "1"}, args: []string{}},
+		{in: `2[2.5,"x"]`, want: Packet{Type: PacketEvent, Namespace: "/", Data: []byte(`[2.5,"x"]`), Event: "2.5"}, args: []string{`"x"`}},
+		{in: `2[-0]`, want: Packet{Type: PacketEvent, Namespace: "/", Data: []byte(`[-0]`), Event: "0"}, args: []string{}},
+		{in: `2[1e400]`, isErr: true},
+		{in: `2[true]`, isErr: true},
+		{in: `2[null]`, isErr: true},
+		{in: `2[["a"]]`, isErr: true},
+		{in: `2["connect"]`, isErr: true},
+		{in: `2["connect_error",1]`, isErr: true},
+		{in: `2["disconnect"]`, isErr: true},
+		{in: `2/admin,["disconnecting"]`, isErr: true},
+		{in: `2["newListener"]`, isErr: true},
+		{in: `51-["removeListener",{"_placeholder":true,"num":0}]`, isErr: true},
 		{in: `2{"a":1}`, isErr: true},
 		{in: `2["a"`, isErr: true},
 		{in: `2["a"]x`, isErr: true},
@@ -212,8 +226,13 @@ func FuzzDecodePacket(f *testing.F) {
 				t.Fatalf("payload %q: %v", p.Data, err)
 			}
 			var name string
-			if err := json.Unmarshal(arr[0], &name); err != nil || (utf8.ValidString(name) && name != p.Event) {
-				t.Fatalf("event %q vs %q: %v", p.Event, name, err)
+			var num float64
+			if err := json.Unmarshal(arr[0], &name); err != nil {
+				if json.Unmarshal(arr[0], &num) != nil {
+					t.Fatalf("event %q: %s is neither a string nor a number", p.Event, arr[0])
+				}
+			} else if utf8.ValidString(name) && name != p.Event {
+				t.Fatalf("event %q vs %q", p.Event, name)
 			}
 		}
 		// Re-encode what was decoded: it must decode to the same arguments.
@@ -272,5 +291,52 @@ func TestReplyAllocations(t *testing.T) {
 	})
 	if n > 3 {
 		t.Fatalf("%v allocations per packet, want at most 3 (buffer, Message, slice)", n)
+	}
+}
+
+func TestValidPlaceholders(t *testing.T) {
+	tests := []struct {
+		args string
+		n    int
+		ok   bool
+	}{
+		{`[{"_placeholder":true,"num":0}]`, 1, true},
+		{`[{"a":[1,{"_placeholder":true,"num":1}]},{"_placeholder":true,"num":0}]`, 2, true},
+		{`[{"_placeholder":false,"num":9}]`, 1, true}, // not a placeholder
+		{`["_placeholder"]`, 1, true},
+		{`[{"_placeholder":true,"num":7}]`, 1, false},
+		{`[{"_placeholder":true,"num":1}]`, 1, false},
+		{`[{"_placeholder":true,"num":-1}]`, 1, false},
+		{`[{"_placeholder":true,"num":0.5}]`, 1, false},
+		{`[{"_placeholder":true,"num":"0"}]`, 1, false},
+		{`[{"_placeholder":true}]`, 1, false},
+		{`[[[{"x":{"_placeholder":true,"num":3}}]]]`, 2, false},
+	}
+	for _, tt := range tests {
+		args, err := splitArray([]byte(tt.args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := validPlaceholders(args, tt.n); got != tt.ok {
+			t.Errorf("validPlaceholders(%s, %d) = %v", tt.args, tt.n, got)
+		}
+	}
+}
+
+func TestEncodeNamespace(t *testing.T) {
+	ev := "auth"
+	enc, err := encodeNspPacket(PacketEvent, "/custom", 0, false, &ev, []any{json.RawMessage(`{}`)}, "")
+	if err != nil || string(enc.data()) != `2/custom,["auth",{}]` {
+		t.Errorf("event: %q %v", enc.data(), err)
+	}
+	enc, err = encodeNspPacket(PacketAck, "/custom", 7, true, nil, []any{[]byte{1}}, "")
+	if err != nil || string(enc.data()) != `61-/custom,7[{"_placeholder":true,"num":0}]` {
+		t.Errorf("binary ack: %q %v", enc.data(), err)
+	}
+	if got := string(withNamespace(encodeConnect("abc", ""), "/custom")); got != `0/custom,{"sid":"abc"}` {
+		t.Errorf("connect reply %q", got)
+	}
+	if got := string(withNamespace([]byte("1"), "/")); got != "1" {
+		t.Errorf("disconnect %q", got)
 	}
 }

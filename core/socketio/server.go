@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -13,7 +14,8 @@ import (
 	"github.com/rtserver/rtserver/core/engineio"
 )
 
-// Server is a Socket.IO server for the main namespace "/".
+// Server is a Socket.IO server for the main namespace "/" and, without rooms, broadcasts
+// or recovery, the namespaces of Options.Namespaces.
 //
 // Lock order: recovery.mu (when recovery is on) before Server.mu before Socket.mu.
 // Server.mu guards the socket and room indexes; a socket is recorded there, and its
@@ -333,18 +335,22 @@ func newID() string {
 type engineHandler struct{ s *Server }
 
 func (h engineHandler) OnOpen(c *engineio.Conn) {
-	so := newSocket(h.s, c)
-	c.SetContext(so)
+	c.SetContext(newClient(h.s, c))
 }
 
 func (h engineHandler) OnMessage(c *engineio.Conn, data []byte, binary bool) {
-	if so, ok := c.Context().(*Socket); ok {
-		so.onMessage(data, binary)
+	if cl, ok := c.Context().(*client); ok {
+		cl.onMessage(data, binary)
 	}
 }
 
 func (h engineHandler) OnClose(c *engineio.Conn, reason string) {
-	if so, ok := c.Context().(*Socket); ok {
-		so.onClose(reason)
+	if cl, ok := c.Context().(*client); ok {
+		cl.onClose(reason)
 	}
+}
+
+// hasNamespace reports whether a CONNECT to nsp may be accepted.
+func (s *Server) hasNamespace(nsp string) bool {
+	return nsp == "/" || slices.Contains(s.opts.Namespaces, nsp)
 }

@@ -1,7 +1,6 @@
 package socketio
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,21 +36,19 @@ const (
 	stateClosed
 )
 
-// Socket is one client connected to the main namespace.
+// Socket is one client connected to a namespace: the main one, "/", or one of
+// Options.Namespaces.
 type Socket struct {
 	srv   *Server
+	cl    *client // the session's sockets and inbound state
 	conn  transport
+	nsp   string
 	state atomic.Int32
 
 	// Set once before the socket is published (connect), read-only afterwards.
 	id        string
 	pid       string
 	recovered bool
-
-	connectTimer *time.Timer
-
-	// Owned by the inbound path (engineio calls it sequentially per session).
-	pending *binaryPacket
 
 	// rooms is guarded by srv.mu.
 	rooms map[string]struct{}
@@ -68,29 +65,11 @@ type Socket struct {
 	goneReason   string
 }
 
-// binaryPacket is a BINARY_EVENT/BINARY_ACK waiting for its attachments.
-type binaryPacket struct {
-	p    Packet
-	atts [][]byte
-	size int
-}
-
-// maxAttachmentFactor bounds the bytes of one packet's attachments, in MaxPayloads:
-// engineio checks each message, this bounds what one packet may make us hold.
-const maxAttachmentFactor = 10
-
-func newSocket(srv *Server, c transport) *Socket {
-	so := &Socket{srv: srv, conn: c}
-	so.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, func() {
-		if so.state.Load() == statePending {
-			c.Close(engineio.ReasonForcedClose)
-		}
-	})
-	return so
-}
-
 // ID returns the socket id (also the name of its own room).
 func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace: "/" or one of Options.Namespaces.
+func (s *Socket) Namespace() string { return s.nsp }
 
 // Transport returns the current transport: "polling" or "websocket".
 func (s *Socket) Transport() string { return s.conn.Transport() }
@@ -159,7 +138,7 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
 	}
-	if s.srv.rec != nil {
+	if s.srv.rec != nil && s.nsp == "/" {
 		// With recovery on, every plain EVENT carries an offset and is logged, as if
 		// broadcast to the socket's own room.
 		n, err := s.srv.rec.broadcast(s.srv, []string{s.id}, nil, event, args)
@@ -168,7 +147,7 @@ func (s *Socket) Emit(event string, args ...any) error {
 		}
 		return err
 	}
-	enc, err := encodePacket(PacketEvent, 0, false, &event, args, "")
+	enc, err := encodeNspPacket(PacketEvent, s.nsp, 0, false, &event, args, "")
 	if err != nil {
 		return err
 	}
@@ -263,7 +242,7 @@ func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn
 	s.ackSeq++
 	p.id = s.ackSeq
 	s.mu.Unlock()
-	enc, err := encodePacket(PacketEvent, p.id, true, &event, args, "")
+	enc, err := encodeNspPacket(PacketEvent, s.nsp, p.id, true, &event, args, "")
 	if err != nil {
 		return 0, err
 	}
@@ -299,8 +278,12 @@ func (s *Socket) takeAck(id uint64) *pendingAck {
 }
 
 // Join adds the socket to rooms. Joining its own id, or another socket's (connected or
-// kept for recovery: Server.Reserved), is a no-op.
+// kept for recovery: Server.Reserved), is a no-op. Rooms are of the main namespace:
+// a socket of another namespace joins none.
 func (s *Socket) Join(rooms ...string) {
+	if s.nsp != "/" {
+		return
+	}
 	s.srv.mu.Lock()
 	if s.state.Load() == stateConnected {
 		for _, r := range rooms {
@@ -329,8 +312,9 @@ func (s *Socket) Rooms() []string {
 	return out
 }
 
-// Disconnect sends DISCONNECT and closes the transport; OnDisconnect handlers get
-// "server namespace disconnect".
+// Disconnect sends DISCONNECT; OnDisconnect handlers get "server namespace disconnect".
+// A socket of the main namespace also closes the transport (a client the server sends
+// away does not keep a session open); one of another namespace only leaves it.
 func (s *Socket) Disconnect() {
 	if s.state.Load() != stateConnected {
 		return
@@ -340,7 +324,13 @@ func (s *Socket) Disconnect() {
 		s.closeReason = ReasonServerDisconnect
 	}
 	s.mu.Unlock()
-	_ = s.conn.Send(engineio.NewMessage([]byte{'0' + byte(PacketDisconnect)}, false))
+	_ = s.conn.Send(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
+	if s.nsp != "/" {
+		if s.onClose(ReasonServerDisconnect) {
+			s.cl.detached()
+		}
+		return
+	}
 	if s.conn.Transport() != engineio.TransportPolling {
 		s.conn.Close(engineio.ReasonForcedClose)
 		return
@@ -384,96 +374,6 @@ func (s *Socket) closeWith(reason string) {
 	s.conn.Close(reason)
 }
 
-// onMessage handles one inbound engineio message.
-func (s *Socket) onMessage(data []byte, binary bool) {
-	switch s.state.Load() {
-	case stateClosed:
-		return
-	case statePending:
-		// Unauthenticated: only a small CONNECT is taken (Options.MaxConnectPayload).
-		if binary || len(data) > s.srv.opts.MaxConnectPayload {
-			s.srv.log.Debug("message refused before CONNECT", "sid", s.conn.ID(), "bytes", len(data), "binary", binary)
-			s.closeWith(engineio.ReasonParseError)
-			return
-		}
-	}
-	if binary {
-		bp := s.pending
-		if bp == nil {
-			s.closeWith(engineio.ReasonParseError)
-			return
-		}
-		bp.size += len(data)
-		if bp.size > maxAttachmentFactor*s.srv.opts.MaxPayload {
-			s.closeWith(engineio.ReasonParseError)
-			return
-		}
-		bp.atts = append(bp.atts, bytes.Clone(data))
-		if len(bp.atts) < bp.p.Attachments {
-			return
-		}
-		s.pending = nil
-		s.dispatch(bp.p, bp.atts)
-		return
-	}
-	if s.pending != nil {
-		s.closeWith(engineio.ReasonParseError) // attachments were expected
-		return
-	}
-	// Handlers may keep the arguments: they alias one private copy of the message.
-	p, err := DecodePacket(bytes.Clone(data))
-	if err != nil {
-		s.srv.log.Debug("malformed packet", "sid", s.conn.ID(), "error", err)
-		s.closeWith(engineio.ReasonParseError)
-		return
-	}
-	if p.Attachments > 0 {
-		if s.state.Load() != stateConnected {
-			s.srv.log.Debug("attachments announced before CONNECT", "sid", s.conn.ID())
-			s.closeWith(engineio.ReasonParseError)
-			return
-		}
-		s.pending = &binaryPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
-		return
-	}
-	s.dispatch(p, nil)
-}
-
-func (s *Socket) dispatch(p Packet, atts [][]byte) {
-	if p.Namespace != "/" {
-		if p.Type == PacketConnect {
-			b, _ := encodeConnectError(p.Namespace, "Invalid namespace", nil)
-			_ = s.conn.Send(engineio.NewMessage(b, false))
-			return
-		}
-		s.closeWith(engineio.ReasonForcedClose)
-		return
-	}
-	connected := s.state.Load() == stateConnected
-	switch {
-	case p.Type == PacketConnect && !connected:
-		s.connect(p.Data)
-	case connected && (p.Type == PacketEvent || p.Type == PacketBinaryEvent):
-		s.handleEvent(p, atts)
-	case connected && (p.Type == PacketAck || p.Type == PacketBinaryAck):
-		if pa := s.takeAck(p.ID); pa != nil {
-			pa.finish(Args{Raw: p.Args, Attachments: atts}, nil)
-		}
-	case connected && p.Type == PacketDisconnect:
-		s.closeWith(ReasonClientDisconnect)
-	case connected && p.Type == PacketConnect:
-		// The official server closes here; a duplicate CONNECT is ignored instead because
-		// some clients (zishang520/socket.io v3) send one when their open handling races,
-		// and the first reply already connected them.
-		s.srv.log.Debug("duplicate CONNECT ignored", "id", s.id)
-	default:
-		// A packet the state does not allow (EVENT before CONNECT, CONNECT_ERROR from a
-		// client): the official server closes, so do we.
-		s.srv.log.Debug("packet not allowed in this state", "sid", s.conn.ID(), "type", p.Type, "connected", connected)
-		s.closeWith(engineio.ReasonForcedClose)
-	}
-}
-
 func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	s.mu.Lock()
 	h := s.handlers[p.Event]
@@ -507,7 +407,7 @@ func (s *Socket) ackFunc(id uint64) Ack {
 		if !done.CompareAndSwap(false, true) {
 			return nil
 		}
-		enc, err := encodePacket(PacketAck, id, true, nil, args, "")
+		enc, err := encodeNspPacket(PacketAck, s.nsp, id, true, nil, args, "")
 		if err != nil {
 			return err
 		}
@@ -518,14 +418,14 @@ func (s *Socket) ackFunc(id uint64) Ack {
 // connect runs the middlewares and accepts or refuses the CONNECT.
 func (s *Socket) connect(auth []byte) {
 	var restored *savedSession
-	if s.srv.rec != nil && auth != nil {
+	if s.srv.rec != nil && auth != nil && s.nsp == "/" {
 		restored = s.srv.rec.takeSession(auth)
 	}
 	if restored != nil {
 		s.id, s.pid = restored.id, restored.pid
 	} else {
 		s.id = newID()
-		if s.srv.rec != nil {
+		if s.srv.rec != nil && s.nsp == "/" {
 			s.pid = newID()
 		}
 	}
@@ -545,14 +445,19 @@ func (s *Socket) connect(auth []byte) {
 			return
 		}
 	}
-	if s.srv.rec != nil {
+	switch {
+	case s.nsp != "/":
+		if !s.acceptOther() {
+			return
+		}
+	case s.srv.rec != nil:
 		if !s.srv.rec.accept(s, restored) {
 			return
 		}
-	} else if !s.srv.accept(s, nil) {
+	case !s.srv.accept(s, nil):
 		return
 	}
-	s.connectTimer.Stop()
+	s.cl.attach(s)
 	if l, ok := s.conn.(interface{ LiftInboundLimit() }); ok {
 		l.LiftInboundLimit() // accepted: MaxPayload alone bounds its messages now
 	}
@@ -581,10 +486,10 @@ func (s *Socket) refuse(err error) {
 	if errors.As(err, &ce) {
 		msg, data = ce.Message, ce.Data
 	}
-	b, encErr := encodeConnectError("/", msg, data)
+	b, encErr := encodeConnectError(s.nsp, msg, data)
 	if encErr != nil {
 		s.srv.log.Warn("connect error data", "error", encErr)
-		b, _ = encodeConnectError("/", msg, nil)
+		b, _ = encodeConnectError(s.nsp, msg, nil)
 	}
 	_ = s.conn.Send(engineio.NewMessage(b, false))
 }
@@ -622,9 +527,19 @@ func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio
 	return true
 }
 
-// onClose runs once when the engineio session ends.
-func (s *Socket) onClose(reason string) {
-	s.connectTimer.Stop()
+// acceptOther connects a socket of a namespace other than "/": it is in none of the
+// server's indexes (rooms, broadcasts and recovery are of the main namespace).
+func (s *Socket) acceptOther() bool {
+	if !s.state.CompareAndSwap(statePending, stateConnected) {
+		return false
+	}
+	_ = s.conn.Send(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
+	return true
+}
+
+// onClose runs once when the socket leaves: its session ended, or its namespace was
+// disconnected. It reports whether the socket was connected until now.
+func (s *Socket) onClose(reason string) bool {
 	prev := s.state.Swap(stateClosed)
 	s.mu.Lock()
 	if s.closeReason != "" {
@@ -640,14 +555,11 @@ func (s *Socket) onClose(reason string) {
 	}
 	s.mu.Unlock()
 	if prev != stateConnected {
-		if prev == statePending {
-			s.srv.log.Debug("session closed before connect", "sid", s.conn.ID(), "reason", reason)
-		}
-		return
+		return false
 	}
-	s.srv.log.Debug("socket disconnected", "id", s.id, "reason", reason)
+	s.srv.log.Debug("socket disconnected", "id", s.id, "nsp", s.nsp, "reason", reason)
 	srv := s.srv
-	if srv.rec != nil {
+	if srv.rec != nil && s.nsp == "/" {
 		srv.rec.persist(s, reason)
 	}
 	srv.mu.Lock()
@@ -667,4 +579,5 @@ func (s *Socket) onClose(reason string) {
 			fn(s, reason)
 		}()
 	}
+	return true
 }

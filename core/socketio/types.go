@@ -39,6 +39,11 @@ type Options struct {
 	// hand-off per message (engineio.Options.InlineWebsocket).
 	NonBlockingHandlers bool
 	Logger              hclog.Logger
+	// Namespaces lists the namespaces besides "/" a client may CONNECT to; default none
+	// (a CONNECT to another is refused "Invalid namespace"). Their sockets are handed to
+	// OnConnection and the middlewares like those of "/" (Socket.Namespace tells them
+	// apart) but join no rooms, are not reached by broadcasts and are not recovered.
+	Namespaces []string
 	// Recovery, when set, turns on connection state recovery (see recovery.go).
 	Recovery *RecoveryOptions
 }

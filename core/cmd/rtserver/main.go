@@ -4,6 +4,7 @@
 //	rtserver [run] [--config config.hcl] [--check-config]
 //	rtserver check-config [--config config.hcl]
 //	rtserver token --user ID [--ttl 1h] [--config config.hcl]
+//	rtserver conformance [--listen 127.0.0.1:3000]
 //	rtserver version
 package main
 
@@ -13,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/rtserver/rtserver/core/auth"
 	"github.com/rtserver/rtserver/core/config"
+	"github.com/rtserver/rtserver/core/conformance"
 	"github.com/rtserver/rtserver/core/server"
 )
 
@@ -42,14 +45,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "token":
 		return mintToken(args, stdout, stderr)
+	case "conformance":
+		return serveConformance(args, stderr)
 	case "version":
 		fmt.Fprintln(stdout, server.Version)
 		return 0
 	case "help":
-		fmt.Fprintln(stdout, "usage: rtserver [run|check-config|token|version] [flags]; rtserver CMD -h for flags")
+		fmt.Fprintln(stdout, "usage: rtserver [run|check-config|token|conformance|version] [flags]; rtserver CMD -h for flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "rtserver: unknown command %q (run, check-config, token, version)\n", cmd)
+	fmt.Fprintf(stderr, "rtserver: unknown command %q (run, check-config, token, conformance, version)\n", cmd)
 	return 2
 }
 
@@ -174,6 +179,42 @@ func runServer(args []string, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// serveConformance serves the protocol test suites' servers (package conformance) until
+// interrupted. It reads no configuration: the suites fix every setting.
+func serveConformance(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:3000", "address to serve /engine.io/ and /socket.io/ on (the suites use localhost:3000)")
+	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "rtserver.conformance", Level: hclog.LevelFromString(*level), Output: stderr})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("cannot listen", "addr", *listen, "error", err)
+		return 1
+	}
+	srv, err := conformance.Start(ln, log)
+	if err != nil {
+		_ = ln.Close()
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	log.Info("listening", "addr", srv.Addr().String(), "engine.io", "/engine.io/", "socket.io", "/socket.io/")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "error", err)
 		return 1
 	}

@@ -357,3 +357,39 @@ plugins { dir = "`+plugins+`" }
 		t.Errorf("plugin %d outlived the server", child)
 	}
 }
+
+// TestConformanceCommand: `rtserver conformance` serves the protocol suites' two servers
+// on the address given, reads no configuration, and stops cleanly on SIGTERM. What they
+// answer is checked in package conformance.
+func TestConformanceCommand(t *testing.T) {
+	c := exec.Command(binary, "conformance", "--listen", "127.0.0.1:0")
+	c.Dir = t.TempDir() // no config.hcl there, and none needed
+	cmd, addr, logs := startCmd(t, c)
+	for _, path := range []string{"/engine.io/", "/socket.io/"} {
+		res, err := http.Get("http://" + addr + path + "?EIO=4&transport=polling")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.HasPrefix(b.String(), `0{"sid":"`) ||
+			!strings.Contains(b.String(), `"pingInterval":300,"pingTimeout":200,"maxPayload":1000000`) {
+			t.Errorf("%s handshake: %d %q", path, res.StatusCode, b.String())
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs)
+	}
+	if out, err := exec.Command(binary, "conformance", "--listen", "nonsense").CombinedOutput(); err == nil {
+		t.Errorf("a bad --listen was accepted: %s", out)
+	}
+}
