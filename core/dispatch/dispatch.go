@@ -82,7 +82,9 @@ func CodeOf(err error, def string) string {
 	return def
 }
 
-// Dispatcher handles client requests. Dispatch must honour ctx's deadline.
+// Dispatcher handles client requests. It applies each handler's own deadline, and ends a
+// request early when ctx ends: the hub's ctx has no deadline and ends when the socket that
+// sent the request disconnects.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, req *Request) (*Reply, error)
 }

@@ -1,13 +1,13 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/rtserver/rtserver/core/auth"
-	"github.com/rtserver/rtserver/core/deadline"
 	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/isotime"
 	"github.com/rtserver/rtserver/core/jsonobj"
@@ -38,12 +38,43 @@ type wsError struct {
 }
 
 // client is the hub's per-socket state: the queue that runs its client:* requests one after
-// another (so replies keep the order of requests) without a goroutine while idle.
+// another (so replies keep the order of requests) without a goroutine while idle, and the
+// context its requests run under, which ends when the socket goes.
 type client struct {
 	mu      sync.Mutex
 	queue   []func()
 	running bool
 	refused int // events refused in a row by the rate limit
+	ctx     context.Context
+	cancel  context.CancelFunc
+	gone    bool
+}
+
+// context returns the context of the socket's requests: made at the first request (most
+// sockets never send one), cancelled when the socket disconnects, with no deadline (the
+// dispatcher applies each plugin's own). It costs no goroutine.
+func (c *client) context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.gone {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
+
+// leave ends the socket's requests. The cancel runs outside mu: it completes waiting calls,
+// whose callbacks take mu again (resume).
+func (c *client) leave() {
+	c.mu.Lock()
+	c.gone = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 const keyClient = "hub.client"
@@ -68,11 +99,13 @@ type welcome struct {
 // HandleConnection sets up an accepted socket: its handlers for the client's events, then
 // the system:welcome event.
 func (h *Hub) HandleConnection(s *socketio.Socket) {
-	s.Set(keyClient, &client{})
+	c := &client{}
+	s.Set(keyClient, c)
 	if s.Recovered() {
 		h.restore(s)
 	}
 	s.OnDisconnect(func(s *socketio.Socket, reason string) {
+		c.leave()
 		h.unregister(s)
 		h.msgRate.Forget(s.ID())
 	})
@@ -415,13 +448,13 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 		// Nothing of this socket's waits: an asynchronous dispatcher takes the request
 		// from here and replies from its own goroutine, with no runner woken for it.
 		if ad, ok := h.currentDispatcher().(dispatch.AsyncDispatcher); ok && c.begin() {
-			ad.DispatchAsync(dispatchContexts.Get(h.opts.DispatchTimeout), req, func(rep *dispatch.Reply, err error) {
+			ad.DispatchAsync(c.context(), req, func(rep *dispatch.Reply, err error) {
 				h.answer(s, spec, req, ack, rep, err)
 				c.resume()
 			})
 			return
 		}
-		if !c.enqueue(func() { h.runRequest(s, spec, req, ack) }, h.opts.MaxPending) {
+		if !c.enqueue(func() { h.runRequest(c.context(), s, spec, req, ack) }, h.opts.MaxPending) {
 			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
 		}
 	}
@@ -438,8 +471,8 @@ type response struct {
 	Code      string          `json:"code,omitempty"`
 }
 
-func (h *Hub) runRequest(s *socketio.Socket, spec *kindSpec, req *dispatch.Request, ack socketio.Ack) {
-	rep, err := h.currentDispatcher().Dispatch(dispatchContexts.Get(h.opts.DispatchTimeout), req)
+func (h *Hub) runRequest(ctx context.Context, s *socketio.Socket, spec *kindSpec, req *dispatch.Request, ack socketio.Ack) {
+	rep, err := h.currentDispatcher().Dispatch(ctx, req)
 	h.answer(s, spec, req, ack, rep, err)
 }
 
@@ -580,6 +613,3 @@ func (g *idGen) next() string {
 	g.mu.Unlock()
 	return g.prefix + "-" + strconv.FormatUint(n, 36)
 }
-
-// dispatchContexts hands out the contexts of client:* requests (shared per few ms).
-var dispatchContexts deadline.Cache

@@ -49,8 +49,6 @@ type Options struct {
 	MessagesPerMinute int
 	// FloodDisconnectAfter disconnects a socket after this many refused events in a row.
 	FloodDisconnectAfter int
-	// DispatchTimeout is the deadline of a client:* request handed to the Dispatcher.
-	DispatchTimeout time.Duration
 	// MaxPending bounds the client:* requests one socket may have waiting; 64.
 	MaxPending int
 	Logger     hclog.Logger
@@ -71,9 +69,6 @@ func (o *Options) defaults() {
 	}
 	if o.FloodDisconnectAfter <= 0 {
 		o.FloodDisconnectAfter = 100
-	}
-	if o.DispatchTimeout <= 0 {
-		o.DispatchTimeout = 10 * time.Second
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 64

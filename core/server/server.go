@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -123,7 +122,6 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxRoomsPerSocket: sio.MaxRoomsPerSocket,
 		MaxJSONDepth:      sio.MaxJSONDepth,
 		MessagesPerMinute: msgRate,
-		DispatchTimeout:   cfg.Plugins.DefaultTimeout + time.Second,
 		Logger:            log.Named("hub"),
 	}, s.io, s.metrics)
 	s.io.OnConnection(func(so *socketio.Socket) {
