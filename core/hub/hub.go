@@ -115,6 +115,9 @@ func New(o Options, io *socketio.Server, m *metrics.Metrics) *Hub {
 	if o.MessagesPerMinute > 0 {
 		h.msgRate = ratelimit.New(o.MessagesPerMinute, time.Minute, 1<<20)
 	}
+	if m != nil {
+		m.CountRoomsWith(h.roomCount)
+	}
 	return h
 }
 
@@ -208,11 +211,16 @@ func (h *Hub) userCount() int {
 // each socket's own room) and registered users.
 func (h *Hub) Stats() httpapi.Stats {
 	users := h.userCount()
-	rooms := h.io.RoomCount() - users
-	if rooms < 0 {
-		rooms = 0
-	}
-	return httpapi.Stats{Connections: h.io.SocketCount(), Rooms: rooms, Users: users}
+	return httpapi.Stats{Connections: h.io.SocketCount(), Rooms: h.roomsBeside(users), Users: users}
+}
+
+// roomCount is the number of rooms clients joined (socket_server_rooms).
+func (h *Hub) roomCount() int { return h.roomsBeside(h.userCount()) }
+
+// roomsBeside counts the rooms clients joined, given the number of users (each has one
+// internal room).
+func (h *Hub) roomsBeside(users int) int {
+	return max(h.io.RoomCount()-users, 0)
 }
 
 func (h *Hub) countSent(event string, n int) {
