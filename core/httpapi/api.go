@@ -39,9 +39,29 @@ type Stats struct {
 	Users       int
 }
 
-// PluginLister is optional: its Plugins() value is served as "plugins" by GET /api/plugins.
+// PluginLister is optional: its list is served as "plugins" by GET /api/plugins.
 type PluginLister interface {
-	Plugins() any
+	Plugins() []PluginInfo
+}
+
+// PluginInfo is one entry of GET /api/plugins: a plugin, or a file of the plugin folder
+// that is not loaded (state "skipped", the reason in Error).
+type PluginInfo struct {
+	Name     string       `json:"name"`
+	Version  string       `json:"version"`
+	SHA256   string       `json:"sha256"`
+	Routes   PluginRoutes `json:"routes"`
+	State    string       `json:"state"`
+	Restarts int          `json:"restarts"`
+	PID      int          `json:"pid,omitempty"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// PluginRoutes are the event types, message types and action names a plugin handles.
+type PluginRoutes struct {
+	Events   []string `json:"events"`
+	Messages []string `json:"messages"`
+	Actions  []string `json:"actions"`
 }
 
 // Route paths.

@@ -36,8 +36,8 @@ type healthResponse struct {
 }
 
 type pluginsResponse struct {
-	Success bool `json:"success"`
-	Plugins any  `json:"plugins"`
+	Success bool         `json:"success"`
+	Plugins []PluginInfo `json:"plugins"`
 }
 
 type notificationPayload struct {
@@ -111,17 +111,11 @@ func (a *API) health(c *fiber.Ctx) error {
 }
 
 func (a *API) pluginList(c *fiber.Ctx) error {
-	var list any = []any{}
+	list := []PluginInfo{}
 	if a.plugins != nil {
 		if p := a.plugins.Plugins(); p != nil {
 			list = p
 		}
 	}
-	// Marshal here so a lister returning something unencodable is a logged 500.
-	b, err := json.Marshal(pluginsResponse{Success: true, Plugins: list})
-	if err != nil {
-		return fmt.Errorf("encode plugin list: %w", err)
-	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(b)
+	return c.JSON(pluginsResponse{Success: true, Plugins: list})
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -65,11 +66,13 @@ func (c *client) context() context.Context {
 	return c.ctx
 }
 
-// leave ends the socket's requests. The cancel runs outside mu: it completes waiting calls,
-// whose callbacks take mu again (resume).
+// leave ends the socket's requests: the queued ones are dropped, the running one is
+// cancelled. The cancel runs outside mu: it completes the running call, whose callback
+// takes mu again (next).
 func (c *client) leave() {
 	c.mu.Lock()
 	c.gone = true
+	c.queue = nil
 	cancel := c.cancel
 	c.mu.Unlock()
 	if cancel != nil {
@@ -325,11 +328,13 @@ func (h *Hub) onRoomJoin(s *socketio.Socket, event string, arg json.RawMessage, 
 	if !ok {
 		return
 	}
-	if err := h.checkRoom(s, room); err != nil {
-		h.sendError(s, event, err.Message, err.Code)
+	if err := h.checkRoom(s.ID(), room); err != nil {
+		h.sendCodedError(s, event, err)
 		return
 	}
-	s.Join(room)
+	if err := h.fan.Join(s.ID(), room); err != nil {
+		return // the socket is gone
+	}
 	h.reply(s, "room:join:ack", ack, roomAck{Success: true, Room: room})
 }
 
@@ -338,7 +343,9 @@ func (h *Hub) onRoomLeave(s *socketio.Socket, event string, arg json.RawMessage,
 	if !ok {
 		return
 	}
-	s.Leave(room)
+	if err := h.fan.Leave(s.ID(), room); err != nil {
+		return // the socket is gone
+	}
 	h.reply(s, "room:leave:ack", ack, roomAck{Success: true, Room: room})
 }
 
@@ -364,6 +371,19 @@ func (h *Hub) emit(s *socketio.Socket, event string, v any) {
 
 func (h *Hub) sendError(s *socketio.Socket, event, message, code string) {
 	h.sendErrorPayload(s, wsError{Event: event, Message: message, Code: code})
+}
+
+// sendCodedError reports a refusal of the hub's checks; any other error is internal.
+func (h *Hub) sendCodedError(s *socketio.Socket, event string, err error) {
+	if ce, ok := err.(*codedError); ok {
+		h.sendError(s, event, ce.Message, ce.Code)
+		return
+	}
+	if errors.Is(err, ErrUnknownSocket) {
+		return // the socket is gone: nobody to tell
+	}
+	h.log.Error("room check failed", "event", event, "error", err)
+	h.sendError(s, event, "Internal server error", CodeInternal)
 }
 
 func (h *Hub) sendErrorPayload(s *socketio.Socket, e wsError) {
@@ -428,13 +448,17 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
 		}
+		all, err := h.fan.SocketRooms(s.ID())
+		if err != nil {
+			return // the socket is gone
+		}
 		req := &dispatch.Request{
 			Kind:      kind,
 			Name:      name,
 			RequestID: h.ids.next(),
 			SocketID:  s.ID(),
 			UserID:    UserID(s),
-			Rooms:     clientRooms(s),
+			Rooms:     clientRooms(s.ID(), all),
 			Payload:   append(json.RawMessage(nil), arg...),
 		}
 		if kind == dispatch.KindMessage {
@@ -445,16 +469,13 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
 			return
 		}
-		// Nothing of this socket's waits: an asynchronous dispatcher takes the request
-		// from here and replies from its own goroutine, with no runner woken for it.
-		if ad, ok := h.currentDispatcher().(dispatch.AsyncDispatcher); ok && c.begin() {
-			ad.DispatchAsync(c.context(), req, func(rep *dispatch.Reply, err error) {
+		start := func() {
+			h.currentDispatcher().DispatchAsync(c.context(), req, func(rep *dispatch.Reply, err error) {
 				h.answer(s, spec, req, ack, rep, err)
-				c.resume()
+				c.next()
 			})
-			return
 		}
-		if !c.enqueue(func() { h.runRequest(c.context(), s, spec, req, ack) }, h.opts.MaxPending) {
+		if !c.submit(start, h.opts.MaxPending) {
 			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
 		}
 	}
@@ -469,11 +490,6 @@ type response struct {
 	Result    json.RawMessage `json:"result,omitempty"`
 	Error     string          `json:"error,omitempty"`
 	Code      string          `json:"code,omitempty"`
-}
-
-func (h *Hub) runRequest(ctx context.Context, s *socketio.Socket, spec *kindSpec, req *dispatch.Request, ack socketio.Ack) {
-	rep, err := h.currentDispatcher().Dispatch(ctx, req)
-	h.answer(s, spec, req, ack, rep, err)
 }
 
 // answer sends the reply of a dispatched request to its socket.
@@ -523,72 +539,54 @@ func (h *Hub) answer(s *socketio.Socket, spec *kindSpec, req *dispatch.Request, 
 // responseBuffers holds scratch buffers for the JSON of successful responses.
 var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// enqueue adds work to the socket's queue and starts a runner when none is active. It
-// refuses when max items already wait.
-func (c *client) enqueue(fn func(), max int) bool {
+// submit starts a request of the socket at once when none of its requests is running,
+// else queues it behind them (so replies keep the order of requests); it refuses when max
+// requests already wait. start must not block, and must call next once its request is
+// answered.
+func (c *client) submit(start func(), max int) bool {
 	c.mu.Lock()
-	if len(c.queue) >= max {
+	if c.gone {
 		c.mu.Unlock()
-		return false
+		return true // nobody to answer
 	}
-	c.queue = append(c.queue, fn)
 	if c.running {
+		if len(c.queue) >= max {
+			c.mu.Unlock()
+			return false
+		}
+		c.queue = append(c.queue, start)
 		c.mu.Unlock()
 		return true
 	}
 	c.running = true
 	c.mu.Unlock()
-	runners.Submit(c.run)
+	start()
 	return true
 }
 
-// begin marks the socket busy with a request handled outside its queue; false when
-// requests are queued or running (the new one must then queue behind them).
-func (c *client) begin() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running || len(c.queue) > 0 {
-		return false
-	}
-	c.running = true
-	return true
-}
-
-// resume ends what begin started: a runner takes what queued meanwhile.
-func (c *client) resume() {
+// next ends the running request: the oldest queued one starts, on a pooled goroutine (next
+// runs on the dispatcher's, which must not be held up), or the socket is idle again.
+func (c *client) next() {
 	c.mu.Lock()
 	if len(c.queue) == 0 {
 		c.running = false
+		c.queue = nil
 		c.mu.Unlock()
 		return
 	}
+	start := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
 	c.mu.Unlock()
-	runners.Submit(c.run)
+	runners.Submit(start)
 }
 
-func (c *client) run() {
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.running = false
-			c.queue = nil
-			c.mu.Unlock()
-			return
-		}
-		fn := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		c.mu.Unlock()
-		fn()
-	}
-}
-
-// clientRooms lists the rooms a socket joined itself (not its own id room nor its user room).
-func clientRooms(s *socketio.Socket) []string {
-	all := s.Rooms()
+// clientRooms lists the rooms of all that a socket joined itself (not its own id room nor
+// its user room).
+func clientRooms(socketID string, all []string) []string {
 	out := make([]string, 0, len(all))
 	for _, r := range all {
-		if r == s.ID() || len(r) > 0 && r[0] == 0 {
+		if r == socketID || len(r) > 0 && r[0] == 0 {
 			continue
 		}
 		out = append(out, r)

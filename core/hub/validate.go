@@ -4,11 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/rtserver/rtserver/core/socketio"
 )
 
 // codedError is a refusal with the code the client sees.
@@ -94,21 +94,21 @@ func (h *Hub) checkRoomName(room string) *codedError {
 	return nil
 }
 
-// checkRoom validates a join of s to room: the name, the per-socket room limit, and that the
-// room is not another socket's private room.
-func (h *Hub) checkRoom(s *socketio.Socket, room string) *codedError {
+// checkRoom validates a join of a socket to room: the name, the per-socket room limit, and
+// that the room is not another socket's private room. An unknown socket is
+// ErrUnknownSocket.
+func (h *Hub) checkRoom(socketID, room string) error {
 	if err := h.checkRoomName(room); err != nil {
 		return err
 	}
-	if room != s.ID() && h.io.Reserved(room) {
+	if room != socketID && h.fan.Reserved(room) {
 		return &codedError{CodeInvalidRoom, "Room name is reserved"}
 	}
-	if len(clientRooms(s)) >= h.opts.MaxRoomsPerSocket {
-		for _, r := range s.Rooms() {
-			if r == room {
-				return nil
-			}
-		}
+	all, err := h.fan.SocketRooms(socketID)
+	if err != nil {
+		return err
+	}
+	if len(clientRooms(socketID, all)) >= h.opts.MaxRoomsPerSocket && !slices.Contains(all, room) {
 		return &codedError{CodeRoomLimit, "Too many rooms for this socket"}
 	}
 	return nil

@@ -123,7 +123,7 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxJSONDepth:      sio.MaxJSONDepth,
 		MessagesPerMinute: msgRate,
 		Logger:            log.Named("hub"),
-	}, s.io, s.metrics)
+	}, hub.NewMemoryAdapter(s.io), s.metrics)
 	s.io.OnConnection(func(so *socketio.Socket) {
 		s.guard.onConnection(so)
 		s.hub.HandleConnection(so)
@@ -183,11 +183,33 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxHeaderBytes:      cfg.Server.MaxHeaderBytes,
 		IdleTimeout:         cfg.Server.IdleTimeout,
 		Logger:              log.Named("api"),
-	}, s.hub, s.metrics, s.plugins)
+	}, apiHub{s.hub}, s.metrics, pluginList{s.plugins})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return s, nil
+}
+
+// apiHub is the hub as the HTTP API sees it.
+type apiHub struct{ *hub.Hub }
+
+func (h apiHub) Stats() httpapi.Stats {
+	st := h.Hub.Stats()
+	return httpapi.Stats{Connections: st.Connections, Rooms: st.Rooms, Users: st.Users}
+}
+
+// pluginList is the plugin host's list in the HTTP API's terms.
+type pluginList struct{ h *pluginhost.Host }
+
+func (l pluginList) Plugins() []httpapi.PluginInfo {
+	list, _ := l.h.Plugins().([]pluginhost.PluginInfo)
+	out := make([]httpapi.PluginInfo, len(list))
+	for i, p := range list {
+		out[i] = httpapi.PluginInfo{Name: p.Name, Version: p.Version, SHA256: p.SHA256,
+			Routes: httpapi.PluginRoutes{Events: p.Routes.Events, Messages: p.Routes.Messages, Actions: p.Routes.Actions},
+			State:  p.State, Restarts: p.Restarts, PID: p.PID, Error: p.Error}
+	}
+	return out
 }
 
 // Hub returns the server's hub.
