@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
 )
 
 // codedError is a refusal with the code the client sees.
