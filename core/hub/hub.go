@@ -15,7 +15,6 @@ import (
 	"github.com/rtserver/rtserver/core/dispatch"
 	"github.com/rtserver/rtserver/core/metrics"
 	"github.com/rtserver/rtserver/core/ratelimit"
-	"github.com/rtserver/rtserver/core/socketio"
 	"github.com/rtserver/rtserver/core/workpool"
 )
 
@@ -23,17 +22,6 @@ import (
 // dispatcher's goroutine that answered the request before them; none stays once traffic
 // stops.
 var runners = &workpool.Pool{IdleTimeout: 2 * time.Second}
-
-// userRoomPrefix names the internal room that holds a user's registered sockets. It starts
-// with a control character, which client room names may not contain, so no client can join
-// another user's room.
-const userRoomPrefix = "\x00user:"
-
-// Socket data keys.
-const (
-	keyUserID     = "userId"
-	keyRegistered = "registered"
-)
 
 // Options configures a Hub.
 type Options struct {
@@ -107,8 +95,6 @@ type Hub struct {
 	users map[string]int // userID -> registered sockets
 }
 
-var _ dispatch.Host = pluginHost{}
-
 // New builds a Hub that reaches sockets through fan (NewMemoryAdapter on a single node).
 // The caller installs HandleConnection as (or in) the socketio server's connection handler.
 // m may be nil.
@@ -146,79 +132,6 @@ func (h *Hub) currentDispatcher() Dispatcher {
 	h.dmu.RLock()
 	defer h.dmu.RUnlock()
 	return h.dispatcher
-}
-
-// UserID returns the authenticated user of a socket ("" when unknown).
-func UserID(s *socketio.Socket) string {
-	v, _ := s.Get(keyUserID).(string)
-	return v
-}
-
-// SetUserID records the authenticated user of a socket; the auth middleware calls it.
-func SetUserID(s *socketio.Socket, userID string) { s.Set(keyUserID, userID) }
-
-func registered(s *socketio.Socket) bool {
-	v, _ := s.Get(keyRegistered).(bool)
-	return v
-}
-
-func userRoom(userID string) string { return userRoomPrefix + userID }
-
-// register puts s in its user's room. It reports false when s was registered already.
-func (h *Hub) register(s *socketio.Socket, userID string) bool {
-	if registered(s) {
-		return false
-	}
-	s.Set(keyRegistered, true)
-	if err := h.fan.Join(s.ID(), userRoom(userID)); err != nil {
-		s.Set(keyRegistered, false) // gone meanwhile: nothing to count
-		return false
-	}
-	h.mu.Lock()
-	h.users[userID]++
-	n := len(h.users)
-	h.mu.Unlock()
-	h.gaugeUsers(n)
-	return true
-}
-
-// unregister forgets a registered socket when it goes away.
-func (h *Hub) unregister(s *socketio.Socket) {
-	if !registered(s) {
-		return
-	}
-	userID := UserID(s)
-	h.mu.Lock()
-	if h.users[userID]--; h.users[userID] <= 0 {
-		delete(h.users, userID)
-	}
-	n := len(h.users)
-	h.mu.Unlock()
-	h.gaugeUsers(n)
-}
-
-// Restore re-counts a socket whose state came back through connection state recovery.
-func (h *Hub) restore(s *socketio.Socket) {
-	if !registered(s) {
-		return
-	}
-	h.mu.Lock()
-	h.users[UserID(s)]++
-	n := len(h.users)
-	h.mu.Unlock()
-	h.gaugeUsers(n)
-}
-
-func (h *Hub) gaugeUsers(n int) {
-	if h.m != nil {
-		h.m.RegisteredUsers.Set(float64(n))
-	}
-}
-
-func (h *Hub) userCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.users)
 }
 
 // Stats are the hub's counts.
@@ -279,48 +192,6 @@ func (h *Hub) broadcast(to Target, event string, data json.RawMessage) int {
 	}
 	h.countSent(event, n)
 	return n
-}
-
-// PluginHost is the dispatch.Host that plugins call back into: emits checked like the
-// HTTP API's, room joins checked like a client's.
-func (h *Hub) PluginHost() dispatch.Host { return pluginHost{h} }
-
-type pluginHost struct{ h *Hub }
-
-func (p pluginHost) EmitToUser(_ context.Context, userID, event string, data json.RawMessage) (int, error) {
-	if err := p.h.checkEventName(event); err != nil {
-		return 0, err
-	}
-	return p.h.PushToUser(userID, event, data), nil
-}
-
-func (p pluginHost) EmitToRoom(_ context.Context, room, event string, data json.RawMessage, except string) (int, error) {
-	if err := p.h.checkEventName(event); err != nil {
-		return 0, err
-	}
-	return p.h.emitToRoom(room, event, data, except), nil
-}
-
-func (p pluginHost) Broadcast(_ context.Context, event string, data json.RawMessage) (int, error) {
-	if err := p.h.checkEventName(event); err != nil {
-		return 0, err
-	}
-	return p.h.Broadcast(event, data), nil
-}
-
-func (p pluginHost) JoinRoom(_ context.Context, socketID, room string) error {
-	if err := p.h.checkRoom(socketID, room); err != nil {
-		return err
-	}
-	return p.h.fan.Join(socketID, room)
-}
-
-func (p pluginHost) LeaveRoom(_ context.Context, socketID, room string) error {
-	return p.h.fan.Leave(socketID, room)
-}
-
-func (p pluginHost) DisconnectSocket(_ context.Context, socketID string) error {
-	return p.h.fan.Disconnect(socketID)
 }
 
 func rawOrNull(data json.RawMessage) json.RawMessage {
