@@ -85,7 +85,7 @@ const (
 	maxRequestIDLen     = 128
 )
 
-// Options configures the API. The lead maps the server config onto it.
+// Options configures the API; core/server fills it from the configuration.
 type Options struct {
 	Keys         []Key
 	MaxBodyBytes int // request body limit; 1 MiB when zero

@@ -215,9 +215,6 @@ func (l pluginList) Plugins() []httpapi.PluginInfo {
 // Hub returns the server's hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
-// Metrics returns the server's metrics.
-func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
-
 // Handler routes the Socket.IO path to the protocol engine and everything else to the API.
 func (s *Server) Handler() http.Handler {
 	path := s.cfg.SocketIO.Path
