@@ -180,8 +180,6 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxRoomNameLength:   sio.MaxRoomNameLength,
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
-		MaxHeaderBytes:      cfg.Server.MaxHeaderBytes,
-		IdleTimeout:         cfg.Server.IdleTimeout,
 		Logger:              log.Named("api"),
 	}, apiHub{s.hub}, s.metrics, pluginList{s.plugins})
 	if err != nil {
