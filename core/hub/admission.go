@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/rtserver/rtserver/core/socketio"
@@ -14,12 +13,13 @@ import (
 // handshake.
 
 // admit reports whether the event may be handled; when not, the client has been told why
-// (or disconnected).
-func (h *Hub) admit(s *socketio.Socket, ss *session, event string, arg json.RawMessage) bool {
+// (or disconnected). The depth is the arguments' nesting, measured by core/socketio as it
+// validated them: the payload is not scanned again here.
+func (h *Hub) admit(s *socketio.Socket, ss *session, event string, args socketio.Args) bool {
 	if !h.admitRate(s, ss, event) {
 		return false
 	}
-	if jsonDepth(arg, h.opts.MaxJSONDepth) > h.opts.MaxJSONDepth {
+	if args.Depth > h.opts.MaxJSONDepth {
 		h.sendError(s, event, "Payload is nested too deeply", CodeInvalidPayload)
 		return false
 	}
@@ -62,39 +62,4 @@ func (h *Hub) onUnknown(s *socketio.Socket, ss *session, event string) {
 		name = name[:h.opts.MaxEventNameLen]
 	}
 	h.sendError(s, name, "Unknown event", CodeUnknownEvent)
-}
-
-// jsonDepth returns the deepest nesting of objects and arrays in raw, stopping early once it
-// passes limit. It does not validate the JSON: core/socketio did.
-func jsonDepth(raw []byte, limit int) int {
-	depth, deepest := 0, 0
-	inString, escaped := false, false
-	for _, b := range raw {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case b == '\\':
-				escaped = true
-			case b == '"':
-				inString = false
-			}
-			continue
-		}
-		switch b {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > deepest {
-				deepest = depth
-				if deepest > limit {
-					return deepest
-				}
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return deepest
 }

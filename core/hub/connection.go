@@ -57,13 +57,14 @@ type handler func(s *socketio.Socket, ss *session, event string, arg json.RawMes
 // the message rate, the payload's nesting depth, and metrics.
 func (h *Hub) on(s *socketio.Socket, ss *session, event string, fn handler) {
 	s.On(event, func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
+		if !h.admit(s, ss, event, args) {
+			return
+		}
 		var arg json.RawMessage
 		if len(args.Raw) > 0 {
 			arg = args.Raw[0]
 		}
-		if h.admit(s, ss, event, arg) {
-			fn(s, ss, event, arg, ack)
-		}
+		fn(s, ss, event, arg, ack)
 	})
 }
 

@@ -240,7 +240,7 @@ func FuzzSplitArray(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		args, err := splitArray(b)
+		args, depth, err := splitArray(b)
 		var ref []json.RawMessage
 		refErr := json.Unmarshal(b, &ref)
 		if (err == nil) != (refErr == nil) {
@@ -249,10 +249,55 @@ func FuzzSplitArray(f *testing.F) {
 		if err == nil && len(args) != len(ref) {
 			t.Fatalf("splitArray(%q) = %d elements, encoding/json %d", b, len(args), len(ref))
 		}
+		if err == nil {
+			want := 0
+			for _, a := range ref {
+				want = max(want, nesting(a))
+			}
+			if depth != want {
+				t.Fatalf("splitArray(%q) depth %d, want %d", b, depth, want)
+			}
+		}
 		if validJSON(b) != json.Valid(b) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, validJSON(b), json.Valid(b))
 		}
 	})
+}
+
+// nesting is the deepest nesting of objects and arrays in the valid JSON raw.
+func nesting(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString && c == '\\':
+			i++
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+func TestEventDepth(t *testing.T) {
+	for data, want := range map[string]int{
+		`["e"]`:                          0,
+		`["e",1,"[{"]`:                   0,
+		`["e",{}]`:                       1,
+		`["e",{"a":[1,{"b":[]}]},[[1]]]`: 4,
+		`["e",1,[[[["x"]]]]]`:            4,
+	} {
+		p, err := DecodePacket([]byte("2" + data))
+		if err != nil || p.Depth != want {
+			t.Errorf("%s: depth %d (%v), want %d", data, p.Depth, err, want)
+		}
+	}
 }
 
 // TestReplyAllocations: a packet with raw JSON arguments, made ready to send, costs its

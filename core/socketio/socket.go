@@ -475,7 +475,7 @@ func (s *Socket) dispatch(p Packet, atts [][]byte) {
 		s.handleEvent(p, atts)
 	case connected && (p.Type == PacketAck || p.Type == PacketBinaryAck):
 		if pa := s.takeAck(p.ID); pa != nil {
-			pa.finish(Args{Raw: p.Args, Attachments: atts}, nil)
+			pa.finish(Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}, nil)
 		}
 	case connected && p.Type == PacketDisconnect:
 		s.closeWith(ReasonClientDisconnect)
@@ -504,7 +504,7 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	if p.HasID {
 		ack = s.ackFunc(p.ID)
 	}
-	args := Args{Raw: p.Args, Attachments: atts}
+	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
 	defer s.recoverHandler(p.Event)
 	if h != nil {
 		h(s, args, ack)
