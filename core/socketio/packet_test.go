@@ -83,7 +83,7 @@ func TestDecodePacket(t *testing.T) {
 				args = append(args, string(a))
 			}
 		}
-		got.Args = nil
+		got.Args, got.Depth = nil, 0 // Depth: TestEventDepth
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("DecodePacket(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
