@@ -22,8 +22,11 @@ import (
 // two ports: the Adapter records the fan-out and keeps rooms in a map, the Dispatcher
 // answers as each test asks.
 
-// fakeAdapter is an Adapter that records broadcasts and keeps memberships in a map.
+// fakeAdapter is an Adapter that records broadcasts and keeps memberships in a map. A
+// join of a socket of io is made on the socket as well: the hub reads a requesting
+// socket's rooms from the socket itself.
 type fakeAdapter struct {
+	io       *socketio.Server
 	mu       sync.Mutex
 	rooms    map[string][]string // socket id -> rooms it joined
 	gone     map[string]bool     // socket ids that are not connected
@@ -61,6 +64,9 @@ func (f *fakeAdapter) Join(id string, rooms ...string) error {
 		if !slices.Contains(f.rooms[id], r) {
 			f.rooms[id] = append(f.rooms[id], r)
 		}
+	}
+	if s := f.io.Socket(id); s != nil {
+		s.Join(rooms...)
 	}
 	return nil
 }
@@ -179,6 +185,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 	f.hub = New(o, f.fan, nil)
 	f.hub.SetDispatcher(f.d)
 	io := socketio.NewServer(socketio.Options{NonBlockingHandlers: true})
+	f.fan.io = io
 	io.Use(func(s *socketio.Socket, raw json.RawMessage) error {
 		var a struct {
 			User    string `json:"user"`

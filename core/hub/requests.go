@@ -71,32 +71,37 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return
 		}
-		all, err := h.fan.SocketRooms(s.ID())
-		if err != nil {
-			return // the socket is gone
-		}
+		// The requesting socket is always on this node: its rooms are read from it, not
+		// asked of the Adapter.
 		req := &dispatch.Request{
 			Kind:      kind,
 			Name:      name,
 			RequestID: h.ids.next(),
 			SocketID:  s.ID(),
 			UserID:    ss.userID,
-			Rooms:     clientRooms(s.ID(), all),
+			Rooms:     clientRooms(s.ID(), s.Rooms()),
 			Payload:   append(json.RawMessage(nil), arg...),
 		}
 		if kind == dispatch.KindMessage {
 			req.MessageID = h.ids.next()
 		}
-		start := func() {
-			h.currentDispatcher().DispatchAsync(ss.context(), req, func(rep *dispatch.Reply, err error) {
-				h.answer(s, spec, req, ack, rep, err)
-				ss.next()
-			})
+		// The usual case, no request of this socket running, costs no queued closure.
+		if ss.begin() {
+			h.dispatch(s, ss, spec, req, ack)
+			return
 		}
-		if !ss.submit(start, h.opts.MaxPending) {
+		if !ss.enqueue(func() { h.dispatch(s, ss, spec, req, ack) }, h.opts.MaxPending) {
 			h.sendError(s, event, "Too many requests waiting for a reply", CodeTooManyPending)
 		}
 	}
+}
+
+// dispatch hands a request of the socket to the Dispatcher; its answer starts the next.
+func (h *Hub) dispatch(s *socketio.Socket, ss *session, spec *kindSpec, req *dispatch.Request, ack socketio.Ack) {
+	h.currentDispatcher().DispatchAsync(ss.context(), req, func(rep *dispatch.Reply, err error) {
+		h.answer(s, spec, req, ack, rep, err)
+		ss.next()
+	})
 }
 
 // response is the payload of server:response, message:ack and action:result.
@@ -185,27 +190,40 @@ func (ss *session) endRequests() {
 	}
 }
 
-// submit starts a request of the socket at once when none of its requests is running,
-// else queues it behind them; it refuses when max requests already wait. start must not
-// block, and must call next once its request is answered.
-func (ss *session) submit(start func(), max int) bool {
+// begin marks a request of the socket running when none is (the caller starts it at once);
+// false when one is running (the new one must queue behind it, so that replies keep the
+// order of requests) or the socket is gone.
+func (ss *session) begin() bool {
 	ss.mu.Lock()
-	if ss.gone {
-		ss.mu.Unlock()
-		return true // nobody to answer
-	}
-	if ss.running {
-		if len(ss.queue) >= max {
-			ss.mu.Unlock()
-			return false
-		}
-		ss.queue = append(ss.queue, start)
-		ss.mu.Unlock()
-		return true
+	defer ss.mu.Unlock()
+	if ss.running || ss.gone {
+		return false
 	}
 	ss.running = true
+	return true
+}
+
+// enqueue queues start behind the running request; it refuses when max requests already
+// wait. start must not block, and must call next once its request is answered. A gone
+// socket's requests are dropped: nobody is there to answer.
+func (ss *session) enqueue(start func(), max int) bool {
+	ss.mu.Lock()
+	switch {
+	case ss.gone:
+		ss.mu.Unlock()
+		return true
+	case !ss.running:
+		// The running request ended between begin and here: this one is the next.
+		ss.running = true
+		ss.mu.Unlock()
+		runners.Submit(start)
+		return true
+	case len(ss.queue) >= max:
+		ss.mu.Unlock()
+		return false
+	}
+	ss.queue = append(ss.queue, start)
 	ss.mu.Unlock()
-	start()
 	return true
 }
 
