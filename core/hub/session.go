@@ -74,14 +74,6 @@ func sessionOf(s *socketio.Socket) *session {
 	return ss
 }
 
-// UserID returns the authenticated user of a socket ("" when unknown).
-func UserID(s *socketio.Socket) string {
-	if ss := sessionOf(s); ss != nil {
-		return ss.userID
-	}
-	return ""
-}
-
 func (ss *session) isRegistered() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
