@@ -86,15 +86,6 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // Unwrap returns the underlying jwt error, if any.
 func (e *Error) Unwrap() error { return e.err }
 
-// CodeOf returns the code of an *Error in err's chain, or "" when there is none.
-func CodeOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
-}
-
 func refuse(code, msg string, cause error) *Error {
 	return &Error{Code: code, Message: msg, err: cause}
 }

@@ -139,8 +139,8 @@ func TestVerifyHS256(t *testing.T) {
 			if ae.Code != tc.code {
 				t.Fatalf("code = %s (%v), want %s", ae.Code, err, tc.code)
 			}
-			if CodeOf(err) != tc.code || c != nil {
-				t.Fatalf("CodeOf = %q, claims = %v", CodeOf(err), c)
+			if codeOf(err) != tc.code || c != nil {
+				t.Fatalf("CodeOf = %q, claims = %v", codeOf(err), c)
 			}
 		})
 	}
@@ -173,7 +173,7 @@ func TestVerifyUserIDWithInvalidUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(signing + "." + enc(sig)); CodeOf(err) != CodeInvalid {
+	if _, err := v.Verify(signing + "." + enc(sig)); codeOf(err) != CodeInvalid {
 		t.Fatalf("err = %v (%v), want %s", err, errors.Unwrap(err), CodeInvalid)
 	}
 }
@@ -195,7 +195,7 @@ func TestIssuerAndAudience(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, good(tc.extra)))
-			if CodeOf(err) != tc.code {
+			if codeOf(err) != tc.code {
 				t.Fatalf("err = %v, want code %q", err, tc.code)
 			}
 		})
@@ -252,26 +252,26 @@ func TestRS256WithKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodRS256, other, good(nil))); CodeOf(err) != CodeInvalidSig {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodRS256, other, good(nil))); codeOf(err) != CodeInvalidSig {
 		t.Fatalf("other key: %v", err)
 	}
 
 	// Key confusion: an HS256 token whose HMAC secret is the public key's PEM must not be
 	// checked with that public key.
 	confused := sign(t, jwt.SigningMethodHS256, pemBytes, good(nil))
-	if _, err := v.Verify(confused); CodeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(confused); codeOf(err) != CodeAlgNotAllowed {
 		t.Fatalf("HS256 token accepted by an RS256-only verifier: %v", err)
 	}
-	if _, err := v.Verify(must(Mint(secret, "HS256", "u", time.Hour))); CodeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(must(Mint(secret, "HS256", "u", time.Hour))); codeOf(err) != CodeAlgNotAllowed {
 		t.Fatalf("HS256 token: %v", err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodRS512, priv, good(nil))); CodeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodRS512, priv, good(nil))); codeOf(err) != CodeAlgNotAllowed {
 		t.Fatalf("RS512 token: %v", err)
 	}
 
 	// With both HS256 and RS256 allowed, the confused token meets the HMAC secret and fails.
 	both := newVerifier(t, Options{Secret: secret, Algorithms: []string{"HS256", "RS256"}, PublicKeyFile: path})
-	if _, err := both.Verify(confused); CodeOf(err) != CodeInvalidSig {
+	if _, err := both.Verify(confused); codeOf(err) != CodeInvalidSig {
 		t.Fatalf("confused token with HS256+RS256: %v", err)
 	}
 	if _, err := both.Verify(sign(t, jwt.SigningMethodRS256, priv, good(nil))); err != nil {
@@ -293,14 +293,14 @@ func TestES256WithKeyFile(t *testing.T) {
 		t.Fatalf("valid ES256 refused: %v", err)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, other, good(nil))); CodeOf(err) != CodeInvalidSig {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, other, good(nil))); codeOf(err) != CodeInvalidSig {
 		t.Fatalf("other key: %v", err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, good(nil))); CodeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, good(nil))); codeOf(err) != CodeAlgNotAllowed {
 		t.Fatalf("HS256 token: %v", err)
 	}
 	expired := sign(t, jwt.SigningMethodES256, priv, good(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}))
-	if _, err := v.Verify(expired); CodeOf(err) != CodeExpired {
+	if _, err := v.Verify(expired); codeOf(err) != CodeExpired {
 		t.Fatalf("expired: %v", err)
 	}
 }
@@ -393,7 +393,7 @@ func TestMint(t *testing.T) {
 		}
 	}
 	v := newVerifier(t, Options{Secret: secret})
-	if _, err := v.Verify(must(Mint(secret, "HS256", "u", -time.Minute))); CodeOf(err) != CodeExpired {
+	if _, err := v.Verify(must(Mint(secret, "HS256", "u", -time.Minute))); codeOf(err) != CodeExpired {
 		t.Fatalf("negative ttl: %v", err)
 	}
 	for _, bad := range []struct {
@@ -411,7 +411,7 @@ func TestNowOption(t *testing.T) {
 	tok := must(Mint(secret, "HS256", "u", time.Minute))
 	later := func() time.Time { return time.Now().Add(10 * time.Minute) }
 	v := newVerifier(t, Options{Secret: secret, Now: later})
-	if _, err := v.Verify(tok); CodeOf(err) != CodeExpired {
+	if _, err := v.Verify(tok); codeOf(err) != CodeExpired {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -443,7 +443,7 @@ func TestVerifyConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := v.Verify(bad); CodeOf(err) != CodeInvalidSig {
+				if _, err := v.Verify(bad); codeOf(err) != CodeInvalidSig {
 					t.Errorf("worker %d: %v", i, err)
 					return
 				}
@@ -482,4 +482,13 @@ func BenchmarkVerifyRS256(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// codeOf returns the code of an *Error in err's chain, or "" when there is none.
+func codeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
 }

@@ -140,22 +140,12 @@ type APIKey struct {
 	Scopes []string // from Scopes, or "*"
 }
 
-// Allows reports whether the key grants scope.
-func (k APIKey) Allows(scope string) bool {
-	return slices.Contains(k.Scopes, ScopeAll) || slices.Contains(k.Scopes, scope)
-}
-
 // Signing configures request signatures (X-Signature).
 type Signing struct {
 	Required       bool     // on every route
 	RequiredRoutes []string // e.g. "/api/broadcast"
 	Window         time.Duration
 	MinVersion     string // "v1" or "v2"
-}
-
-// RequiredFor reports whether a request to path must be signed.
-func (s Signing) RequiredFor(path string) bool {
-	return s.Required || slices.Contains(s.RequiredRoutes, path)
 }
 
 // RateLimit configures the limiters; a rate of 0 turns that limiter off.
@@ -190,16 +180,6 @@ type Plugin struct {
 	MaxInFlight int
 	SHA256      string          // when set, the binary must have this hash (hex)
 	Config      json.RawMessage // the config object as JSON; nil when not written
-}
-
-// PluginByName returns the plugin block with that name.
-func (c *Config) PluginByName(name string) (Plugin, bool) {
-	for _, p := range c.Plugin {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Plugin{}, false
 }
 
 // Recovery configures Socket.IO connection state recovery.

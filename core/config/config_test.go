@@ -289,20 +289,23 @@ log {
 	if c.Auth.Leeway != time.Minute || !c.Auth.DisconnectOnExpiry || c.Auth.Issuer != "me" {
 		t.Errorf("auth: %+v", c.Auth)
 	}
-	if len(c.API.Keys) != 2 || c.API.Keys[0].Name != "ops" || !c.API.Keys[0].Allows("broadcast") {
+	if len(c.API.Keys) != 2 || c.API.Keys[0].Name != "ops" || !reflect.DeepEqual(c.API.Keys[0].Scopes, []string{ScopeAll}) {
 		t.Errorf("keys: %+v", c.API.Keys)
 	}
-	if k := c.API.Keys[1]; !k.Allows("push") || k.Allows("broadcast") {
+	if k := c.API.Keys[1]; !reflect.DeepEqual(k.Scopes, []string{"push", "room"}) {
 		t.Errorf("scopes: %+v", k)
 	}
-	if s := c.API.Signing; !s.RequiredFor("/api/broadcast") || s.RequiredFor("/api/push") || s.Window != time.Minute || s.MinVersion != "v2" {
+	if s := c.API.Signing; s.Required || !reflect.DeepEqual(s.RequiredRoutes, []string{"/api/broadcast"}) || s.Window != time.Minute || s.MinVersion != "v2" {
 		t.Errorf("signing: %+v", s)
 	}
 	if c.RateLimit.Enabled || c.RateLimit.WSMessagesPerMinute != 0 || c.RateLimit.WSConnectionsPerMinute != 100 {
 		t.Errorf("rate limit: %+v", c.RateLimit)
 	}
-	echo, ok := c.PluginByName("echo")
-	if !ok || echo.Timeout != 2*time.Second || echo.MaxInFlight != 9 ||
+	if len(c.Plugin) != 2 || c.Plugin[0].Name != "echo" || c.Plugin[1].Name != "chat" {
+		t.Fatalf("plugins: %+v", c.Plugin)
+	}
+	echo, chat := c.Plugin[0], c.Plugin[1]
+	if echo.Timeout != 2*time.Second || echo.MaxInFlight != 9 ||
 		!reflect.DeepEqual(echo.Events, []string{"*"}) || echo.Messages == nil || len(echo.Messages) != 0 || echo.Actions != nil {
 		t.Errorf("echo: %+v", echo)
 	}
@@ -313,7 +316,6 @@ log {
 	if cfg["greeting"] != "hi" || cfg["n"] != 3.0 || !reflect.DeepEqual(cfg["nested"], map[string]any{"list": []any{1.0, "a"}}) {
 		t.Errorf("config = %s", echo.Config)
 	}
-	chat, _ := c.PluginByName("chat")
 	if chat.Timeout != 7*time.Second || chat.Config != nil || chat.Events != nil {
 		t.Errorf("chat: %+v", chat)
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +38,29 @@ type Stats struct {
 	Users       int
 }
 
-// PluginLister is optional: its Plugins() value is served as "plugins" by GET /api/plugins.
+// PluginLister is optional: its list is served as "plugins" by GET /api/plugins.
 type PluginLister interface {
-	Plugins() any
+	Plugins() []PluginInfo
+}
+
+// PluginInfo is one entry of GET /api/plugins: a plugin, or a file of the plugin folder
+// that is not loaded (state "skipped", the reason in Error).
+type PluginInfo struct {
+	Name     string       `json:"name"`
+	Version  string       `json:"version"`
+	SHA256   string       `json:"sha256"`
+	Routes   PluginRoutes `json:"routes"`
+	State    string       `json:"state"`
+	Restarts int          `json:"restarts"`
+	PID      int          `json:"pid,omitempty"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// PluginRoutes are the event types, message types and action names a plugin handles.
+type PluginRoutes struct {
+	Events   []string `json:"events"`
+	Messages []string `json:"messages"`
+	Actions  []string `json:"actions"`
 }
 
 // Route paths.
@@ -65,7 +84,7 @@ const (
 	maxRequestIDLen     = 128
 )
 
-// Options configures the API. The lead maps the server config onto it.
+// Options configures the API; core/server fills it from the configuration.
 type Options struct {
 	Keys         []Key
 	MaxBodyBytes int // request body limit; 1 MiB when zero
@@ -88,17 +107,12 @@ type Options struct {
 	TrustedProxies []string
 	// MetricsPath serves Prometheus metrics without a key; "" disables it.
 	MetricsPath string
-	// MaxHeaderBytes and IdleTimeout apply when App is served natively (16 KiB, 2m):
-	// fasthttp reads a request's headers into a buffer of MaxHeaderBytes and refuses
-	// larger ones. Served through Handler, the HTTP server in front applies its own.
-	MaxHeaderBytes int
-	IdleTimeout    time.Duration
-	Logger         hclog.Logger
+	Logger      hclog.Logger
 	// Now replaces the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
 
-// API is the HTTP API. Build it with New; serve it with Handler (net/http) or App (Fiber).
+// API is the HTTP API. Build it with New; serve it with Handler.
 type API struct {
 	o           Options
 	log         hclog.Logger
@@ -210,16 +224,12 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 			"required", o.Signing.Required, "required_routes", o.Signing.RequiredRoutes)
 	}
 
+	// Fiber routes and answers; the connections, header and timeout limits are the HTTP
+	// server's in front of Handler (core/server), which is the only way the API is served.
 	a.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             a.maxBody,
 		ErrorHandler:          a.fiberErrorHandler,
-		// These only apply when App() is served natively; they keep slow clients from
-		// holding connections open.
-		ReadTimeout:    30 * time.Second,
-		WriteTimeout:   30 * time.Second,
-		IdleTimeout:    cmp.Or(o.IdleTimeout, 2*time.Minute),
-		ReadBufferSize: cmp.Or(o.MaxHeaderBytes, 16<<10),
 	})
 	a.app.Use(a.frame)
 	a.route(fiber.MethodGet, RouteHealth, a.health)
@@ -233,16 +243,10 @@ func New(o Options, hub Hub, m *metrics.Metrics, plugins PluginLister) (*API, er
 	a.route(fiber.MethodGet, RouteStatus, a.guard(ScopeStatus, RouteStatus), a.status)
 	a.route(fiber.MethodGet, RoutePlugins, a.guard(ScopePlugins, RoutePlugins), a.pluginList)
 
-	a.fast = a.methodGuard(a.app.Handler())
-	// Natively served requests go through the same guard as bridged ones.
-	a.app.Server().Handler = a.fast
-	a.app.Server().Logger = fasthttpLogger{a.log}
+	a.fast = a.app.Handler()
 	a.log.Debug("http api ready", "keys", len(o.Keys), "environment", o.Environment, "version", o.Version)
 	return a, nil
 }
-
-// App returns the Fiber app, for serving on its own listener (app.Listener(ln)).
-func (a *API) App() *fiber.App { return a.app }
 
 func (a *API) route(method, path string, handlers ...fiber.Handler) {
 	named := func(c *fiber.Ctx) error {
@@ -331,9 +335,9 @@ func (a *API) observe(c *fiber.Ctx, start time.Time) {
 	}
 }
 
-// fiberErrorHandler answers errors Fiber raises outside the routed chain: fasthttp's
-// body limit, header size and parse errors when App is served natively. Routed
-// requests never reach it because frame answers their errors itself.
+// fiberErrorHandler answers errors that reach Fiber's own error handler: routed requests
+// do not, because frame answers their errors itself, and Handler has applied the body limit
+// before Fiber sees a request; anything else still gets the JSON error contract.
 func (a *API) fiberErrorHandler(c *fiber.Ctx, err error) error {
 	id, _ := c.Locals(ctxRequestID).(string)
 	if id == "" {
@@ -345,26 +349,6 @@ func (a *API) fiberErrorHandler(c *fiber.Ctx, err error) error {
 		a.m.HTTPRequests.WithLabelValues(routeUnmatched, methodLabel(c.Method()), strconv.Itoa(c.Response().StatusCode())).Inc()
 	}
 	return nil
-}
-
-// methodGuard answers methods Fiber does not know itself: Fiber would reply with a
-// plain-text 400, which is not our error contract.
-func (a *API) methodGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
-	return func(ctx *fasthttp.RequestCtx) {
-		if methodLabel(string(ctx.Method())) != "other" {
-			next(ctx)
-			return
-		}
-		id := requestID(string(ctx.Request.Header.Peek(headerRequestID)))
-		body, _ := json.Marshal(errorBody{Error: errMethod.Message, Code: errMethod.Code, RequestID: id})
-		ctx.Response.Header.Set(headerRequestID, id)
-		ctx.SetStatusCode(http.StatusMethodNotAllowed)
-		ctx.SetContentType(fiber.MIMEApplicationJSON)
-		ctx.SetBody(body)
-		if a.m != nil {
-			a.m.HTTPRequests.WithLabelValues(routeUnmatched, "other", "405").Inc()
-		}
-	}
 }
 
 var knownMethods = func() map[string]string {

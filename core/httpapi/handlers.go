@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/rtserver/rtserver/core/isotime"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 type deliveredResponse struct {
@@ -36,8 +36,8 @@ type healthResponse struct {
 }
 
 type pluginsResponse struct {
-	Success bool `json:"success"`
-	Plugins any  `json:"plugins"`
+	Success bool         `json:"success"`
+	Plugins []PluginInfo `json:"plugins"`
 }
 
 type notificationPayload struct {
@@ -57,7 +57,7 @@ func (a *API) push(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.PushToUser(userID, event, data)
-	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: isotime.Format(a.now())})
+	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) broadcast(c *fiber.Ctx) error {
@@ -66,7 +66,7 @@ func (a *API) broadcast(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.Broadcast(event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isotime.Format(a.now())})
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) room(c *fiber.Ctx) error {
@@ -75,7 +75,7 @@ func (a *API) room(c *fiber.Ctx) error {
 		return e
 	}
 	n := a.hub.EmitToRoom(room, event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: isotime.Format(a.now())})
+	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) notification(c *fiber.Ctx) error {
@@ -83,7 +83,7 @@ func (a *API) notification(c *fiber.Ctx) error {
 	if e != nil {
 		return e
 	}
-	ts := isotime.Format(a.now())
+	ts := wire.FormatTime(a.now())
 	data, err := json.Marshal(notificationPayload{Title: n.title, Message: n.message, Type: n.typ, Timestamp: ts})
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)
@@ -102,26 +102,20 @@ func (a *API) status(c *fiber.Ctx) error {
 		Rooms:       s.Rooms,
 		Uptime:      int64(now.Sub(a.started).Seconds()),
 		Memory:      readMemoryStats(),
-		Timestamp:   isotime.Format(now),
+		Timestamp:   wire.FormatTime(now),
 	})
 }
 
 func (a *API) health(c *fiber.Ctx) error {
-	return c.JSON(healthResponse{Status: "ok", Timestamp: isotime.Format(a.now())})
+	return c.JSON(healthResponse{Status: "ok", Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) pluginList(c *fiber.Ctx) error {
-	var list any = []any{}
+	list := []PluginInfo{}
 	if a.plugins != nil {
 		if p := a.plugins.Plugins(); p != nil {
 			list = p
 		}
 	}
-	// Marshal here so a lister returning something unencodable is a logged 500.
-	b, err := json.Marshal(pluginsResponse{Success: true, Plugins: list})
-	if err != nil {
-		return fmt.Errorf("encode plugin list: %w", err)
-	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(b)
+	return c.JSON(pluginsResponse{Success: true, Plugins: list})
 }

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rtserver/rtserver/core/engineio"
 	"github.com/rtserver/rtserver/core/metrics"
 )
 
@@ -100,11 +100,7 @@ type env struct {
 
 type option func(*Options)
 
-// serveModes are the two ways the lead can serve the API: mounted as net/http
-// (Handler) or natively by Fiber on its own listener (App).
-var serveModes = []string{"bridge", "native"}
-
-func newEnv(t *testing.T, mode string, opts ...option) *env {
+func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
 	o := Options{Keys: testKeys(), MetricsPath: "/metrics", MaxBodyBytes: 4096}
 	for _, f := range opts {
@@ -116,35 +112,31 @@ func newEnv(t *testing.T, mode string, opts ...option) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &env{api: api, hub: hub, m: m, url: serve(t, api, mode)}
+	return &env{api: api, hub: hub, m: m, url: serve(t, api)}
 }
 
-func serve(t *testing.T, api *API, mode string) string {
+// serve serves api as the product does: Handler behind core/engineio's HTTP server, with
+// the body limit and the refusal body core/server gives it, on 127.0.0.1:0.
+func serve(t *testing.T, api *API) string {
 	t.Helper()
-	switch mode {
-	case "bridge":
-		srv := httptest.NewServer(api.Handler()) // 127.0.0.1:0
-		t.Cleanup(srv.Close)
-		return srv.URL
-	case "native":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- api.App().Listener(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := api.App().ShutdownWithContext(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-			<-done
-		})
-		return "http://" + ln.Addr().String()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
 	}
-	t.Fatalf("unknown mode %q", mode)
-	return ""
+	hs := engineio.NewHTTPServer(ln, api.Handler())
+	hs.MaxBodyBytes = api.maxBody
+	hs.RefusalBody = RefusalBody
+	if err := hs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
 
 type resp struct {

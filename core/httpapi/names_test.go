@@ -10,7 +10,7 @@ import (
 // The names an API caller chooses obey the socket side's rules: event and room names
 // within the configured lengths, printable, non-blank, valid UTF-8; user ids as tokens'.
 func TestNameAndUserIDRules(t *testing.T) {
-	e := newEnv(t, "bridge", func(o *Options) {
+	e := newEnv(t, func(o *Options) {
 		o.MaxEventNameLength, o.MaxRoomNameLength = 16, 24
 		o.MaxBodyBytes = 256 << 10
 	})
@@ -80,7 +80,7 @@ func TestNameAndUserIDRules(t *testing.T) {
 
 // Without configured limits the API uses the socket side's defaults (128 bytes).
 func TestNameLimitDefaults(t *testing.T) {
-	e := newEnv(t, "native")
+	e := newEnv(t)
 	at := strings.Repeat("n", defaultMaxNameLength)
 	over := at + "n"
 	wantError(t, e.do(t, "POST", "/api/broadcast", key(secretAll), []byte(`{"event":"`+over+`"}`)), 400, CodeInvalidRequest)

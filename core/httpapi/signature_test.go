@@ -43,113 +43,109 @@ func (s signedReq) headers() map[string]string {
 }
 
 func TestSignatures(t *testing.T) {
-	for _, mode := range serveModes {
-		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, mode, func(o *Options) { o.Signing.Required = true; o.Signing.Window = time.Minute })
-			push := []byte(`{"userId":"alice","event":"e"}`)
-			base := signedReq{secret: secretAll, method: "POST", path: "/api/push", ts: time.Now(), body: push}
-			nonce := 0
-			next := func(s signedReq) signedReq { nonce++; s.nonce = "n-" + strconv.Itoa(nonce); return s }
-			ok := func(s signedReq) {
-				t.Helper()
-				if r := e.do(t, s.method, s.path, s.headers(), s.body); r.status != 200 {
-					t.Fatalf("%+v: %d %s", s, r.status, r.raw)
-				}
-			}
-			refused := func(s signedReq, hdr map[string]string, code string) {
-				t.Helper()
-				if hdr == nil {
-					hdr = s.headers()
-				}
-				wantError(t, e.do(t, s.method, s.path, hdr, s.body), 401, code)
-			}
-
-			v1 := next(base)
-			v1.version = SignatureV1
-			ok(v1)
-			noVersion := next(base) // no X-Signature-Version means v1
-			ok(noVersion)
-			v2 := next(base)
-			v2.version = SignatureV2
-			ok(v2)
-			status := next(signedReq{secret: secretStatus, version: SignatureV2, method: "GET", path: "/api/status", ts: time.Now()})
-			ok(status)
-			// The query string is not part of PATH.
-			q := next(status)
-			q.path = "/api/status?verbose=1"
-			ok(q)
-
-			refused(v1, nil, CodeNonceReused) // replay of an accepted request
-			refused(v2, nil, CodeNonceReused)
-
-			stale := next(v2)
-			stale.ts = time.Now().Add(-2 * time.Minute)
-			refused(stale, nil, CodeTimestampInvalid)
-			future := next(v2)
-			future.ts = time.Now().Add(2 * time.Minute)
-			refused(future, nil, CodeTimestampInvalid)
-			garbled := next(v2)
-			h := garbled.headers()
-			h[headerRequestTimestamp] = "12x4"
-			refused(garbled, h, CodeTimestampInvalid)
-
-			tampered := next(v2)
-			tampered.signBody = []byte(`{"userId":"bob","event":"e"}`)
-			refused(tampered, nil, CodeSignatureInvalid)
-			// v1 does not cover the body, so only v2 catches that
-			wrongSecret := next(v2)
-			h = wrongSecret.headers()
-			wrongSecret.secret = secretPush
-			h[headerSignature] = wrongSecret.headers()[headerSignature]
-			refused(wrongSecret, h, CodeSignatureInvalid)
-			wrongPath := next(v2)
-			wrongPath.signPath = "/api/broadcast"
-			refused(wrongPath, nil, CodeSignatureInvalid)
-			notHex := next(v2)
-			h = notHex.headers()
-			h[headerSignature] = strings.Repeat("zz", 32)
-			refused(notHex, h, CodeSignatureInvalid)
-
-			badVersion := next(v2)
-			h = badVersion.headers()
-			h[headerSignatureVersion] = "v3"
-			refused(badVersion, h, CodeSignatureVersionUnsupported)
-
-			missing := next(v2)
-			h = missing.headers()
-			delete(h, headerSignature)
-			refused(missing, h, CodeSignatureMissing)
-			h = missing.headers()
-			delete(h, headerRequestNonce)
-			refused(missing, h, CodeSignatureMissing)
-			h = missing.headers()
-			delete(h, headerRequestTimestamp)
-			refused(missing, h, CodeSignatureMissing)
-
-			longNonce := base
-			longNonce.version = SignatureV2
-			longNonce.nonce = strings.Repeat("n", maxNonceLen+1)
-			refused(longNonce, nil, CodeSignatureInvalid)
-
-			// A failed signature does not burn the nonce: the genuine request still passes.
-			genuine := next(v2)
-			forged := genuine
-			forged.signBody = []byte("{}")
-			refused(forged, nil, CodeSignatureInvalid)
-			ok(genuine)
-
-			// Scope is checked after the signature: a well-signed request with the wrong
-			// scope is 403.
-			wrongScope := next(signedReq{secret: secretStatus, version: SignatureV2, method: "POST", path: "/api/push", ts: time.Now(), body: push})
-			wantError(t, e.do(t, "POST", "/api/push", wrongScope.headers(), push), 403, CodeForbidden)
-		})
+	e := newEnv(t, func(o *Options) { o.Signing.Required = true; o.Signing.Window = time.Minute })
+	push := []byte(`{"userId":"alice","event":"e"}`)
+	base := signedReq{secret: secretAll, method: "POST", path: "/api/push", ts: time.Now(), body: push}
+	nonce := 0
+	next := func(s signedReq) signedReq { nonce++; s.nonce = "n-" + strconv.Itoa(nonce); return s }
+	ok := func(s signedReq) {
+		t.Helper()
+		if r := e.do(t, s.method, s.path, s.headers(), s.body); r.status != 200 {
+			t.Fatalf("%+v: %d %s", s, r.status, r.raw)
+		}
 	}
+	refused := func(s signedReq, hdr map[string]string, code string) {
+		t.Helper()
+		if hdr == nil {
+			hdr = s.headers()
+		}
+		wantError(t, e.do(t, s.method, s.path, hdr, s.body), 401, code)
+	}
+
+	v1 := next(base)
+	v1.version = SignatureV1
+	ok(v1)
+	noVersion := next(base) // no X-Signature-Version means v1
+	ok(noVersion)
+	v2 := next(base)
+	v2.version = SignatureV2
+	ok(v2)
+	status := next(signedReq{secret: secretStatus, version: SignatureV2, method: "GET", path: "/api/status", ts: time.Now()})
+	ok(status)
+	// The query string is not part of PATH.
+	q := next(status)
+	q.path = "/api/status?verbose=1"
+	ok(q)
+
+	refused(v1, nil, CodeNonceReused) // replay of an accepted request
+	refused(v2, nil, CodeNonceReused)
+
+	stale := next(v2)
+	stale.ts = time.Now().Add(-2 * time.Minute)
+	refused(stale, nil, CodeTimestampInvalid)
+	future := next(v2)
+	future.ts = time.Now().Add(2 * time.Minute)
+	refused(future, nil, CodeTimestampInvalid)
+	garbled := next(v2)
+	h := garbled.headers()
+	h[headerRequestTimestamp] = "12x4"
+	refused(garbled, h, CodeTimestampInvalid)
+
+	tampered := next(v2)
+	tampered.signBody = []byte(`{"userId":"bob","event":"e"}`)
+	refused(tampered, nil, CodeSignatureInvalid)
+	// v1 does not cover the body, so only v2 catches that
+	wrongSecret := next(v2)
+	h = wrongSecret.headers()
+	wrongSecret.secret = secretPush
+	h[headerSignature] = wrongSecret.headers()[headerSignature]
+	refused(wrongSecret, h, CodeSignatureInvalid)
+	wrongPath := next(v2)
+	wrongPath.signPath = "/api/broadcast"
+	refused(wrongPath, nil, CodeSignatureInvalid)
+	notHex := next(v2)
+	h = notHex.headers()
+	h[headerSignature] = strings.Repeat("zz", 32)
+	refused(notHex, h, CodeSignatureInvalid)
+
+	badVersion := next(v2)
+	h = badVersion.headers()
+	h[headerSignatureVersion] = "v3"
+	refused(badVersion, h, CodeSignatureVersionUnsupported)
+
+	missing := next(v2)
+	h = missing.headers()
+	delete(h, headerSignature)
+	refused(missing, h, CodeSignatureMissing)
+	h = missing.headers()
+	delete(h, headerRequestNonce)
+	refused(missing, h, CodeSignatureMissing)
+	h = missing.headers()
+	delete(h, headerRequestTimestamp)
+	refused(missing, h, CodeSignatureMissing)
+
+	longNonce := base
+	longNonce.version = SignatureV2
+	longNonce.nonce = strings.Repeat("n", maxNonceLen+1)
+	refused(longNonce, nil, CodeSignatureInvalid)
+
+	// A failed signature does not burn the nonce: the genuine request still passes.
+	genuine := next(v2)
+	forged := genuine
+	forged.signBody = []byte("{}")
+	refused(forged, nil, CodeSignatureInvalid)
+	ok(genuine)
+
+	// Scope is checked after the signature: a well-signed request with the wrong
+	// scope is 403.
+	wrongScope := next(signedReq{secret: secretStatus, version: SignatureV2, method: "POST", path: "/api/push", ts: time.Now(), body: push})
+	wantError(t, e.do(t, "POST", "/api/push", wrongScope.headers(), push), 403, CodeForbidden)
 }
 
 func TestSignaturePolicy(t *testing.T) {
 	push := []byte(`{"userId":"alice","event":"e"}`)
 	t.Run("required routes only", func(t *testing.T) {
-		e := newEnv(t, "bridge", func(o *Options) { o.Signing.RequiredRoutes = []string{RoutePush} })
+		e := newEnv(t, func(o *Options) { o.Signing.RequiredRoutes = []string{RoutePush} })
 		wantError(t, e.do(t, "POST", "/api/push", key(secretAll), push), 401, CodeSignatureMissing)
 		if r := e.do(t, "POST", "/api/broadcast", key(secretAll), []byte(`{"event":"e"}`)); r.status != 200 {
 			t.Fatalf("unsigned broadcast: %d %s", r.status, r.raw)
@@ -162,7 +158,7 @@ func TestSignaturePolicy(t *testing.T) {
 		wantError(t, e.do(t, "POST", "/api/broadcast", h, s.body), 401, CodeSignatureInvalid)
 	})
 	t.Run("min version v2", func(t *testing.T) {
-		e := newEnv(t, "bridge", func(o *Options) { o.Signing.Required = true; o.Signing.MinVersion = SignatureV2 })
+		e := newEnv(t, func(o *Options) { o.Signing.Required = true; o.Signing.MinVersion = SignatureV2 })
 		s := signedReq{secret: secretAll, version: SignatureV1, method: "POST", path: "/api/push", nonce: "a", ts: time.Now(), body: push}
 		wantError(t, e.do(t, "POST", "/api/push", s.headers(), push), 401, CodeSignatureVersionUnsupported)
 		s.version = ""
@@ -173,7 +169,7 @@ func TestSignaturePolicy(t *testing.T) {
 		}
 	})
 	t.Run("not required", func(t *testing.T) {
-		e := newEnv(t, "bridge")
+		e := newEnv(t)
 		if r := e.do(t, "POST", "/api/push", key(secretAll), push); r.status != 200 {
 			t.Fatalf("unsigned: %d %s", r.status, r.raw)
 		}
@@ -268,43 +264,39 @@ func TestParseSigHeaders(t *testing.T) {
 // A full nonce store must not forget a nonce and then take its request again: once an
 // unexpired entry is evicted, requests that would expire no later than it are refused.
 func TestFullNonceStoreRefusesForgottenRequests(t *testing.T) {
-	for _, mode := range serveModes {
-		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, mode, func(o *Options) {
-				o.Signing.Required, o.Signing.Window, o.Signing.MaxNonces = true, time.Minute, 2
-			})
-			push := []byte(`{"userId":"alice","event":"e"}`)
-			now := time.Now()
-			req := func(nonce string, age time.Duration) signedReq {
-				return signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push",
-					nonce: nonce, ts: now.Add(-age), body: push}
-			}
-			oldest, middle, newest := req("a", 30*time.Second), req("b", 20*time.Second), req("c", 10*time.Second)
-			for _, s := range []signedReq{oldest, middle, newest} {
-				if r := e.do(t, "POST", "/api/push", s.headers(), push); r.status != 200 {
-					t.Fatalf("%s: %d %s", s.nonce, r.status, r.raw)
-				}
-			}
-			// "a" was evicted to make room for "c": its replay cannot be checked.
-			wantError(t, e.do(t, "POST", "/api/push", oldest.headers(), push), 401, CodeTimestampInvalid)
-			wantError(t, e.do(t, "POST", "/api/push", middle.headers(), push), 401, CodeNonceReused)
-			wantError(t, e.do(t, "POST", "/api/push", newest.headers(), push), 401, CodeNonceReused)
-			// A request as old as the forgotten one, with a new nonce, is refused too;
-			// a fresh one passes.
-			wantError(t, e.do(t, "POST", "/api/push", req("d", 30*time.Second).headers(), push), 401, CodeTimestampInvalid)
-			if r := e.do(t, "POST", "/api/push", req("e", 0).headers(), push); r.status != 200 {
-				t.Fatalf("fresh request: %d %s", r.status, r.raw)
-			}
-			if n := e.hub.count(); n != 4 {
-				t.Fatalf("hub emits = %d, want 4", n)
-			}
-		})
+	e := newEnv(t, func(o *Options) {
+		o.Signing.Required, o.Signing.Window, o.Signing.MaxNonces = true, time.Minute, 2
+	})
+	push := []byte(`{"userId":"alice","event":"e"}`)
+	now := time.Now()
+	req := func(nonce string, age time.Duration) signedReq {
+		return signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push",
+			nonce: nonce, ts: now.Add(-age), body: push}
+	}
+	oldest, middle, newest := req("a", 30*time.Second), req("b", 20*time.Second), req("c", 10*time.Second)
+	for _, s := range []signedReq{oldest, middle, newest} {
+		if r := e.do(t, "POST", "/api/push", s.headers(), push); r.status != 200 {
+			t.Fatalf("%s: %d %s", s.nonce, r.status, r.raw)
+		}
+	}
+	// "a" was evicted to make room for "c": its replay cannot be checked.
+	wantError(t, e.do(t, "POST", "/api/push", oldest.headers(), push), 401, CodeTimestampInvalid)
+	wantError(t, e.do(t, "POST", "/api/push", middle.headers(), push), 401, CodeNonceReused)
+	wantError(t, e.do(t, "POST", "/api/push", newest.headers(), push), 401, CodeNonceReused)
+	// A request as old as the forgotten one, with a new nonce, is refused too;
+	// a fresh one passes.
+	wantError(t, e.do(t, "POST", "/api/push", req("d", 30*time.Second).headers(), push), 401, CodeTimestampInvalid)
+	if r := e.do(t, "POST", "/api/push", req("e", 0).headers(), push); r.status != 200 {
+		t.Fatalf("fresh request: %d %s", r.status, r.raw)
+	}
+	if n := e.hub.count(); n != 4 {
+		t.Fatalf("hub emits = %d, want 4", n)
 	}
 }
 
 // Header values a stranger controls are bounded before any work is done on them.
 func TestSigningHeaderLengths(t *testing.T) {
-	e := newEnv(t, "bridge", func(o *Options) { o.Signing.Required = true })
+	e := newEnv(t, func(o *Options) { o.Signing.Required = true })
 	push := []byte(`{"userId":"alice","event":"e"}`)
 	wantError(t, e.do(t, "POST", "/api/push", key(strings.Repeat("k", MaxAPIKeyLength+1)), push), 401, CodeUnauthorized)
 	s := signedReq{secret: secretAll, version: SignatureV2, method: "POST", path: "/api/push", nonce: "n1", ts: time.Now(), body: push}
@@ -324,7 +316,7 @@ func TestAPIKeySecretLength(t *testing.T) {
 	if _, err := New(Options{Keys: []Key{{Name: "a", Secret: long + "s", Scopes: []string{ScopeAll}}}}, newFakeHub(), nil, nil); err == nil {
 		t.Fatal("secret over MaxAPIKeyLength accepted")
 	}
-	e := newEnv(t, "bridge", func(o *Options) { o.Keys = []Key{{Name: "long", Secret: long, Scopes: []string{ScopeAll}}} })
+	e := newEnv(t, func(o *Options) { o.Keys = []Key{{Name: "long", Secret: long, Scopes: []string{ScopeAll}}} })
 	if r := e.do(t, "GET", "/api/status", key(long), nil); r.status != 200 {
 		t.Fatalf("key at the limit: %d %s", r.status, r.raw)
 	}

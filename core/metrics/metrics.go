@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -55,7 +56,7 @@ type Metrics struct {
 
 	ActiveConnections prometheus.Gauge         // socket_server_active_connections
 	ConnectionsTotal  *prometheus.CounterVec   // socket_server_connections_total{authenticated,transport}
-	Rooms             prometheus.Gauge         // socket_server_rooms
+	Rooms             prometheus.GaugeFunc     // socket_server_rooms, read at scrape (CountRoomsWith)
 	RegisteredUsers   prometheus.Gauge         // socket_server_registered_users
 	EventsReceived    *prometheus.CounterVec   // socket_server_events_received_total{event}
 	EventsSent        *prometheus.CounterVec   // socket_server_events_sent_total{event}
@@ -69,6 +70,8 @@ type Metrics struct {
 	// The counters of each event label, looked up once: WithLabelValues hashes the label
 	// and takes a lock on every call, which showed in the per-event CPU.
 	received, sent sync.Map // label -> prometheus.Counter
+
+	rooms atomic.Pointer[func() int] // what socket_server_rooms reads; nil reads 0
 }
 
 // Recovery result label values.
@@ -92,10 +95,6 @@ func New() *Metrics {
 			Name: "socket_server_connections_total",
 			Help: "Total number of connections",
 		}, []string{"authenticated", "transport"}),
-		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "socket_server_rooms",
-			Help: "Number of rooms with at least one member",
-		}),
 		RegisteredUsers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "socket_server_registered_users",
 			Help: "Number of distinct registered users with at least one socket",
@@ -134,6 +133,17 @@ func New() *Metrics {
 			Help: "Total number of error events sent to socket clients, by error code",
 		}, []string{"code"}),
 	}
+	// Counted when scraped, from the same numbers /api/status shows: no join or leave on
+	// the hot path has to keep a gauge up to date.
+	m.Rooms = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "socket_server_rooms",
+		Help: "Number of rooms with at least one member",
+	}, func() float64 {
+		if f := m.rooms.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -164,6 +174,9 @@ func (m *Metrics) Handler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	})
 }
+
+// CountRoomsWith makes socket_server_rooms report what f returns at each scrape.
+func (m *Metrics) CountRoomsWith(f func() int) { m.rooms.Store(&f) }
 
 // CountReceived adds one to socket_server_events_received_total for event.
 func (m *Metrics) CountReceived(event string) {

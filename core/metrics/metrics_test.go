@@ -35,7 +35,7 @@ func TestHandlerExposesAllSeries(t *testing.T) {
 	m.ActiveConnections.Set(42)
 	m.ConnectionsTotal.WithLabelValues("true", "websocket").Add(100)
 	m.ConnectionsTotal.WithLabelValues("false", "websocket").Add(10)
-	m.Rooms.Set(3)
+	m.CountRoomsWith(func() int { return 3 })
 	m.RegisteredUsers.Set(2)
 	m.EventsReceived.WithLabelValues(m.EventLabel("client:event")).Inc()
 	m.EventsSent.WithLabelValues(m.EventLabel("whatever-the-client-made-up")).Inc()

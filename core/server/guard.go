@@ -28,7 +28,6 @@ const (
 	CodeTooManyConnsIP   = "TOO_MANY_CONNECTIONS_PER_IP"
 	CodeUnauthorized     = "UNAUTHORIZED"
 	CodeRecoveryMismatch = "RECOVERY_USER_MISMATCH"
-	keyExpiryTimer       = "server.expiry"
 	connectErrorMessage  = "Authentication failed"
 )
 
@@ -149,17 +148,19 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 		g.o.Logger.Debug("connection refused", "ip", g.clientIP(s.RemoteAddr(), s.Header()), "code", code)
 		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: code, Message: msg}}
 	}
+	a := hub.Admission{
+		UserID:    claims.UserID,
+		ClientIP:  g.clientIP(s.RemoteAddr(), s.Header()),
+		Reconnect: hub.Reconnect{AskedRecovery: p.PID != "", Attempt: p.Attempt, Delay: p.Delay},
+	}
+	if g.o.DisconnectOnExpiry {
+		a.Expires = claims.ExpiresAt
+	}
 	// A recovered session keeps its user: a token of someone else cannot take it over.
-	if prev := hub.UserID(s); prev != "" && prev != claims.UserID {
+	if err := hub.Admit(s, a); errors.Is(err, hub.ErrRecoveryMismatch) {
 		g.refused(s.Transport())
 		msg := "The session being recovered belongs to another user"
 		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: CodeRecoveryMismatch, Message: msg}}
-	}
-	hub.SetUserID(s, claims.UserID)
-	hub.SetReconnect(s, hub.Reconnect{AskedRecovery: p.PID != "", Attempt: p.Attempt, Delay: p.Delay})
-	if g.o.DisconnectOnExpiry && !claims.ExpiresAt.IsZero() {
-		t := time.AfterFunc(time.Until(claims.ExpiresAt), s.Disconnect)
-		s.Set(keyExpiryTimer, t)
 	}
 	return nil
 }
@@ -207,19 +208,15 @@ func (g *connGuard) release(ip string) {
 	}
 }
 
-// onConnection records an accepted socket in the metrics and stops its expiry timer when
-// it leaves. Its place in the limits was taken at the handshake.
+// onConnection records an accepted socket in the metrics. Its place in the limits was
+// taken at the handshake.
 func (g *connGuard) onConnection(s *socketio.Socket) {
-	if g.o.Metrics != nil {
-		g.o.Metrics.ConnectionsTotal.WithLabelValues("true", s.Transport()).Inc()
-		g.o.Metrics.ActiveConnections.Inc()
+	if g.o.Metrics == nil {
+		return
 	}
+	g.o.Metrics.ConnectionsTotal.WithLabelValues("true", s.Transport()).Inc()
+	g.o.Metrics.ActiveConnections.Inc()
 	s.OnDisconnect(func(s *socketio.Socket, reason string) {
-		if t, ok := s.Get(keyExpiryTimer).(*time.Timer); ok {
-			t.Stop()
-		}
-		if g.o.Metrics != nil {
-			g.o.Metrics.ActiveConnections.Dec()
-		}
+		g.o.Metrics.ActiveConnections.Dec()
 	})
 }

@@ -26,9 +26,9 @@ func TestPrivateRoomTakeover(t *testing.T) {
 	e := startServer(t, nil)
 	owner, reply := e.rawAuth(t, `{"token":"`+token(t, "owner")+`"}`)
 	m := connectReply(t, reply)
-	offset := lastString(t, owner.expect("system:welcome"))
+	owner.expect("system:welcome")
 	owner.send(`42["register",{"userId":"owner"}]`)
-	offset = lastString(t, owner.expect("register:ack"))
+	offset := lastString(t, owner.expect("register:ack"))
 
 	intruder := e.raw(t, "intruder")
 	intruder.send(`42["register",{"userId":"intruder"}]`)

@@ -408,15 +408,20 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// buildPlugin builds examples/NAME into dir/NAME.
+// buildPlugin builds examples/NAME into dir/NAME; a NAME with a slash is a package path
+// from the module root, built into dir/<its last element>.
 func buildPlugin(t *testing.T, name, dir string, ldflags string) string {
 	t.Helper()
+	pkg := "./examples/" + name
+	if strings.Contains(name, "/") {
+		pkg, name = "./"+name, filepath.Base(name)
+	}
 	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
 	if ldflags != "" {
 		args = append(args, "-ldflags", ldflags)
 	}
-	args = append(args, "./examples/"+name)
+	args = append(args, pkg)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -15,20 +15,6 @@ import (
 	"github.com/rtserver/rtserver/core/config"
 )
 
-// refusalCode is the data.code of a CONNECT_ERROR frame ("44{...}").
-func refusalCode(t *testing.T, reply string) string {
-	t.Helper()
-	if !strings.HasPrefix(reply, "44") {
-		t.Fatalf("not a connect_error: %q", reply)
-	}
-	i := strings.Index(reply, `"code":"`)
-	if i < 0 {
-		t.Fatalf("connect_error without code: %q", reply)
-	}
-	rest := reply[i+len(`"code":"`):]
-	return rest[:strings.IndexByte(rest, '"')]
-}
-
 // handshake opens an Engine.IO session over transport without sending CONNECT, with
 // the extra header pairs; it returns the answer's status and body. An opened websocket
 // is closed at the end of the test, or by closeWS.

@@ -318,3 +318,75 @@ func TestServesWhilePluginsLoad(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// testPluginEnv starts a server whose plugin folder holds pluginhost's test plugin (event
+// and action "t", behaving as its data asks), with mutate applied to the config.
+func testPluginEnv(t *testing.T, mutate func(*config.Config)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	buildPlugin(t, "core/pluginhost/testdata/testplugin", dir, "")
+	return startServer(t, func(c *config.Config) {
+		c.Plugins.Dir = dir
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// A plugin's own timeout applies, above the default as well as below it: nothing between
+// the socket and the plugin host cuts a call at the default.
+func TestPluginTimeoutAboveDefault(t *testing.T) {
+	e := testPluginEnv(t, func(c *config.Config) {
+		c.Plugins.DefaultTimeout = time.Second
+		c.Plugin = []config.Plugin{{Name: "testplugin", Timeout: 4 * time.Second, MaxInFlight: 8}}
+	})
+	c := e.raw(t, "slow-user")
+	c.send(`42["client:event",{"type":"t","data":{"sleep_ms":2500}}]`)
+	r := c.expect("server:response")
+	if !strings.Contains(r, `"success":true`) {
+		t.Fatalf("a 2.5 s call under a 4 s plugin timeout: %s", r)
+	}
+
+	// And the default still bounds a plugin without its own timeout.
+	e = testPluginEnv(t, func(c *config.Config) { c.Plugins.DefaultTimeout = time.Second })
+	c = e.raw(t, "slow-user")
+	c.send(`42["client:event",{"type":"t","data":{"sleep_ms":2500}}]`)
+	if r := c.expect("server:response"); !strings.Contains(r, `"code":"PLUGIN_TIMEOUT"`) {
+		t.Fatalf("a 2.5 s call under a 1 s default: %s", r)
+	}
+}
+
+// A socket that goes away cancels its calls: the plugin's handler sees its context end
+// and stops working for a client that left. The test plugin, asked to sleep and then emit
+// to a room, returns when its context ends, so the room hears nothing.
+func TestDisconnectCancelsPluginCalls(t *testing.T) {
+	e := testPluginEnv(t, func(c *config.Config) { c.Plugins.DefaultTimeout = 10 * time.Second })
+	watcher := e.raw(t, "watcher")
+	watcher.send(`42["room:join",{"room":"watch"}]`)
+	watcher.expect("room:join:ack")
+
+	for _, path := range []string{"async", "queued"} {
+		leaver := e.raw(t, "leaver")
+		if path == "queued" {
+			// A second request waits behind the first in the socket's queue; both end.
+			leaver.send(`42["client:action",{"action":"t","params":{"sleep_ms":1500,"emit":"watch"}}]`)
+		}
+		leaver.send(`42["client:event",{"type":"t","data":{"sleep_ms":1500,"emit":"watch"}}]`)
+		time.Sleep(300 * time.Millisecond) // the call reaches the plugin
+		leaver.close()
+	}
+	// Past the handlers' sleep: had they run to the end, their emits would be here.
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		_ = watcher.ws.SetReadDeadline(deadline)
+		_, b, err := watcher.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		if f := string(b); f == "2" {
+			watcher.send("3")
+		} else if strings.Contains(f, "test:emit") {
+			t.Fatalf("a plugin call of a gone socket ran to its end: %s", f)
+		}
+	}
+}

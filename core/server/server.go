@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -123,9 +122,8 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxRoomsPerSocket: sio.MaxRoomsPerSocket,
 		MaxJSONDepth:      sio.MaxJSONDepth,
 		MessagesPerMinute: msgRate,
-		DispatchTimeout:   cfg.Plugins.DefaultTimeout + time.Second,
 		Logger:            log.Named("hub"),
-	}, s.io, s.metrics)
+	}, hub.NewMemoryAdapter(s.io), s.metrics)
 	s.io.OnConnection(func(so *socketio.Socket) {
 		s.guard.onConnection(so)
 		s.hub.HandleConnection(so)
@@ -182,21 +180,38 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxRoomNameLength:   sio.MaxRoomNameLength,
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
-		MaxHeaderBytes:      cfg.Server.MaxHeaderBytes,
-		IdleTimeout:         cfg.Server.IdleTimeout,
 		Logger:              log.Named("api"),
-	}, s.hub, s.metrics, s.plugins)
+	}, apiHub{s.hub}, s.metrics, pluginList{s.plugins})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return s, nil
 }
 
+// apiHub is the hub as the HTTP API sees it.
+type apiHub struct{ *hub.Hub }
+
+func (h apiHub) Stats() httpapi.Stats {
+	st := h.Hub.Stats()
+	return httpapi.Stats{Connections: st.Connections, Rooms: st.Rooms, Users: st.Users}
+}
+
+// pluginList is the plugin host's list in the HTTP API's terms.
+type pluginList struct{ h *pluginhost.Host }
+
+func (l pluginList) Plugins() []httpapi.PluginInfo {
+	list, _ := l.h.Plugins().([]pluginhost.PluginInfo)
+	out := make([]httpapi.PluginInfo, len(list))
+	for i, p := range list {
+		out[i] = httpapi.PluginInfo{Name: p.Name, Version: p.Version, SHA256: p.SHA256,
+			Routes: httpapi.PluginRoutes{Events: p.Routes.Events, Messages: p.Routes.Messages, Actions: p.Routes.Actions},
+			State:  p.State, Restarts: p.Restarts, PID: p.PID, Error: p.Error}
+	}
+	return out
+}
+
 // Hub returns the server's hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
-
-// Metrics returns the server's metrics.
-func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // Handler routes the Socket.IO path to the protocol engine and everything else to the API.
 func (s *Server) Handler() http.Handler {

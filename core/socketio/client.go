@@ -216,7 +216,7 @@ func (cl *client) dispatch(p Packet, atts [][]byte) {
 		s.handleEvent(p, atts)
 	case s != nil && (p.Type == PacketAck || p.Type == PacketBinaryAck):
 		if pa := s.takeAck(p.ID); pa != nil {
-			pa.finish(Args{Raw: p.Args, Attachments: atts}, nil)
+			pa.finish(Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}, nil)
 		}
 	case s != nil && p.Type == PacketDisconnect:
 		// Only this namespace leaves; the session stays open, as with the reference.

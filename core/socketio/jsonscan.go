@@ -25,8 +25,10 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipValue returns the index just past the JSON value starting at b[i] (no leading space).
-func skipValue(b []byte, i, depth int) (int, error) {
+// skipValue returns the index just past the JSON value starting at b[i] (no leading space),
+// inside depth objects and arrays; it raises *deepest to the nesting it meets, so that the
+// one pass that validates a payload also measures it.
+func skipValue(b []byte, i, depth int, deepest *int) (int, error) {
 	if i >= len(b) {
 		return 0, errBadJSON
 	}
@@ -36,6 +38,9 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	case c == '{':
 		if depth >= maxJSONDepth {
 			return 0, errBadJSON
+		}
+		if depth >= *deepest {
+			*deepest = depth + 1
 		}
 		i = skipSpace(b, i+1)
 		if i < len(b) && b[i] == '}' {
@@ -54,7 +59,7 @@ func skipValue(b []byte, i, depth int) (int, error) {
 				return 0, errBadJSON
 			}
 			i = skipSpace(b, i+1)
-			if i, err = skipValue(b, i, depth+1); err != nil {
+			if i, err = skipValue(b, i, depth+1, deepest); err != nil {
 				return 0, err
 			}
 			i = skipSpace(b, i)
@@ -73,13 +78,16 @@ func skipValue(b []byte, i, depth int) (int, error) {
 		if depth >= maxJSONDepth {
 			return 0, errBadJSON
 		}
+		if depth >= *deepest {
+			*deepest = depth + 1
+		}
 		i = skipSpace(b, i+1)
 		if i < len(b) && b[i] == ']' {
 			return i + 1, nil
 		}
 		for {
 			var err error
-			if i, err = skipValue(b, i, depth+1); err != nil {
+			if i, err = skipValue(b, i, depth+1, deepest); err != nil {
 				return 0, err
 			}
 			i = skipSpace(b, i)
@@ -194,46 +202,49 @@ func skipString(b []byte, i int) (int, error) {
 // validJSON reports whether b is exactly one JSON value with optional surrounding space.
 func validJSON(b []byte) bool {
 	i := skipSpace(b, 0)
-	end, err := skipValue(b, i, 0)
+	var deepest int
+	end, err := skipValue(b, i, 0, &deepest)
 	if err != nil {
 		return false
 	}
 	return skipSpace(b, end) == len(b)
 }
 
-// splitArray splits a JSON array into its raw elements (sub-slices of b, trimmed). It
-// returns an error unless b is exactly one JSON array.
-func splitArray(b []byte) ([]json.RawMessage, error) {
+// splitArray splits a JSON array into its raw elements (sub-slices of b, trimmed), and
+// returns the deepest nesting of objects and arrays within an element (0 when all are
+// scalars). It returns an error unless b is exactly one JSON array.
+func splitArray(b []byte) ([]json.RawMessage, int, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
-		return nil, errBadJSON
+		return nil, 0, errBadJSON
 	}
 	i = skipSpace(b, i+1)
 	var out []json.RawMessage
 	if i < len(b) && b[i] == ']' {
 		if skipSpace(b, i+1) != len(b) {
-			return nil, errBadJSON
+			return nil, 0, errBadJSON
 		}
-		return out, nil
+		return out, 0, nil
 	}
+	deepest := 1 // the array itself
 	for {
-		end, err := skipValue(b, i, 1)
+		end, err := skipValue(b, i, 1, &deepest)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out = append(out, b[i:end:end])
 		i = skipSpace(b, end)
 		if i >= len(b) {
-			return nil, errBadJSON
+			return nil, 0, errBadJSON
 		}
 		if b[i] == ']' {
 			if skipSpace(b, i+1) != len(b) {
-				return nil, errBadJSON
+				return nil, 0, errBadJSON
 			}
-			return out, nil
+			return out, deepest - 1, nil
 		}
 		if b[i] != ',' {
-			return nil, errBadJSON
+			return nil, 0, errBadJSON
 		}
 		i = skipSpace(b, i+1)
 	}

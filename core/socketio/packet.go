@@ -67,6 +67,7 @@ type Packet struct {
 	HasID       bool
 	Data        []byte
 	Args        []json.RawMessage // EVENT, BINARY_EVENT, ACK, BINARY_ACK
+	Depth       int               // the deepest nesting of objects and arrays within an Args element
 	Event       string            // EVENT, BINARY_EVENT: the decoded first argument
 }
 
@@ -145,7 +146,7 @@ func DecodePacket(b []byte) (Packet, error) {
 			return p, parseErr("invalid CONNECT_ERROR payload")
 		}
 	case PacketEvent, PacketBinaryEvent:
-		args, err := splitArray(p.Data)
+		args, depth, err := splitArray(p.Data)
 		if err != nil || len(args) == 0 {
 			return p, parseErr("invalid EVENT payload")
 		}
@@ -153,16 +154,16 @@ func DecodePacket(b []byte) (Packet, error) {
 		if !ok {
 			return p, parseErr("invalid event name")
 		}
-		p.Event, p.Args = ev, args[1:]
+		p.Event, p.Args, p.Depth = ev, args[1:], depth
 	case PacketAck, PacketBinaryAck:
 		if !p.HasID {
 			return p, parseErr("ACK without id")
 		}
-		args, err := splitArray(p.Data)
+		args, depth, err := splitArray(p.Data)
 		if err != nil {
 			return p, parseErr("invalid ACK payload")
 		}
-		p.Args = args
+		p.Args, p.Depth = args, depth
 	}
 	return p, nil
 }

@@ -97,7 +97,7 @@ func TestDecodePacket(t *testing.T) {
 				args = append(args, string(a))
 			}
 		}
-		got.Args = nil
+		got.Args, got.Depth = nil, 0 // Depth: TestEventDepth
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("DecodePacket(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
@@ -259,7 +259,7 @@ func FuzzSplitArray(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		args, err := splitArray(b)
+		args, depth, err := splitArray(b)
 		var ref []json.RawMessage
 		refErr := json.Unmarshal(b, &ref)
 		if (err == nil) != (refErr == nil) {
@@ -268,10 +268,55 @@ func FuzzSplitArray(f *testing.F) {
 		if err == nil && len(args) != len(ref) {
 			t.Fatalf("splitArray(%q) = %d elements, encoding/json %d", b, len(args), len(ref))
 		}
+		if err == nil {
+			want := 0
+			for _, a := range ref {
+				want = max(want, nesting(a))
+			}
+			if depth != want {
+				t.Fatalf("splitArray(%q) depth %d, want %d", b, depth, want)
+			}
+		}
 		if validJSON(b) != json.Valid(b) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, validJSON(b), json.Valid(b))
 		}
 	})
+}
+
+// nesting is the deepest nesting of objects and arrays in the valid JSON raw.
+func nesting(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString && c == '\\':
+			i++
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+func TestEventDepth(t *testing.T) {
+	for data, want := range map[string]int{
+		`["e"]`:                          0,
+		`["e",1,"[{"]`:                   0,
+		`["e",{}]`:                       1,
+		`["e",{"a":[1,{"b":[]}]},[[1]]]`: 4,
+		`["e",1,[[[["x"]]]]]`:            4,
+	} {
+		p, err := DecodePacket([]byte("2" + data))
+		if err != nil || p.Depth != want {
+			t.Errorf("%s: depth %d (%v), want %d", data, p.Depth, err, want)
+		}
+	}
 }
 
 // TestReplyAllocations: a packet with raw JSON arguments, made ready to send, costs its
@@ -313,7 +358,7 @@ func TestValidPlaceholders(t *testing.T) {
 		{`[[[{"x":{"_placeholder":true,"num":3}}]]]`, 2, false},
 	}
 	for _, tt := range tests {
-		args, err := splitArray([]byte(tt.args))
+		args, _, err := splitArray([]byte(tt.args))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,6 +65,7 @@ type savedSession struct {
 	id, pid string
 	rooms   []string
 	data    map[string]any
+	session any
 	at      time.Time
 	offset  uint64
 }
@@ -203,6 +204,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	for k, v := range s.data {
 		data[k] = v
 	}
+	session := s.session
 	s.mu.Unlock()
 	if deliberate || !recoverable(reason) || s.pid == "" {
 		return
@@ -227,7 +229,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	}
 	srv.kept[s.id] = struct{}{}
 	srv.mu.Unlock()
-	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, data: data, at: now}
+	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, data: data, session: session, at: now}
 }
 
 func (r *recovery) sweepLocked(now time.Time) {

@@ -58,6 +58,7 @@ type Socket struct {
 	anyHandler   func(s *Socket, event string, args Args, ack Ack)
 	onDisconnect []func(s *Socket, reason string)
 	data         map[string]any
+	session      any
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
 	closeReason  string // set before closing the transport ourselves
@@ -364,6 +365,23 @@ func (s *Socket) Get(key string) any {
 	return s.data[key]
 }
 
+// SetSession attaches the application's own state to the socket, in one typed value
+// that the application reads back with Session. Like Set's data it is kept across
+// recovery: a recovered socket starts with the session of the connection it continues
+// (set before the middlewares run, which may replace it).
+func (s *Socket) SetSession(v any) {
+	s.mu.Lock()
+	s.session = v
+	s.mu.Unlock()
+}
+
+// Session returns what SetSession stored, or nil.
+func (s *Socket) Session() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.session
+}
+
 // closeWith closes the transport with reason; OnDisconnect gets reason too.
 func (s *Socket) closeWith(reason string) {
 	s.mu.Lock()
@@ -386,7 +404,7 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	if p.HasID {
 		ack = s.ackFunc(p.ID)
 	}
-	args := Args{Raw: p.Args, Attachments: atts}
+	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
 	defer s.recoverHandler(p.Event)
 	if h != nil {
 		h(s, args, ack)
@@ -432,7 +450,7 @@ func (s *Socket) connect(auth []byte) {
 	if restored != nil {
 		// Restored data first, so that middleware (auth) can overwrite it.
 		s.mu.Lock()
-		s.data = restored.data
+		s.data, s.session = restored.data, restored.session
 		s.mu.Unlock()
 	}
 	s.srv.hmu.RLock()

@@ -84,6 +84,9 @@ type Middleware func(s *Socket, auth json.RawMessage) error
 type Args struct {
 	Raw         []json.RawMessage
 	Attachments [][]byte
+	// Depth is the deepest nesting of objects and arrays within one of Raw's arguments (0
+	// when all are scalars), measured by the pass that validated them.
+	Depth int
 }
 
 // Ack answers a client's acknowledgement request. It is nil when the client asked for none.

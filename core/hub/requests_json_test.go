@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/rtserver/rtserver/core/jsonobj"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // viaMap is what the request path did before scanRequest: decode into a map.
@@ -106,10 +106,10 @@ func FuzzScanRequest(f *testing.F) {
 		if !bytes.Equal(fields.typ, obj["type"]) || !bytes.Equal(fields.content, obj["content"]) || !bytes.Equal(fields.action, obj["action"]) {
 			t.Fatalf("%q: fields differ from the map", s)
 		}
-		if v, ok := jsonobj.String(fields.typ); fields.typ != nil {
+		if v, ok := wire.String(fields.typ); fields.typ != nil {
 			w, wok := stringValue(fields.typ)
 			if v != w || ok != wok {
-				t.Fatalf("%q: jsonobj.String %q %v, stringValue %q %v", s, v, ok, w, wok)
+				t.Fatalf("%q: wire.String %q %v, stringValue %q %v", s, v, ok, w, wok)
 			}
 		}
 	})
@@ -183,7 +183,7 @@ func requiredString(obj map[string]json.RawMessage, key string) (string, bool) {
 	return v, true
 }
 
-// stringValue decodes a JSON string with encoding/json: the oracle for jsonobj.String.
+// stringValue decodes a JSON string with encoding/json: the oracle for wire.String.
 func stringValue(raw json.RawMessage) (string, bool) {
 	var v string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {

@@ -3,7 +3,7 @@ package hub
 import (
 	"encoding/json"
 
-	"github.com/rtserver/rtserver/core/jsonobj"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 // The client:* hot path reads only one or two members of the request object and answers
@@ -19,12 +19,12 @@ type requestFields struct {
 
 var requestKeys = []string{"type", "content", "action"}
 
-// scanRequest finds the routing members of the JSON object raw (jsonobj.Fields). It
+// scanRequest finds the routing members of the JSON object raw (wire.Members). It
 // relies on raw being valid JSON (core/socketio validates every argument before a handler
 // sees it) and refuses anything that is not an object.
 func scanRequest(raw []byte) (requestFields, bool) {
 	var out [3]json.RawMessage
-	ok := jsonobj.Fields(raw, requestKeys, out[:])
+	ok := wire.Members(raw, requestKeys, out[:])
 	return requestFields{typ: out[0], content: out[1], action: out[2]}, ok
 }
 
@@ -33,7 +33,7 @@ func requiredField(raw json.RawMessage) (string, bool) {
 	if raw == nil {
 		return "", false
 	}
-	v, ok := jsonobj.String(raw)
+	v, ok := wire.String(raw)
 	if !ok || isBlank(v) {
 		return "", false
 	}
