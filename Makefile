@@ -7,7 +7,7 @@ BIN     := bin/rtserver
 # Every example plugin: a directory under examples/ with a main package.
 PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
 # The npm suites that `make test` runs through `go test`.
-NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/*/testdata/node/package.json))
+NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/internal/*/testdata/node/package.json))
 
 .PHONY: all build plugins run test node-deps bench fuzz proto vet check-config clean
 

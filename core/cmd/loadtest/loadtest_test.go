@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtserver/rtserver/core/config"
+	"github.com/rtserver/rtserver/core/internal/config"
 )
 
 func TestEventName(t *testing.T) {

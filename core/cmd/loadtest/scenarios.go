@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/internal/auth"
 )
 
 // options are the sizes and limits of the scenarios, from the flags.

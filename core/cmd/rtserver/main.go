@@ -23,10 +23,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rtserver/rtserver/core/auth"
-	"github.com/rtserver/rtserver/core/config"
-	"github.com/rtserver/rtserver/core/conformance"
-	"github.com/rtserver/rtserver/core/server"
+	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/conformance"
+	"github.com/rtserver/rtserver/core/internal/server"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtserver/rtserver/core/auth"
+	"github.com/rtserver/rtserver/core/internal/auth"
 )
 
 // The binary under test, built once.

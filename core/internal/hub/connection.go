@@ -1,0 +1,116 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/rtserver/rtserver/core/internal/dispatch"
+	"github.com/rtserver/rtserver/core/internal/socketio"
+	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
+)
+
+// Error codes carried by the `error` event {event, message, code}.
+const (
+	CodeInvalidPayload     = "INVALID_PAYLOAD"
+	CodeInvalidEventData   = "INVALID_EVENT_DATA"
+	CodeInvalidMessageData = "INVALID_MESSAGE_DATA"
+	CodeInvalidActionData  = "INVALID_ACTION_DATA"
+	CodeInvalidRoom        = "INVALID_ROOM"
+	CodeRoomLimit          = "ROOM_LIMIT_EXCEEDED"
+	CodeUnknownEvent       = "UNKNOWN_EVENT"
+	CodeRateLimited        = "RATE_LIMITED"
+	CodeTooManyPending     = "TOO_MANY_PENDING_REQUESTS"
+	CodeInternal           = "INTERNAL_SERVER_ERROR"
+)
+
+// HandleConnection sets up an accepted socket: its session, its handlers for the client's
+// events, then the system events of a connection (system.go).
+func (h *Hub) HandleConnection(s *socketio.Socket) {
+	ss := sessionOf(s)
+	if ss == nil { // no guard in front: an anonymous socket
+		ss = &session{}
+		s.SetSession(ss)
+	}
+	h.begin(s, ss)
+	s.OnDisconnect(func(s *socketio.Socket, reason string) {
+		h.end(ss)
+		h.msgRate.Forget(s.ID())
+	})
+	s.OnAny(func(s *socketio.Socket, event string, _ socketio.Args, _ socketio.Ack) {
+		h.onUnknown(s, ss, event)
+	})
+	h.on(s, ss, "register", h.onRegister)
+	h.on(s, ss, "room:join", h.onRoomJoin)
+	h.on(s, ss, "room:leave", h.onRoomLeave)
+	h.on(s, ss, "ping", h.onPing)
+	h.on(s, ss, "client:event", h.onClientRequest(dispatch.KindEvent))
+	h.on(s, ss, "client:message", h.onClientRequest(dispatch.KindMessage))
+	h.on(s, ss, "client:action", h.onClientRequest(dispatch.KindAction))
+	h.welcome(s, ss, wire.FormatTime(time.Now()))
+}
+
+// handler is a client event handler after the common checks.
+type handler func(s *socketio.Socket, ss *session, event string, arg json.RawMessage, ack socketio.Ack)
+
+// on installs a handler behind the checks every client event goes through (admission.go):
+// the message rate, the payload's nesting depth, and metrics.
+func (h *Hub) on(s *socketio.Socket, ss *session, event string, fn handler) {
+	s.On(event, func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
+		if !h.admit(s, ss, event, args) {
+			return
+		}
+		var arg json.RawMessage
+		if len(args.Raw) > 0 {
+			arg = args.Raw[0]
+		}
+		fn(s, ss, event, arg, ack)
+	})
+}
+
+// wsError is the payload of the `error` event.
+type wsError struct {
+	Event      string `json:"event"`
+	Message    string `json:"message"`
+	Code       string `json:"code"`
+	RetryAfter *int   `json:"retryAfter,omitempty"`
+}
+
+// reply emits a response event and, when the client asked for one, answers its ack too.
+func (h *Hub) reply(s *socketio.Socket, event string, ack socketio.Ack, v any) {
+	h.emit(s, event, v)
+	if ack != nil {
+		_ = ack(v)
+	}
+}
+
+func (h *Hub) emit(s *socketio.Socket, event string, v any) {
+	if err := s.Emit(event, v); err == nil {
+		h.countSent(event, 1)
+	}
+}
+
+func (h *Hub) sendError(s *socketio.Socket, event, message, code string) {
+	h.sendErrorPayload(s, wsError{Event: event, Message: message, Code: code})
+}
+
+// sendCodedError reports a refusal of the hub's checks; any other error is internal.
+func (h *Hub) sendCodedError(s *socketio.Socket, event string, err error) {
+	var ce *codedError
+	switch {
+	case errors.As(err, &ce):
+		h.sendError(s, event, ce.Message, ce.Code)
+	case errors.Is(err, ErrUnknownSocket):
+		// the socket is gone: nobody to tell
+	default:
+		h.log.Error("event failed", "event", event, "error", err)
+		h.sendError(s, event, "Internal server error", CodeInternal)
+	}
+}
+
+func (h *Hub) sendErrorPayload(s *socketio.Socket, e wsError) {
+	if h.m != nil {
+		h.m.Errors.WithLabelValues(e.Code).Inc()
+	}
+	h.emit(s, "error", e)
+}

@@ -1,0 +1,345 @@
+package socketio
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtserver/rtserver/core/internal/engineio"
+)
+
+// Connection state recovery, following the official server's convention:
+//
+//   - Every plain outbound EVENT (no ack id) is given an offset, appended as its last
+//     argument, and is recorded in one server-wide log. The client remembers the last
+//     offset it saw.
+//   - The CONNECT reply carries {"sid", "pid"}; pid is a private session id.
+//   - When a socket drops for a transport reason (not a deliberate disconnect), its id,
+//     rooms and Set/Get data are kept under its pid for MaxDisconnection.
+//   - A CONNECT whose auth holds {"pid","offset"} of a kept session gets the same id,
+//     rooms and data back (Socket.Recovered), the same pid in the CONNECT reply, and every
+//     logged packet after offset that its rooms would have received, in order, right after
+//     the CONNECT reply.
+//
+// Memory is bounded: the log is a ring of at most MaxTotalPackets encoded packets and
+// MaxTotalBytes bytes (the oldest leave first), a session whose missed packets exceed
+// MaxPackets or whose offset fell out of the ring is not recovered, and at most MaxSessions
+// disconnected sessions are kept.
+//
+// A kept session's id stays reserved (Server.kept) until the session is taken or swept, so
+// no other socket can join the room named by that id while its owner is away and then
+// receive the owner's events once it comes back.
+//
+// Broadcasts are serialised by recovery.mu so that offsets reach every socket in log
+// order; recovery.mu is taken before Server.mu.
+
+type recovery struct {
+	opts   RecoveryOptions
+	srv    *Server
+	prefix string // random per process: offsets from another run never match
+
+	mu       sync.Mutex
+	seq      uint64   // seq of the newest logged packet
+	ring     []logged // len == MaxTotalPackets once full
+	start    int      // index of the oldest entry
+	n        int
+	bytes    int // kept by the ring's entries (logged.cost)
+	sessions map[string]*savedSession
+	persists int
+}
+
+type logged struct {
+	seq    uint64
+	rooms  []string
+	except []string
+	// The encoded packet and its attachments; replays wrap them in fresh Messages, so the
+	// delivered ones (with their cached websocket frames) are not kept alive by the log.
+	data []byte
+	atts [][]byte
+}
+
+type savedSession struct {
+	id, pid string
+	rooms   []string
+	data    map[string]any
+	session any
+	at      time.Time
+	offset  uint64
+}
+
+func newRecovery(srv *Server, o RecoveryOptions) *recovery {
+	return &recovery{
+		opts:     o,
+		srv:      srv,
+		prefix:   newID()[:8] + "-",
+		sessions: make(map[string]*savedSession),
+	}
+}
+
+func (r *recovery) stop() {
+	r.mu.Lock()
+	r.ring, r.start, r.n, r.bytes = nil, 0, 0, 0
+	clear(r.sessions)
+	r.srv.mu.Lock()
+	clear(r.srv.kept)
+	r.srv.mu.Unlock()
+	r.mu.Unlock()
+}
+
+// cost is what an entry keeps alive, roughly: its bytes and its bookkeeping.
+func (e *logged) cost() int {
+	n := len(e.data) + 64
+	for _, a := range e.atts {
+		n += len(a) + 24
+	}
+	for _, room := range e.rooms {
+		n += len(room) + 16
+	}
+	for _, room := range e.except {
+		n += len(room) + 16
+	}
+	return n
+}
+
+// broadcast encodes the event once with the next offset, logs it and queues it to every
+// recipient under r.mu (so offsets reach each socket in log order); the writes happen
+// outside the lock (flush.go).
+func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, args []any) (int, error) {
+	r.mu.Lock()
+	seq := r.seq + 1
+	enc, err := encodePacket(PacketEvent, 0, false, &event, args, r.prefix+strconv.FormatUint(seq, 36))
+	if err != nil {
+		r.mu.Unlock()
+		return 0, err
+	}
+	r.seq = seq
+	msgs := enc.messages()
+	tp := srv.getTargets()
+	srv.mu.RLock()
+	*tp = srv.collect(*tp, rooms, except)
+	srv.mu.RUnlock()
+	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts})
+	started := srv.getTargets()
+	n := queueTo(*tp, msgs, started)
+	r.mu.Unlock()
+	srv.putTargets(tp)
+	srv.fl.write(*started, size(msgs))
+	srv.putTargets(started)
+	return n, nil
+}
+
+// appendLocked logs e, dropping the oldest entries past MaxTotalPackets or MaxTotalBytes.
+// An entry larger than MaxTotalBytes empties the log and is not kept: a session whose
+// offset is older then finds the entry after its offset missing and is not recovered.
+func (r *recovery) appendLocked(e logged) {
+	c := e.cost()
+	if c > r.opts.MaxTotalBytes {
+		for r.n > 0 {
+			r.dropOldestLocked()
+		}
+		return
+	}
+	for r.n > 0 && r.bytes+c > r.opts.MaxTotalBytes {
+		r.dropOldestLocked()
+	}
+	if r.n == r.opts.MaxTotalPackets {
+		r.dropOldestLocked()
+	}
+	if r.n == len(r.ring) {
+		r.growLocked()
+	}
+	r.ring[(r.start+r.n)%len(r.ring)] = e
+	r.n++
+	r.bytes += c
+}
+
+// growLocked doubles the ring (up to MaxTotalPackets), oldest entry first: a log that
+// never fills does not cost its whole bound.
+func (r *recovery) growLocked() {
+	size := min(r.opts.MaxTotalPackets, max(16, 2*len(r.ring)))
+	grown := make([]logged, size)
+	for i := range r.n {
+		grown[i] = r.ring[(r.start+i)%len(r.ring)]
+	}
+	r.ring, r.start = grown, 0
+}
+
+func (r *recovery) dropOldestLocked() {
+	e := &r.ring[r.start]
+	r.bytes -= e.cost()
+	*e = logged{}
+	r.start = (r.start + 1) % len(r.ring)
+	r.n--
+}
+
+// parseOffset returns the seq of an offset this process issued.
+func (r *recovery) parseOffset(off string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(off, r.prefix)
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(rest, 36, 64)
+	return seq, err == nil
+}
+
+// recoverable reports whether a socket closed for reason may come back.
+func recoverable(reason string) bool {
+	switch reason {
+	case engineio.ReasonTransportClose, engineio.ReasonTransportError, engineio.ReasonPingTimeout,
+		engineio.ReasonShutdown, engineio.ReasonBufferFull, engineio.ReasonForcedClose:
+		return true
+	}
+	return false
+}
+
+// persist keeps a dropped socket's state under its pid. Called from onClose before the
+// socket leaves the indexes.
+func (r *recovery) persist(s *Socket, reason string) {
+	s.mu.Lock()
+	deliberate := s.closeReason != ""
+	data := make(map[string]any, len(s.data))
+	for k, v := range s.data {
+		data[k] = v
+	}
+	session := s.session
+	s.mu.Unlock()
+	if deliberate || !recoverable(reason) || s.pid == "" {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.persists++
+	if len(r.sessions) >= r.opts.MaxSessions || r.persists%256 == 0 {
+		r.sweepLocked(now)
+	}
+	if len(r.sessions) >= r.opts.MaxSessions {
+		return
+	}
+	// The id is reserved before the socket leaves the index (onClose removes it after
+	// this), so there is no moment at which another socket could join it.
+	srv := s.srv
+	srv.mu.Lock()
+	rooms := make([]string, 0, len(s.rooms))
+	for room := range s.rooms {
+		rooms = append(rooms, room)
+	}
+	srv.kept[s.id] = struct{}{}
+	srv.mu.Unlock()
+	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, data: data, session: session, at: now}
+}
+
+func (r *recovery) sweepLocked(now time.Time) {
+	for _, ss := range r.sessions {
+		if now.Sub(ss.at) > r.opts.MaxDisconnection {
+			r.forgetLocked(ss)
+		}
+	}
+}
+
+// forgetLocked drops a kept session and releases its id.
+func (r *recovery) forgetLocked(ss *savedSession) {
+	delete(r.sessions, ss.pid)
+	srv := r.srv
+	srv.mu.Lock()
+	delete(srv.kept, ss.id)
+	srv.mu.Unlock()
+}
+
+// takeSession removes and returns the session named by auth's pid when it can be
+// recovered from auth's offset; nil otherwise.
+func (r *recovery) takeSession(auth []byte) *savedSession {
+	var a struct {
+		PID    string `json:"pid"`
+		Offset string `json:"offset"`
+	}
+	if json.Unmarshal(auth, &a) != nil || a.PID == "" || a.Offset == "" {
+		return nil
+	}
+	seq, ok := r.parseOffset(a.Offset)
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ss := r.sessions[a.PID]
+	if ss == nil {
+		return nil
+	}
+	// Released now; accept evicts anyone who joins the id's room before the owner is back.
+	r.forgetLocked(ss)
+	if time.Since(ss.at) > r.opts.MaxDisconnection {
+		return nil
+	}
+	ss.offset = seq
+	if _, ok := r.missedLocked(ss); !ok {
+		if r.opts.OnOverflow != nil {
+			r.opts.OnOverflow()
+		}
+		return nil
+	}
+	return ss
+}
+
+// missedLocked returns the logged packets after ss.offset that ss's rooms would have
+// received, or false when they cannot all be replayed: some left the log, there are more
+// than MaxPackets, or together they are more than half of MaxOutboundBytes. The replay is
+// queued at once, before the client reads anything, so a larger one would close the
+// session for "buffer full" on every attempt and the client would never come back.
+func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
+	if ss.offset > r.seq {
+		return nil, false
+	}
+	if ss.offset == r.seq {
+		return nil, true
+	}
+	if r.n == 0 || r.ring[r.start].seq > ss.offset+1 {
+		return nil, false // the packets right after the offset were dropped from the ring
+	}
+	in := func(room string) bool { return room == ss.id || slices.Contains(ss.rooms, room) }
+	var out []*engineio.Message
+	count, bytes := 0, 0
+	maxBytes := r.srv.opts.MaxOutboundBytes / 2
+	first := int(ss.offset + 1 - r.ring[r.start].seq)
+	for i := first; i < r.n; i++ {
+		e := &r.ring[(r.start+i)%len(r.ring)]
+		if len(e.rooms) > 0 && !slices.ContainsFunc(e.rooms, in) {
+			continue
+		}
+		if slices.ContainsFunc(e.except, in) {
+			continue
+		}
+		if count++; count > r.opts.MaxPackets {
+			return nil, false
+		}
+		if bytes += e.cost(); bytes > maxBytes {
+			return nil, false
+		}
+		// No room in front of the logged text (it was framed in place when first sent):
+		// the replay's frame is a copy.
+		out = append(out, encoded{buf: e.data, atts: e.atts}.messages()...)
+	}
+	return out, true
+}
+
+// accept records s like Server.accept, replaying what a restored session missed. A
+// session that can no longer be replayed (the ring moved on during middleware) is
+// accepted as a fresh one with a new pid.
+func (r *recovery) accept(s *Socket, restored *savedSession) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var replay []*engineio.Message
+	if restored != nil {
+		missed, ok := r.missedLocked(restored)
+		if ok {
+			replay = missed
+		} else {
+			restored = nil
+			s.pid = newID()
+		}
+	}
+	return s.srv.accept(s, restored, replay...)
+}

@@ -1,0 +1,601 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtserver/rtserver/core/internal/engineio"
+)
+
+// transport is what a Socket needs of an engineio session; *engineio.Conn satisfies it
+// and unit tests substitute a fake.
+type transport interface {
+	ID() string
+	Transport() string
+	RemoteAddr() string
+	Request() *http.Request
+	Send(msgs ...*engineio.Message) error
+	Queue(msgs ...*engineio.Message) (first bool, err error)
+	Flush()
+	Close(reason string)
+}
+
+var _ transport = (*engineio.Conn)(nil)
+
+// Socket states.
+const (
+	statePending   int32 = iota // handshake done, no accepted CONNECT yet
+	stateConnected              // recorded in the server, CONNECT reply queued
+	stateClosed
+)
+
+// Socket is one client connected to a namespace: the main one, "/", or one of
+// Options.Namespaces.
+type Socket struct {
+	srv   *Server
+	cl    *client // the session's sockets and inbound state
+	conn  transport
+	nsp   string
+	state atomic.Int32
+
+	// Set once before the socket is published (connect), read-only afterwards.
+	id        string
+	pid       string
+	recovered bool
+
+	// rooms is guarded by srv.mu.
+	rooms map[string]struct{}
+
+	mu           sync.Mutex // guards the fields below
+	handlers     map[string]EventHandler
+	anyHandler   func(s *Socket, event string, args Args, ack Ack)
+	onDisconnect []func(s *Socket, reason string)
+	data         map[string]any
+	session      any
+	ackSeq       uint64
+	acks         map[uint64]*pendingAck
+	closeReason  string // set before closing the transport ourselves
+	gone         bool   // disconnect handlers have been taken
+	goneReason   string
+}
+
+// ID returns the socket id (also the name of its own room).
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace: "/" or one of Options.Namespaces.
+func (s *Socket) Namespace() string { return s.nsp }
+
+// Transport returns the current transport: "polling" or "websocket".
+func (s *Socket) Transport() string { return s.conn.Transport() }
+
+// RemoteAddr returns the peer's ip:port.
+func (s *Socket) RemoteAddr() string { return s.conn.RemoteAddr() }
+
+// Header returns the handshake request's headers.
+func (s *Socket) Header() http.Header {
+	if r := s.conn.Request(); r != nil {
+		return r.Header
+	}
+	return http.Header{}
+}
+
+// Query returns the handshake request's query parameters.
+func (s *Socket) Query() url.Values {
+	if r := s.conn.Request(); r != nil && r.URL != nil {
+		return r.URL.Query()
+	}
+	return url.Values{}
+}
+
+// Recovered reports whether the socket's id, rooms and data came back through connection
+// state recovery.
+func (s *Socket) Recovered() bool { return s.recovered }
+
+// Connected reports whether the socket is connected.
+func (s *Socket) Connected() bool { return s.state.Load() == stateConnected }
+
+// On sets the handler for one event, replacing any previous one.
+func (s *Socket) On(event string, h EventHandler) {
+	s.mu.Lock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]EventHandler, 4)
+	}
+	s.handlers[event] = h
+	s.mu.Unlock()
+}
+
+// OnAny sets the handler for events that have no On handler.
+func (s *Socket) OnAny(h func(s *Socket, event string, args Args, ack Ack)) {
+	s.mu.Lock()
+	s.anyHandler = h
+	s.mu.Unlock()
+}
+
+// OnDisconnect adds a function called once when the socket disconnects, with the reason.
+// Added after the socket is gone, it runs at once.
+func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
+	s.mu.Lock()
+	if s.gone {
+		reason := s.goneReason
+		s.mu.Unlock()
+		fn(s, reason)
+		return
+	}
+	s.onDisconnect = append(s.onDisconnect, fn)
+	s.mu.Unlock()
+}
+
+// Emit sends an event to this socket. []byte arguments (also inside map[string]any and
+// []any) become binary attachments; json.RawMessage is sent as is; anything else goes
+// through encoding/json. The packet is encoded before Emit returns: args are not kept.
+func (s *Socket) Emit(event string, args ...any) error {
+	if s.state.Load() != stateConnected {
+		return ErrDisconnected
+	}
+	if s.srv.rec != nil && s.nsp == "/" {
+		// With recovery on, every plain EVENT carries an offset and is logged, as if
+		// broadcast to the socket's own room.
+		n, err := s.srv.rec.broadcast(s.srv, []string{s.id}, nil, event, args)
+		if err == nil && n == 0 {
+			err = ErrDisconnected
+		}
+		return err
+	}
+	enc, err := encodeNspPacket(PacketEvent, s.nsp, 0, false, &event, args, "")
+	if err != nil {
+		return err
+	}
+	return s.send(enc)
+}
+
+func (s *Socket) send(enc encoded) error {
+	var err error
+	if len(enc.atts) == 0 {
+		err = s.conn.Send(engineio.NewFramedMessage(enc.buf, enc.off))
+	} else {
+		err = s.conn.Send(enc.messages()...)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	return nil
+}
+
+// EmitWithAck sends an event asking for an acknowledgement and waits for it, until ctx is
+// done or, when ctx has no deadline, Options.AckTimeout. It blocks: do not call it from a
+// handler (use EmitWithAckFunc there).
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Args, error) {
+	type result struct {
+		args Args
+		err  error
+	}
+	ch := make(chan result, 1)
+	timeout := time.Duration(0)
+	if _, ok := ctx.Deadline(); !ok {
+		timeout = s.srv.opts.AckTimeout
+	}
+	id, err := s.emitWithAck(event, args, timeout, func(a Args, err error) { ch <- result{a, err} })
+	if err != nil {
+		return Args{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.args, r.err
+	case <-ctx.Done():
+		if pa := s.takeAck(id); pa != nil {
+			pa.finish(Args{}, fmt.Errorf("socketio: ack for %q: %w", event, ctx.Err()))
+		} // else the ACK, timer or disconnect got there first and fills ch
+		r := <-ch
+		return r.args, r.err
+	}
+}
+
+// EmitWithAckFunc sends an event asking for an acknowledgement and returns at once; fn is
+// called exactly once, from another goroutine, with the ack's arguments or an error
+// (context.DeadlineExceeded after timeout, ErrDisconnected). timeout <= 0 means
+// Options.AckTimeout.
+func (s *Socket) EmitWithAckFunc(event string, timeout time.Duration, fn func(Args, error), args ...any) error {
+	if timeout <= 0 {
+		timeout = s.srv.opts.AckTimeout
+	}
+	_, err := s.emitWithAck(event, args, timeout, fn)
+	return err
+}
+
+// pendingAck is one EmitWithAck waiting for its ACK; exactly one of the ACK, the timer or
+// the disconnect takes it out of Socket.acks and calls fn.
+type pendingAck struct {
+	s     *Socket
+	id    uint64
+	event string
+	fn    func(Args, error)
+	timer *time.Timer
+}
+
+func (p *pendingAck) finish(a Args, err error) {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.fn(a, err)
+}
+
+func (p *pendingAck) expire() {
+	if p.s.takeAck(p.id) != nil {
+		p.fn(Args{}, fmt.Errorf("socketio: ack for %q: %w", p.event, context.DeadlineExceeded))
+	}
+}
+
+// emitWithAck registers fn under a new ack id and sends the EVENT. With timeout > 0, fn
+// gets context.DeadlineExceeded when no ack came in time.
+func (s *Socket) emitWithAck(event string, args []any, timeout time.Duration, fn func(Args, error)) (uint64, error) {
+	if s.state.Load() != stateConnected {
+		return 0, ErrDisconnected
+	}
+	p := &pendingAck{s: s, event: event, fn: fn}
+	s.mu.Lock()
+	s.ackSeq++
+	p.id = s.ackSeq
+	s.mu.Unlock()
+	enc, err := encodeNspPacket(PacketEvent, s.nsp, p.id, true, &event, args, "")
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if s.state.Load() == stateClosed {
+		s.mu.Unlock()
+		fn(Args{}, ErrDisconnected)
+		return p.id, nil
+	}
+	if s.acks == nil {
+		s.acks = make(map[uint64]*pendingAck, 2)
+	}
+	s.acks[p.id] = p
+	if timeout > 0 {
+		// Armed under mu: whoever takes p out of acks (under mu) sees the timer.
+		p.timer = time.AfterFunc(timeout, p.expire)
+	}
+	s.mu.Unlock()
+	if err := s.send(enc); err != nil {
+		if p := s.takeAck(p.id); p != nil {
+			p.finish(Args{}, err)
+		}
+	}
+	return p.id, nil
+}
+
+func (s *Socket) takeAck(id uint64) *pendingAck {
+	s.mu.Lock()
+	p := s.acks[id]
+	delete(s.acks, id)
+	s.mu.Unlock()
+	return p
+}
+
+// Join adds the socket to rooms. Joining its own id, or another socket's (connected or
+// kept for recovery: Server.Reserved), is a no-op. Rooms are of the main namespace:
+// a socket of another namespace joins none.
+func (s *Socket) Join(rooms ...string) {
+	if s.nsp != "/" {
+		return
+	}
+	s.srv.mu.Lock()
+	if s.state.Load() == stateConnected {
+		for _, r := range rooms {
+			s.srv.joinLocked(s, r)
+		}
+	}
+	s.srv.mu.Unlock()
+}
+
+// Leave removes the socket from room.
+func (s *Socket) Leave(room string) {
+	s.srv.mu.Lock()
+	s.srv.leaveLocked(s, room)
+	s.srv.mu.Unlock()
+}
+
+// Rooms returns the socket's rooms, its own id first.
+func (s *Socket) Rooms() []string {
+	s.srv.mu.RLock()
+	defer s.srv.mu.RUnlock()
+	out := make([]string, 0, 1+len(s.rooms))
+	out = append(out, s.id)
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Disconnect sends DISCONNECT; OnDisconnect handlers get "server namespace disconnect".
+// A socket of the main namespace also closes the transport (a client the server sends
+// away does not keep a session open); one of another namespace only leaves it.
+func (s *Socket) Disconnect() {
+	if s.state.Load() != stateConnected {
+		return
+	}
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = ReasonServerDisconnect
+	}
+	s.mu.Unlock()
+	_ = s.conn.Send(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
+	if s.nsp != "/" {
+		if s.onClose(ReasonServerDisconnect) {
+			s.cl.detached()
+		}
+		return
+	}
+	if s.conn.Transport() != engineio.TransportPolling {
+		s.conn.Close(engineio.ReasonForcedClose)
+		return
+	}
+	// On polling, engineio hands the DISCONNECT and its own close packet to the same GET,
+	// and the official client handles Socket.IO packets a tick after engine packets: it
+	// would see "transport close" first and reconnect. So the socket is detached now and
+	// the session is left to the client, which closes it on DISCONNECT, with a fallback.
+	s.onClose(ReasonServerDisconnect)
+	c := s.conn
+	time.AfterFunc(disconnectGrace, func() { c.Close(engineio.ReasonForcedClose) })
+}
+
+// disconnectGrace is how long a polling session may linger after a server DISCONNECT.
+const disconnectGrace = 2 * time.Second
+
+// Set stores per-socket data, kept across recovery.
+func (s *Socket) Set(key string, v any) {
+	s.mu.Lock()
+	if s.data == nil {
+		s.data = make(map[string]any, 2)
+	}
+	s.data[key] = v
+	s.mu.Unlock()
+}
+
+// Get returns per-socket data stored with Set, or nil.
+func (s *Socket) Get(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data[key]
+}
+
+// SetSession attaches the application's own state to the socket, in one typed value
+// that the application reads back with Session. Like Set's data it is kept across
+// recovery: a recovered socket starts with the session of the connection it continues
+// (set before the middlewares run, which may replace it).
+func (s *Socket) SetSession(v any) {
+	s.mu.Lock()
+	s.session = v
+	s.mu.Unlock()
+}
+
+// Session returns what SetSession stored, or nil.
+func (s *Socket) Session() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.session
+}
+
+// closeWith closes the transport with reason; OnDisconnect gets reason too.
+func (s *Socket) closeWith(reason string) {
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = reason
+	}
+	s.mu.Unlock()
+	s.conn.Close(reason)
+}
+
+func (s *Socket) handleEvent(p Packet, atts [][]byte) {
+	s.mu.Lock()
+	h := s.handlers[p.Event]
+	anyH := s.anyHandler
+	s.mu.Unlock()
+	if h == nil && anyH == nil {
+		return
+	}
+	var ack Ack
+	if p.HasID {
+		ack = s.ackFunc(p.ID)
+	}
+	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
+	defer s.recoverHandler(p.Event)
+	if h != nil {
+		h(s, args, ack)
+	} else {
+		anyH(s, p.Event, args, ack)
+	}
+}
+
+func (s *Socket) recoverHandler(what string) {
+	if r := recover(); r != nil {
+		s.srv.log.Error("handler panic", "where", what, "sid", s.id, "panic", r)
+	}
+}
+
+func (s *Socket) ackFunc(id uint64) Ack {
+	var done atomic.Bool
+	return func(args ...any) error {
+		if !done.CompareAndSwap(false, true) {
+			return nil
+		}
+		enc, err := encodeNspPacket(PacketAck, s.nsp, id, true, nil, args, "")
+		if err != nil {
+			return err
+		}
+		return s.send(enc)
+	}
+}
+
+// connect runs the middlewares and accepts or refuses the CONNECT.
+func (s *Socket) connect(auth []byte) {
+	var restored *savedSession
+	if s.srv.rec != nil && auth != nil && s.nsp == "/" {
+		restored = s.srv.rec.takeSession(auth)
+	}
+	if restored != nil {
+		s.id, s.pid = restored.id, restored.pid
+	} else {
+		s.id = newID()
+		if s.srv.rec != nil && s.nsp == "/" {
+			s.pid = newID()
+		}
+	}
+	if restored != nil {
+		// Restored data first, so that middleware (auth) can overwrite it.
+		s.mu.Lock()
+		s.data, s.session = restored.data, restored.session
+		s.mu.Unlock()
+	}
+	s.srv.hmu.RLock()
+	mws := s.srv.middlewares
+	onConn := s.srv.onConn
+	s.srv.hmu.RUnlock()
+	for _, mw := range mws {
+		if err := s.runMiddleware(mw, auth); err != nil {
+			s.refuse(err)
+			return
+		}
+	}
+	switch {
+	case s.nsp != "/":
+		if !s.acceptOther() {
+			return
+		}
+	case s.srv.rec != nil:
+		if !s.srv.rec.accept(s, restored) {
+			return
+		}
+	case !s.srv.accept(s, nil):
+		return
+	}
+	s.cl.attach(s)
+	if l, ok := s.conn.(interface{ LiftInboundLimit() }); ok {
+		l.LiftInboundLimit() // accepted: MaxPayload alone bounds its messages now
+	}
+	s.srv.log.Debug("socket connected", "id", s.id, "sid", s.conn.ID(), "recovered", s.recovered)
+	if onConn != nil {
+		func() {
+			defer s.recoverHandler("OnConnection")
+			onConn(s)
+		}()
+	}
+}
+
+func (s *Socket) runMiddleware(mw Middleware, auth []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.log.Error("middleware panic", "panic", r)
+			err = errors.New("internal error")
+		}
+	}()
+	return mw(s, json.RawMessage(auth))
+}
+
+func (s *Socket) refuse(err error) {
+	msg, data := err.Error(), any(nil)
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		msg, data = ce.Message, ce.Data
+	}
+	b, encErr := encodeConnectError(s.nsp, msg, data)
+	if encErr != nil {
+		s.srv.log.Warn("connect error data", "error", encErr)
+		b, _ = encodeConnectError(s.nsp, msg, nil)
+	}
+	_ = s.conn.Send(engineio.NewMessage(b, false))
+}
+
+// accept records the socket (and restored rooms) and queues its CONNECT reply followed by
+// replay, all under the write lock: a broadcast either ran before (and is in replay) or
+// sees the socket after its CONNECT. Returns false when the server or socket is closed.
+func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio.Message) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed || s.state.Load() != statePending {
+		return false
+	}
+	if old := srv.sockets[s.id]; old != nil {
+		// Only a restored id can collide; the live socket keeps it.
+		return false
+	}
+	srv.sockets[s.id] = s
+	if restored != nil {
+		// Between takeSession and here the id was free: whoever joined its room then
+		// must not receive what is sent to the recovered socket.
+		for intruder := range srv.rooms[s.id] {
+			srv.leaveLocked(intruder, s.id)
+		}
+		for _, r := range restored.rooms {
+			srv.joinLocked(s, r)
+		}
+		s.recovered = true
+	}
+	s.state.Store(stateConnected)
+	msgs := make([]*engineio.Message, 0, 1+len(replay))
+	msgs = append(msgs, engineio.NewMessage(encodeConnect(s.id, s.pid), false))
+	msgs = append(msgs, replay...)
+	_ = s.conn.Send(msgs...)
+	return true
+}
+
+// acceptOther connects a socket of a namespace other than "/": it is in none of the
+// server's indexes (rooms, broadcasts and recovery are of the main namespace).
+func (s *Socket) acceptOther() bool {
+	if !s.state.CompareAndSwap(statePending, stateConnected) {
+		return false
+	}
+	_ = s.conn.Send(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
+	return true
+}
+
+// onClose runs once when the socket leaves: its session ended, or its namespace was
+// disconnected. It reports whether the socket was connected until now.
+func (s *Socket) onClose(reason string) bool {
+	prev := s.state.Swap(stateClosed)
+	s.mu.Lock()
+	if s.closeReason != "" {
+		reason = s.closeReason
+	}
+	acks := s.acks
+	s.acks = nil
+	var handlers []func(*Socket, string)
+	if prev == stateConnected {
+		handlers = s.onDisconnect
+		s.onDisconnect = nil
+		s.gone, s.goneReason = true, reason
+	}
+	s.mu.Unlock()
+	if prev != stateConnected {
+		return false
+	}
+	s.srv.log.Debug("socket disconnected", "id", s.id, "nsp", s.nsp, "reason", reason)
+	srv := s.srv
+	if srv.rec != nil && s.nsp == "/" {
+		srv.rec.persist(s, reason)
+	}
+	srv.mu.Lock()
+	if srv.sockets[s.id] == s {
+		delete(srv.sockets, s.id)
+	}
+	for r := range s.rooms {
+		srv.leaveLocked(s, r)
+	}
+	srv.mu.Unlock()
+	for _, pa := range acks {
+		pa.finish(Args{}, ErrDisconnected)
+	}
+	for _, fn := range handlers {
+		func() {
+			defer s.recoverHandler("OnDisconnect")
+			fn(s, reason)
+		}()
+	}
+	return true
+}
