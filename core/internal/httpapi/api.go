@@ -256,6 +256,8 @@ func (a *API) route(method, path string, handlers ...fiber.Handler) {
 	a.app.Add(method, path, append([]fiber.Handler{named}, handlers...)...)
 	a.allow[path] = append(a.allow[path], method)
 	if method == fiber.MethodGet {
+		// HEAD answers as GET without the body, as HTTP says and the Allow header promises.
+		a.app.Add(fiber.MethodHead, path, append([]fiber.Handler{named}, handlers...)...)
 		a.allow[path] = append(a.allow[path], fiber.MethodHead)
 	}
 }

@@ -244,6 +244,9 @@ func TestNotFoundAndMethod(t *testing.T) {
 	if r.header.Get("Allow") != "GET, HEAD" {
 		t.Fatalf("Allow = %q", r.header.Get("Allow"))
 	}
+	if r := e.do(t, "HEAD", "/health", nil, nil); r.status != 200 {
+		t.Fatalf("HEAD /health: %d", r.status)
+	}
 	wantError(t, e.do(t, "BREW", "/api/push", key(secretAll), nil), 405, CodeMethodNotAllowed)
 	// Fiber's routing is case-insensitive and ignores a trailing slash, like Express.
 	if r := e.do(t, "GET", "/health/", nil, nil); r.status != 200 {

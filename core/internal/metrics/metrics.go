@@ -122,7 +122,7 @@ func New() *Metrics {
 		}, []string{"kind"}),
 		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "socket_server_reconnects_total",
-			Help: "Total number of clients that reconnected with a recovery session",
+			Help: "Total number of connections whose client reported a reconnection attempt (auth.attempt > 0)",
 		}),
 		Recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "socket_server_recovery_total",
