@@ -16,8 +16,8 @@ const (
 	CodeInvalidEventData   = "INVALID_EVENT_DATA"
 	CodeInvalidMessageData = "INVALID_MESSAGE_DATA"
 	CodeInvalidActionData  = "INVALID_ACTION_DATA"
-	CodeInvalidRoom        = "INVALID_ROOM"
-	CodeRoomLimit          = "ROOM_LIMIT_EXCEEDED"
+	CodeInvalidRoom        = wire.CodeInvalidRoom // also what a plugin's refused join gets
+	CodeRoomLimit          = wire.CodeRoomLimit
 	CodeUnknownEvent       = "UNKNOWN_EVENT"
 	CodeRateLimited        = "RATE_LIMITED"
 	CodeTooManyPending     = "TOO_MANY_PENDING_REQUESTS"

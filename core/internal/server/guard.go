@@ -14,19 +14,20 @@ import (
 	"github.com/rtserver/rtserver/core/internal/auth"
 	"github.com/rtserver/rtserver/core/internal/clientip"
 	"github.com/rtserver/rtserver/core/internal/engineio"
+	"github.com/rtserver/rtserver/core/internal/httpapi"
 	"github.com/rtserver/rtserver/core/internal/hub"
 	"github.com/rtserver/rtserver/core/internal/metrics"
 	"github.com/rtserver/rtserver/core/internal/ratelimit"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
-// Codes of a refused connection: the first three are the message of a refused
-// handshake's Engine.IO error body, the others connect_error's data.code.
+// Codes of a refused connection: the first three are the code of a refused handshake's
+// error body, the others connect_error's data.code.
 const (
-	CodeRateLimited      = "RATE_LIMITED"
+	CodeRateLimited      = httpapi.CodeRateLimited
 	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"
 	CodeTooManyConnsIP   = "TOO_MANY_CONNECTIONS_PER_IP"
-	CodeUnauthorized     = "UNAUTHORIZED"
+	CodeUnauthorized     = httpapi.CodeUnauthorized
 	CodeRecoveryMismatch = "RECOVERY_USER_MISMATCH"
 	connectErrorMessage  = "Authentication failed"
 )
