@@ -234,9 +234,9 @@ func TestTokenCommand(t *testing.T) {
 	}
 }
 
-// TestSIGKILLLeavesNoPlugin kills the server outright and checks that its plugin process
-// goes away by itself.
-func TestSIGKILLLeavesNoPlugin(t *testing.T) {
+// echoConfig writes a development config whose plugin folder holds the echo example.
+func echoConfig(t *testing.T) string {
+	t.Helper()
 	plugins := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
 	build.Dir = repoRoot()
@@ -251,6 +251,13 @@ server {
 }
 plugins { dir = "`+plugins+`" }
 `)
+	return cfg
+}
+
+// TestSIGKILLLeavesNoPlugin kills the server outright and checks that its plugin process
+// goes away by itself.
+func TestSIGKILLLeavesNoPlugin(t *testing.T) {
+	cfg := echoConfig(t)
 	cmd, _, logs := start(t, cfg)
 	var child int
 	deadline := time.Now().Add(10 * time.Second)
@@ -309,20 +316,7 @@ func alive(pid int) bool {
 // group. The plugins run in groups of their own, so the host stops them itself: the
 // server exits 0 and logs no warning or error on the way out.
 func TestCtrlCIsACleanShutdown(t *testing.T) {
-	plugins := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build echo: %v\n%s", err, out)
-	}
-	cfg := writeConfig(t, `
-environment = "development"
-server {
-  host = "127.0.0.1"
-  port = 0
-}
-plugins { dir = "`+plugins+`" }
-`)
+	cfg := echoConfig(t)
 	cmd := exec.Command(binary, "run", "--config", cfg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
 	cmd, _, logs := startCmd(t, cmd)

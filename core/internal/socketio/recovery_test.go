@@ -134,36 +134,16 @@ func TestRecoveryReservesID(t *testing.T) {
 			return nil
 		})
 	})
-	connect := func(r *rawWS, auth string) (sid, pid string) {
-		t.Helper()
-		r.send("0" + auth)
-		m := r.readText()
-		var h struct{ SID, PID string }
-		if !strings.HasPrefix(m, "40{") || json.Unmarshal([]byte(m[2:]), &h) != nil {
-			t.Fatalf("CONNECT reply %q", m)
-		}
-		return h.SID, h.PID
-	}
-	offsetOf := func(r *rawWS) string {
-		t.Helper()
-		m := r.readText()
-		var args []any
-		if json.Unmarshal([]byte(m[2:]), &args) != nil || len(args) < 2 {
-			t.Fatalf("event %q", m)
-		}
-		off, _ := args[len(args)-1].(string)
-		return off
-	}
 
 	owner := dialRaw(t, url)
-	id, pid := connect(owner, "")
+	id, pid := owner.connectPID("")
 	other := dialRaw(t, url)
-	otherID, _ := connect(other, "")
+	otherID, _ := other.connectPID("")
 	eventually(t, "both connected", func() bool { return srv.SocketCount() == 2 })
 	in := srv.Socket(otherID)
 	intruder.Store(in)
 	_ = srv.Socket(id).Emit("hello", 1)
-	off := offsetOf(owner)
+	off := owner.nextOffset()
 
 	// Connected: reserved.
 	if !srv.Reserved(id) {
@@ -188,7 +168,7 @@ func TestRecoveryReservesID(t *testing.T) {
 	joinDuringRecovery.Store(&id)
 	back := dialRaw(t, url)
 	auth, _ := json.Marshal(map[string]string{"pid": pid, "offset": off})
-	if sid, _ := connect(back, string(auth)); sid != id {
+	if sid, _ := back.connectPID(string(auth)); sid != id {
 		t.Fatalf("not recovered: %s, want %s", sid, id)
 	}
 	if slices.Contains(in.Rooms(), id) {
@@ -210,24 +190,6 @@ func TestRecoveryLogBytesBound(t *testing.T) {
 	srv, url := startServer(t, Options{Recovery: &RecoveryOptions{MaxTotalBytes: 64 << 10}}, func(s *Server) {
 		s.OnConnection(func(so *Socket) { so.Join("r") })
 	})
-	connect := func(r *rawWS, auth string) (sid, pid string) {
-		t.Helper()
-		r.send("0" + auth)
-		m := r.readText()
-		var h struct{ SID, PID string }
-		if !strings.HasPrefix(m, "40{") || json.Unmarshal([]byte(m[2:]), &h) != nil {
-			t.Fatalf("CONNECT reply %q", m)
-		}
-		return h.SID, h.PID
-	}
-	lastOffset := func(r *rawWS) string {
-		t.Helper()
-		m := r.readText()
-		var args []any
-		_ = json.Unmarshal([]byte(m[2:]), &args)
-		off, _ := args[len(args)-1].(string)
-		return off
-	}
 	drop := func(r *rawWS, id string) {
 		_ = r.ws.UnderlyingConn().Close()
 		eventually(t, "socket gone", func() bool { return srv.Socket(id) == nil })
@@ -240,19 +202,19 @@ func TestRecoveryLogBytesBound(t *testing.T) {
 
 	// Missed: 10 KB in all, well under the bound: recovered.
 	r1 := dialRaw(t, url)
-	id, pid := connect(r1, "")
+	id, pid := r1.connectPID("")
 	_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
-	off := lastOffset(r1)
+	off := r1.nextOffset()
 	drop(r1, id)
 	for range 10 {
 		_, _ = srv.EmitTo([]string{"r"}, nil, "n", strings.Repeat("a", 1000))
 	}
 	r2 := dialRaw(t, url)
-	if sid, _ := connect(r2, mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid != id {
+	if sid, _ := r2.connectPID(mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid != id {
 		t.Fatal("not recovered with 10 KB missed")
 	}
 	for range 10 {
-		off = lastOffset(r2)
+		off = r2.nextOffset()
 	}
 
 	// Missed: 100 KB, more than the 64 KB the log keeps: not recovered, and the log
@@ -265,7 +227,7 @@ func TestRecoveryLogBytesBound(t *testing.T) {
 		}
 	}
 	r3 := dialRaw(t, url)
-	if sid, _ := connect(r3, mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid == id {
+	if sid, _ := r3.connectPID(mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid == id {
 		t.Fatal("recovered although the missed packets left the log")
 	}
 
@@ -297,26 +259,44 @@ func TestRecoveryReplayWithinOutboundCap(t *testing.T) {
 		recovered bool
 	}{{20 << 10, true}, {40 << 10, false}} {
 		r := dialRaw(t, url)
-		r.send("0")
-		m := r.readText()
-		var h struct{ SID, PID string }
-		_ = json.Unmarshal([]byte(m[2:]), &h)
+		sid, pid := r.connectPID("")
 		_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
-		m = r.readText()
-		var args []any
-		_ = json.Unmarshal([]byte(m[2:]), &args)
-		off, _ := args[len(args)-1].(string)
+		off := r.nextOffset()
 		_ = r.ws.UnderlyingConn().Close()
-		eventually(t, "socket gone", func() bool { return srv.Socket(h.SID) == nil })
+		eventually(t, "socket gone", func() bool { return srv.Socket(sid) == nil })
 		for range tc.missed / 1000 {
 			_, _ = srv.EmitTo([]string{"r"}, nil, "n", strings.Repeat("a", 1000))
 		}
 		r2 := dialRaw(t, url)
-		r2.send("0" + mustJSON(t, map[string]string{"pid": h.PID, "offset": off}))
-		m = r2.readText()
-		if got := strings.Contains(m, h.SID); got != tc.recovered {
+		r2.send("0" + mustJSON(t, map[string]string{"pid": pid, "offset": off}))
+		m := r2.readText()
+		if got := strings.Contains(m, sid); got != tc.recovered {
 			t.Errorf("missed %d bytes: recovered %v, want %v", tc.missed, got, tc.recovered)
 		}
 		_ = r2.ws.Close()
 	}
+}
+
+// connectPID sends CONNECT with auth and returns the socket id and private session id.
+func (r *rawWS) connectPID(auth string) (sid, pid string) {
+	r.t.Helper()
+	r.send("0" + auth)
+	m := r.readText()
+	var h struct{ SID, PID string }
+	if !strings.HasPrefix(m, "40{") || json.Unmarshal([]byte(m[2:]), &h) != nil {
+		r.t.Fatalf("CONNECT reply %q", m)
+	}
+	return h.SID, h.PID
+}
+
+// nextOffset reads the next EVENT and returns its recovery offset (its last argument).
+func (r *rawWS) nextOffset() string {
+	r.t.Helper()
+	m := r.readText()
+	var args []any
+	if !strings.HasPrefix(m, "42") || json.Unmarshal([]byte(m[2:]), &args) != nil || len(args) < 2 {
+		r.t.Fatalf("event %q", m)
+	}
+	off, _ := args[len(args)-1].(string)
+	return off
 }
