@@ -312,7 +312,7 @@ func TestSkippedFilesListedAndLoggedOnce(t *testing.T) {
 		"sub":                      "directory",
 	}
 	got := map[string]PluginInfo{}
-	for _, p := range e.h.Plugins().([]PluginInfo) {
+	for _, p := range e.h.Plugins() {
 		got[p.Name] = p
 	}
 	for name, why := range want {

@@ -654,9 +654,9 @@ func (h *Host) remove(s *slot) {
 	}
 }
 
-// Plugins returns a []PluginInfo, sorted by name, for GET /api/plugins: the
+// Plugins lists, sorted by name, for GET /api/plugins: the
 // plugins, and the files of Dir that are not loaded (StateSkipped).
-func (h *Host) Plugins() any {
+func (h *Host) Plugins() []PluginInfo {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]PluginInfo, 0, len(h.slots)+len(h.skipped))

@@ -519,7 +519,7 @@ func TestCloseStopsEverythingAndLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, p := range e.h.Plugins().([]PluginInfo) {
+	for _, p := range e.h.Plugins() {
 		pids = append(pids, p.PID)
 	}
 	if len(pids) != 3 {

@@ -107,7 +107,7 @@ func runHelper(dir string) {
 		os.Exit(1)
 	}
 	<-h.Ready()
-	for _, p := range h.Plugins().([]PluginInfo) {
+	for _, p := range h.Plugins() {
 		if p.State != StateRunning {
 			fmt.Println("ERR", p.Name, p.State, p.Error)
 			os.Exit(1)
@@ -321,7 +321,7 @@ func (p *pidSet) addFrom(h *Host) {
 	if p.pids == nil {
 		p.pids = map[int]bool{}
 	}
-	for _, pi := range h.Plugins().([]PluginInfo) {
+	for _, pi := range h.Plugins() {
 		if pi.PID > 0 {
 			p.pids[pi.PID] = true
 		}
@@ -364,7 +364,7 @@ func waitGone(pid int, d time.Duration) bool {
 
 func (e *env) info(t testing.TB, name string) PluginInfo {
 	t.Helper()
-	for _, p := range e.h.Plugins().([]PluginInfo) {
+	for _, p := range e.h.Plugins() {
 		if p.Name == name {
 			return p
 		}

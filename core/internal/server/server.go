@@ -200,7 +200,7 @@ func (h apiHub) Stats() httpapi.Stats {
 type pluginList struct{ h *pluginhost.Host }
 
 func (l pluginList) Plugins() []httpapi.PluginInfo {
-	list, _ := l.h.Plugins().([]pluginhost.PluginInfo)
+	list := l.h.Plugins()
 	out := make([]httpapi.PluginInfo, len(list))
 	for i, p := range list {
 		out[i] = httpapi.PluginInfo{Name: p.Name, Version: p.Version, SHA256: p.SHA256,
