@@ -208,9 +208,10 @@ func serveConformance(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	log.Info("listening", "addr", srv.Addr().String(), "engine.io", "/engine.io/", "socket.io", "/socket.io/")
+	// The handler is in place before the line that tells a supervisor we are up.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	log.Info("listening", "addr", srv.Addr().String(), "engine.io", "/engine.io/", "socket.io", "/socket.io/")
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -98,6 +98,10 @@ func buildAll(dir string) error {
 // pids and its private copies' folder, and waits to be killed, or to be stopped by
 // SIGTERM or SIGINT, when it closes the Host (logging to stderr).
 func runHelper(dir string) {
+	// Listening before READY: a signal sent as soon as READY is read must find the
+	// handler, or the default action kills the process.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	h, err := New(Options{Dir: dir}, nil)
 	if err == nil {
 		err = h.Start(context.Background())
@@ -116,10 +120,7 @@ func runHelper(dir string) {
 	}
 	fmt.Println("DIR", h.copies)
 	fmt.Println("READY")
-	// SIGTERM or SIGINT: a normal shutdown.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
+	<-sig // SIGTERM or SIGINT: a normal shutdown
 	if err := h.Close(); err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
