@@ -112,7 +112,7 @@ func runOp(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(w, "usage: rtserver %s\n\n%s\n\nFlags:\n", spec.usage, spec.about)
 		fs.VisitAll(func(f *flag.Flag) {
 			arg, help := flag.UnquoteUsage(f)
-			fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, arg, help)
+			fmt.Fprintf(w, "  --%s\n    \t%s", strings.TrimSpace(f.Name+" "+arg), help)
 			if f.DefValue != "" && f.DefValue != "false" {
 				fmt.Fprintf(w, " (default %s)", f.DefValue)
 			}
