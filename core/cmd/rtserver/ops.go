@@ -186,7 +186,7 @@ func runOp(name string, args []string, stdout, stderr io.Writer) int {
 		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
 
-	c, err := newOpClient(name, spec.path, *urlFlag, *keyFlag, *cfgFlag, *signFlag, set)
+	c, err := newOpClient(name, spec.path, *urlFlag, *keyFlag, *cfgFlag, *signFlag, set, stderr)
 	if err != nil {
 		return fail(err)
 	}
@@ -227,17 +227,20 @@ func parseData(s string) (json.RawMessage, error) {
 
 // newOpClient settles the URL, the key and the signature version from the flags, the
 // environment and the configuration file, in that order.
-func newOpClient(name, path, urlFlag, keyFlag, cfgPath, sign string, set map[string]bool) (*opClient, error) {
+func newOpClient(name, path, urlFlag, keyFlag, cfgPath, sign string, set map[string]bool, warn io.Writer) (*opClient, error) {
 	var cfg *config.Config
-	if cfgPath == "" {
-		if _, err := os.Stat(defaultConfigOp); err == nil {
-			cfgPath = defaultConfigOp
-		}
-	}
 	if cfgPath != "" {
 		var err error
 		if cfg, err = config.Load(cfgPath); err != nil {
 			return nil, usagef("configuration %s is not valid:\n%v", cfgPath, err)
+		}
+	} else if _, err := os.Stat(defaultConfigOp); err == nil {
+		// config.hcl found here, not asked for: one that does not validate (say, production
+		// without JWT_SECRET in this shell) is passed over, and the flags must say the rest.
+		if cfg, err = config.Load(defaultConfigOp); err != nil {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(warn, "rtserver %s: not using %s: %s\n", name, defaultConfigOp, first)
+			cfg = nil
 		}
 	}
 	c := &opClient{name: name}

@@ -296,6 +296,18 @@ plugins { dir = "`+t.TempDir()+`" }
 	runOps(t, dir, nil, "status", "--key", "wrong-key").expect(t, 1, "", "UNAUTHORIZED")
 	// The same from another folder, through --config.
 	runOps(t, "", nil, "plugins", "--config", cfg).expect(t, 0, "no plugins", "")
+
+	// A config.hcl found in the folder that does not validate is passed over with a note;
+	// one asked for with --config is a usage error.
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "config.hcl"), []byte("environment = \"production\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	runOps(t, bad, []string{"JWT_SECRET="}, "status", "--url", url, "--key", opsKey, "--sign", "v2").
+		expect(t, 0, "status:", "not using config.hcl: ")
+	runOps(t, bad, []string{"JWT_SECRET="}, "status", "--url", url, "--key", opsKey, "--config", "config.hcl").
+		expect(t, 2, "", "configuration config.hcl is not valid")
 }
 
 // TestConfigURL: an unspecified listen host means this machine; api.listen wins.
