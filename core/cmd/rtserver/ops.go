@@ -341,11 +341,12 @@ func (c *opClient) call(method, path string, body []byte, stdout, stderr io.Writ
 		var n [16]byte
 		_, _ = rand.Read(n[:])
 		nonce := hex.EncodeToString(n[:])
-		// PATH is the request path as sent: the base URL may carry a prefix (a proxy).
+		// PATH is the route's path: a proxy serving the API under a prefix of the base URL
+		// strips it, and the server verifies what reaches it.
 		req.Header.Set("X-Request-Timestamp", ts)
 		req.Header.Set("X-Request-Nonce", nonce)
 		req.Header.Set("X-Signature-Version", c.sign)
-		req.Header.Set("X-Signature", httpapi.Sign(c.key, c.sign, method, req.URL.EscapedPath(), ts, nonce, body))
+		req.Header.Set("X-Signature", httpapi.Sign(c.key, c.sign, method, path, ts, nonce, body))
 	}
 	client := &http.Client{Timeout: c.timeout}
 	res, err := client.Do(req)
