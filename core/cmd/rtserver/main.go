@@ -1,10 +1,11 @@
-// Command rtserver runs the real-time server, checks a configuration file, or mints a client
-// token from the configured secret.
+// Command rtserver runs the real-time server, checks a configuration file, mints a client
+// token from the configured secret, or calls a running server's HTTP API (ops.go).
 //
 //	rtserver [run] [--config config.hcl] [--check-config]
 //	rtserver check-config [--config config.hcl]
 //	rtserver token --user ID [--ttl 1h] [--config config.hcl]
 //	rtserver conformance [--listen 127.0.0.1:3000]
+//	rtserver push|broadcast|room|notify|status|plugins [--url URL] [--key KEY] [--sign v1|v2|none] [--json]
 //	rtserver version
 package main
 
@@ -50,11 +51,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, server.Version)
 		return 0
-	case "help":
-		fmt.Fprintln(stdout, "usage: rtserver [run|check-config|token|conformance|version] [flags]; rtserver CMD -h for flags")
+	case "push", "broadcast", "room", "notify", "status", "plugins":
+		return runOp(cmd, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: rtserver [run|check-config|token|conformance|version] [flags]\n"+
+			"       rtserver [push|broadcast|room|notify|status|plugins] [flags]  (call a running server's HTTP API)\n"+
+			"rtserver CMD --help for a command's flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "rtserver: unknown command %q (run, check-config, token, conformance, version)\n", cmd)
+	fmt.Fprintf(stderr, "rtserver: unknown command %q (run, check-config, token, conformance, version, push, broadcast, room, notify, status, plugins)\n", cmd)
 	return 2
 }
 

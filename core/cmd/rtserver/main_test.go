@@ -237,12 +237,7 @@ func TestTokenCommand(t *testing.T) {
 // echoConfig writes a development config whose plugin folder holds the echo example.
 func echoConfig(t *testing.T) string {
 	t.Helper()
-	plugins := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build echo: %v\n%s", err, out)
-	}
+	plugins := echoPluginDir(t)
 	cfg := writeConfig(t, `
 environment = "development"
 server {
@@ -252,6 +247,18 @@ server {
 plugins { dir = "`+plugins+`" }
 `)
 	return cfg
+}
+
+// echoPluginDir builds the echo example into a fresh plugin folder.
+func echoPluginDir(t *testing.T) string {
+	t.Helper()
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "echo"), "./examples/echo")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build echo: %v\n%s", err, out)
+	}
+	return plugins
 }
 
 // TestSIGKILLLeavesNoPlugin kills the server outright and checks that its plugin process
