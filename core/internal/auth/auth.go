@@ -22,17 +22,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
 // Error codes carried by *Error; the client sees them in its connect_error.
 const (
-	CodeMissing         = "TOKEN_MISSING"
-	CodeMalformed       = "TOKEN_MALFORMED"
-	CodeInvalidSig      = "TOKEN_INVALID_SIGNATURE"
-	CodeExpired         = "TOKEN_EXPIRED"
-	CodeAlgNotAllowed   = "TOKEN_ALG_NOT_ALLOWED"
-	CodeMissingClaim    = "TOKEN_MISSING_CLAIM"
-	CodeInvalid         = "TOKEN_INVALID"
+	CodeMissing         = coded.TokenMissing
+	CodeMalformed       = coded.TokenMalformed
+	CodeInvalidSig      = coded.TokenInvalidSignature
+	CodeExpired         = coded.TokenExpired
+	CodeAlgNotAllowed   = coded.TokenAlgNotAllowed
+	CodeMissingClaim    = coded.TokenMissingClaim
+	CodeInvalid         = coded.TokenInvalid
 	claimUserID         = "userId"
 	supportedAlgorithms = "HS256, HS384, HS512, RS256, ES256"
 )

@@ -7,10 +7,9 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
-	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
+	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
 // Kind says which client event a request came from.
@@ -57,43 +56,30 @@ type Reply struct {
 // Error codes a Dispatcher returns; the client sees them as {success:false, code}. The
 // plugin wire defines them: the SDK and the plugins see the same.
 const (
-	CodeNoHandler         = wire.CodeNoHandler
-	CodePluginUnavailable = wire.CodePluginUnavailable
-	CodePluginTimeout     = wire.CodePluginTimeout
-	CodePluginError       = wire.CodePluginError
+	CodeNoHandler         = coded.NoHandler
+	CodePluginUnavailable = coded.PluginUnavailable
+	CodePluginTimeout     = coded.PluginTimeout
+	CodePluginError       = coded.PluginError
 )
 
 // Codes of a Host's refusals (see Host).
 const (
-	CodeUnknownSocket = wire.CodeUnknownSocket
-	CodeInvalidRoom   = wire.CodeInvalidRoom
-	CodeRoomLimit     = wire.CodeRoomLimit
-	CodeInvalidEvent  = wire.CodeInvalidEvent
+	CodeUnknownSocket = coded.UnknownSocket
+	CodeInvalidRoom   = coded.InvalidRoom
+	CodeRoomLimit     = coded.RoomLimit
+	CodeInvalidEvent  = coded.InvalidEvent
 )
 
-// Error is a failure with a code the client (or, from a Host, the plugin) will see. It is
-// the one coded error of the plugin side: the plugin host maps its failures and the
+// Error is a failure with a code the client (or, from a Host, the plugin) will see: the
+// product's one coded error (coded.Error). The plugin host maps its failures and the
 // plugins' to it, and a Host's refusals reach the plugin with their code.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+type Error = coded.Error
 
 // Errorf builds an *Error.
-func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
+func Errorf(code, format string, args ...any) *Error { return coded.Errorf(code, format, args...) }
 
 // CodeOf returns the code carried by err, or def when err carries none.
-func CodeOf(err error, def string) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return def
-}
+func CodeOf(err error, def string) string { return coded.CodeOf(err, def) }
 
 // Dispatcher handles client requests. The dispatcher applies its own deadline to each
 // request (a plugin's timeout); ctx ends when the client that sent the request is gone,

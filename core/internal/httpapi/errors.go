@@ -9,23 +9,25 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
 // Error codes of the JSON error body; the client sees them in "code".
 const (
-	CodeInvalidRequest              = "INVALID_REQUEST"
-	CodeUnauthorized                = "UNAUTHORIZED"
-	CodeForbidden                   = "FORBIDDEN"
-	CodeNotFound                    = "NOT_FOUND"
-	CodeMethodNotAllowed            = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge             = "PAYLOAD_TOO_LARGE"
-	CodeRateLimited                 = "RATE_LIMITED"
-	CodeInternal                    = "INTERNAL_SERVER_ERROR"
-	CodeSignatureMissing            = "SIGNATURE_MISSING"
-	CodeSignatureInvalid            = "SIGNATURE_INVALID"
-	CodeSignatureVersionUnsupported = "SIGNATURE_VERSION_UNSUPPORTED"
-	CodeTimestampInvalid            = "TIMESTAMP_INVALID"
-	CodeNonceReused                 = "NONCE_REUSED"
+	CodeInvalidRequest              = coded.InvalidRequest
+	CodeUnauthorized                = coded.Unauthorized
+	CodeForbidden                   = coded.Forbidden
+	CodeNotFound                    = coded.NotFound
+	CodeMethodNotAllowed            = coded.MethodNotAllowed
+	CodePayloadTooLarge             = coded.PayloadTooLarge
+	CodeRateLimited                 = coded.RateLimited
+	CodeInternal                    = coded.Internal
+	CodeSignatureMissing            = coded.SignatureMissing
+	CodeSignatureInvalid            = coded.SignatureInvalid
+	CodeSignatureVersionUnsupported = coded.SignatureVersionUnsupported
+	CodeTimestampInvalid            = coded.TimestampInvalid
+	CodeNonceReused                 = coded.NonceReused
 )
 
 const (
@@ -49,15 +51,9 @@ const (
 
 // apiError is a refusal the client sees as {success:false,error,code,requestId}. Message
 // is written for the client and never carries internals.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	// RetryAfter is set for 429 and becomes "retryAfter" (whole seconds, at least 1).
-	RetryAfter time.Duration
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+// apiError is the product's coded error; Status is the answer's HTTP status, and
+// RetryAfter, set for 429, becomes "retryAfter" (whole seconds, at least 1).
+type apiError = coded.Error
 
 func errInvalid(msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: msg}

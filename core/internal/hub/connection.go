@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/rtserver/rtserver/core/internal/coded"
 	"github.com/rtserver/rtserver/core/internal/dispatch"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
@@ -12,16 +13,16 @@ import (
 
 // Error codes carried by the `error` event {event, message, code}.
 const (
-	CodeInvalidPayload     = "INVALID_PAYLOAD"
-	CodeInvalidEventData   = "INVALID_EVENT_DATA"
-	CodeInvalidMessageData = "INVALID_MESSAGE_DATA"
-	CodeInvalidActionData  = "INVALID_ACTION_DATA"
-	CodeInvalidRoom        = wire.CodeInvalidRoom // also what a plugin's refused join gets
-	CodeRoomLimit          = wire.CodeRoomLimit
-	CodeUnknownEvent       = "UNKNOWN_EVENT"
-	CodeRateLimited        = "RATE_LIMITED"
-	CodeTooManyPending     = "TOO_MANY_PENDING_REQUESTS"
-	CodeInternal           = "INTERNAL_SERVER_ERROR"
+	CodeInvalidPayload     = coded.InvalidPayload
+	CodeInvalidEventData   = coded.InvalidEventData
+	CodeInvalidMessageData = coded.InvalidMessageData
+	CodeInvalidActionData  = coded.InvalidActionData
+	CodeInvalidRoom        = coded.InvalidRoom // also what a plugin's refused join gets
+	CodeRoomLimit          = coded.RoomLimit
+	CodeUnknownEvent       = coded.UnknownEvent
+	CodeRateLimited        = coded.RateLimited
+	CodeTooManyPending     = coded.TooManyPending
+	CodeInternal           = coded.Internal
 )
 
 // HandleConnection sets up an accepted socket: its session, its handlers for the client's

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 
+	"github.com/rtserver/rtserver/core/internal/coded"
 	"github.com/rtserver/rtserver/core/internal/dispatch"
-	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
 var _ dispatch.Host = pluginHost{}
@@ -56,7 +56,7 @@ func (p pluginHost) DisconnectSocket(_ context.Context, socketID string) error {
 // checkEventName validates an event name chosen by a plugin.
 func (h *Hub) checkEventName(event string) error {
 	if isBlank(event) || len(event) > h.opts.MaxEventNameLen || !utf8.ValidString(event) {
-		return &codedError{wire.CodeInvalidEvent, "Event name must be a non-empty string within the length limit"}
+		return coded.New(coded.InvalidEvent, "Event name must be a non-empty string within the length limit")
 	}
 	return nil
 }

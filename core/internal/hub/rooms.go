@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/rtserver/rtserver/core/internal/coded"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
@@ -65,17 +66,17 @@ func (h *Hub) onRoomLeave(s *socketio.Socket, _ *session, event string, arg json
 // printable characters within the length limit.
 func (h *Hub) checkRoomName(room string) *codedError {
 	if isBlank(room) {
-		return &codedError{CodeInvalidRoom, "Room name must be a non-empty string"}
+		return coded.New(CodeInvalidRoom, "Room name must be a non-empty string")
 	}
 	if len(room) > h.opts.MaxRoomNameLen {
-		return &codedError{CodeInvalidRoom, "Room name is too long"}
+		return coded.New(CodeInvalidRoom, "Room name is too long")
 	}
 	if !utf8.ValidString(room) {
-		return &codedError{CodeInvalidRoom, "Room name must be valid UTF-8"}
+		return coded.New(CodeInvalidRoom, "Room name must be valid UTF-8")
 	}
 	for _, r := range room {
 		if unicode.IsControl(r) {
-			return &codedError{CodeInvalidRoom, "Room name must not contain control characters"}
+			return coded.New(CodeInvalidRoom, "Room name must not contain control characters")
 		}
 	}
 	return nil
@@ -89,14 +90,14 @@ func (h *Hub) checkRoom(socketID, room string) error {
 		return err
 	}
 	if room != socketID && h.fan.Reserved(room) {
-		return &codedError{CodeInvalidRoom, "Room name is reserved"}
+		return coded.New(CodeInvalidRoom, "Room name is reserved")
 	}
 	all, err := h.fan.SocketRooms(socketID)
 	if err != nil {
 		return err
 	}
 	if len(clientRooms(socketID, all)) >= h.opts.MaxRoomsPerSocket && !slices.Contains(all, room) {
-		return &codedError{CodeRoomLimit, "Too many rooms for this socket"}
+		return coded.New(CodeRoomLimit, "Too many rooms for this socket")
 	}
 	return nil
 }

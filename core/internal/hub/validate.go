@@ -6,26 +6,11 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/rtserver/rtserver/core/internal/dispatch"
+	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
-// codedError is a refusal with the code the client sees.
-type codedError struct {
-	Code    string
-	Message string
-}
-
-func (e *codedError) Error() string { return e.Code + ": " + e.Message }
-
-// As makes the refusal a *dispatch.Error for errors.As: a plugin's host call refused by
-// these checks reaches the plugin with its code.
-func (e *codedError) As(target any) bool {
-	t, ok := target.(**dispatch.Error)
-	if ok {
-		*t = &dispatch.Error{Code: e.Code, Message: e.Message}
-	}
-	return ok
-}
+// codedError is a refusal with the code the client (or a plugin's host call) sees.
+type codedError = coded.Error
 
 func isObject(raw json.RawMessage) bool {
 	for _, b := range raw {

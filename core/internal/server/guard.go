@@ -13,8 +13,8 @@ import (
 
 	"github.com/rtserver/rtserver/core/internal/auth"
 	"github.com/rtserver/rtserver/core/internal/clientip"
+	"github.com/rtserver/rtserver/core/internal/coded"
 	"github.com/rtserver/rtserver/core/internal/engineio"
-	"github.com/rtserver/rtserver/core/internal/httpapi"
 	"github.com/rtserver/rtserver/core/internal/hub"
 	"github.com/rtserver/rtserver/core/internal/metrics"
 	"github.com/rtserver/rtserver/core/internal/ratelimit"
@@ -24,11 +24,11 @@ import (
 // Codes of a refused connection: the first three are the code of a refused handshake's
 // error body, the others connect_error's data.code.
 const (
-	CodeRateLimited      = httpapi.CodeRateLimited
-	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"
-	CodeTooManyConnsIP   = "TOO_MANY_CONNECTIONS_PER_IP"
-	CodeUnauthorized     = httpapi.CodeUnauthorized
-	CodeRecoveryMismatch = "RECOVERY_USER_MISMATCH"
+	CodeRateLimited      = coded.RateLimited
+	CodeTooManyConns     = coded.TooManyConnections
+	CodeTooManyConnsIP   = coded.TooManyConnectionsPerIP
+	CodeUnauthorized     = coded.Unauthorized
+	CodeRecoveryMismatch = coded.RecoveryUserMismatch
 	connectErrorMessage  = "Authentication failed"
 )
 
