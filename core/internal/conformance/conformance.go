@@ -94,9 +94,6 @@ func (echo) OnMessage(c *engineio.Conn, data []byte, binary bool) {
 
 func (echo) OnClose(*engineio.Conn, string) {}
 
-// authKey holds a socket's CONNECT payload between the middleware and OnConnection.
-const authKey = "conformance.auth"
-
 func newSocketIO(log hclog.Logger) *socketio.Server {
 	srv := socketio.NewServer(socketio.Options{
 		Path:           "/socket.io/",
@@ -112,7 +109,7 @@ func newSocketIO(log hclog.Logger) *socketio.Server {
 		if len(auth) == 0 {
 			auth = json.RawMessage(`{}`) // as the reference's handshake.auth
 		}
-		so.Set(authKey, auth)
+		so.SetSession(auth)
 		return nil
 	})
 	srv.OnConnection(func(so *socketio.Socket) {
@@ -120,7 +117,7 @@ func newSocketIO(log hclog.Logger) *socketio.Server {
 		// after the other; ws (their client) emits every frame of one read at once, so
 		// "auth" must not reach them in the same read as the reply, or it is missed. The
 		// reference server writes it a tick later, after the reply's write completed.
-		auth := so.Get(authKey)
+		auth := so.Session()
 		time.AfterFunc(AuthDelay, func() { _ = so.Emit("auth", auth) })
 		if so.Namespace() != "/" {
 			return

@@ -206,7 +206,7 @@ func TestClientConnectAuth(t *testing.T) {
 				if a.Token != "good" {
 					return &ConnectError{Message: "unauthorized", Data: map[string]any{"code": "UNAUTHORIZED"}}
 				}
-				so.Set("token", a.Token)
+				so.SetSession(a.Token)
 				return nil
 			})
 			s.OnConnection(func(so *Socket) { accepted <- so })
@@ -216,8 +216,8 @@ func TestClientConnectAuth(t *testing.T) {
 		if so.ID() == "" {
 			t.Errorf("server socket without id")
 		}
-		if so.Get("token") != "good" {
-			t.Errorf("Set in middleware lost: %v", so.Get("token"))
+		if so.Session() != "good" {
+			t.Errorf("Set in middleware lost: %v", so.Session())
 		}
 		if so.Query().Get("EIO") != "4" {
 			t.Errorf("query: %v", so.Query())

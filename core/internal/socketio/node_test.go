@@ -22,7 +22,7 @@ func e2eServer(t *testing.T) string {
 			if a.Token == "bad" {
 				return &ConnectError{Message: "unauthorized", Data: map[string]any{"code": "UNAUTHORIZED"}}
 			}
-			so.Set("token", a.Token)
+			so.SetSession(a.Token)
 			return nil
 		})
 		s.OnConnection(func(so *Socket) {
@@ -32,7 +32,7 @@ func e2eServer(t *testing.T) string {
 				return v
 			}
 			so.On("whoami", func(so *Socket, _ Args, ack Ack) {
-				_ = ack(map[string]any{"id": so.ID(), "token": so.Get("token"), "transport": so.Transport()})
+				_ = ack(map[string]any{"id": so.ID(), "token": so.Session(), "transport": so.Transport()})
 			})
 			so.On("echo", func(so *Socket, args Args, _ Ack) { _ = so.Emit("echo:reply", args.Values()...) })
 			so.On("ack", func(_ *Socket, args Args, ack Ack) { _ = ack(args.Values()...) })
@@ -87,11 +87,11 @@ func recoveryServer(t *testing.T) string {
 		s.OnConnection(func(so *Socket) {
 			if !so.Recovered() {
 				so.Join("rec-room")
-				so.Set("first", so.ID())
+				so.SetSession(so.ID())
 			}
 			so.On("hello", func(so *Socket, _ Args, _ Ack) { _ = so.Emit("welcome", "w") })
 			so.On("state", func(so *Socket, _ Args, ack Ack) {
-				_ = ack(map[string]any{"rooms": so.Rooms(), "first": so.Get("first"), "recovered": so.Recovered()})
+				_ = ack(map[string]any{"rooms": so.Rooms(), "first": so.Session(), "recovered": so.Recovered()})
 			})
 			so.On("dropAndQueue", func(so *Socket, _ Args, _ Ack) {
 				// The socket leaves once this handler returns; what is emitted meanwhile

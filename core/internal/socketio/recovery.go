@@ -18,9 +18,9 @@ import (
 //     offset it saw.
 //   - The CONNECT reply carries {"sid", "pid"}; pid is a private session id.
 //   - When a socket drops for a transport reason (not a deliberate disconnect), its id,
-//     rooms and Set/Get data are kept under its pid for MaxDisconnection.
+//     rooms and session (SetSession) are kept under its pid for MaxDisconnection.
 //   - A CONNECT whose auth holds {"pid","offset"} of a kept session gets the same id,
-//     rooms and data back (Socket.Recovered), the same pid in the CONNECT reply, and every
+//     rooms and session back (Socket.Recovered), the same pid in the CONNECT reply, and every
 //     logged packet after offset that its rooms would have received, in order, right after
 //     the CONNECT reply.
 //
@@ -64,7 +64,6 @@ type logged struct {
 type savedSession struct {
 	id, pid string
 	rooms   []string
-	data    map[string]any
 	session any
 	at      time.Time
 	offset  uint64
@@ -200,10 +199,6 @@ func recoverable(reason string) bool {
 func (r *recovery) persist(s *Socket, reason string) {
 	s.mu.Lock()
 	deliberate := s.closeReason != ""
-	data := make(map[string]any, len(s.data))
-	for k, v := range s.data {
-		data[k] = v
-	}
 	session := s.session
 	s.mu.Unlock()
 	if deliberate || !recoverable(reason) || s.pid == "" {
@@ -229,7 +224,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	}
 	srv.kept[s.id] = struct{}{}
 	srv.mu.Unlock()
-	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, data: data, session: session, at: now}
+	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, session: session, at: now}
 }
 
 func (r *recovery) sweepLocked(now time.Time) {

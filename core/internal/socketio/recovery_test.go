@@ -17,7 +17,7 @@ func TestRawRecovery(t *testing.T) {
 		s.OnConnection(func(so *Socket) {
 			if !so.Recovered() {
 				so.Join("r")
-				so.Set("k", "v")
+				so.SetSession("v")
 			}
 			accepted <- so
 		})
@@ -80,8 +80,8 @@ func TestRawRecovery(t *testing.T) {
 		}
 	}
 	so := recv(t, accepted, "recovered connection")
-	if !so.Recovered() || so.ID() != h1.SID || so.Get("k") != "v" || !slices.Contains(so.Rooms(), "r") {
-		t.Errorf("recovered=%v id=%s k=%v rooms=%v", so.Recovered(), so.ID(), so.Get("k"), so.Rooms())
+	if !so.Recovered() || so.ID() != h1.SID || so.Session() != "v" || !slices.Contains(so.Rooms(), "r") {
+		t.Errorf("recovered=%v id=%s k=%v rooms=%v", so.Recovered(), so.ID(), so.Session(), so.Rooms())
 	}
 	// Live again: new emits arrive after the replay.
 	_, _ = srv.EmitTo([]string{"r"}, nil, "news", "d")

@@ -57,7 +57,6 @@ type Socket struct {
 	handlers     map[string]EventHandler
 	anyHandler   func(s *Socket, event string, args Args, ack Ack)
 	onDisconnect []func(s *Socket, reason string)
-	data         map[string]any
 	session      any
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
@@ -94,7 +93,7 @@ func (s *Socket) Query() url.Values {
 	return url.Values{}
 }
 
-// Recovered reports whether the socket's id, rooms and data came back through connection
+// Recovered reports whether the socket's id, rooms and session came back through connection
 // state recovery.
 func (s *Socket) Recovered() bool { return s.recovered }
 
@@ -348,26 +347,8 @@ func (s *Socket) Disconnect() {
 // disconnectGrace is how long a polling session may linger after a server DISCONNECT.
 const disconnectGrace = 2 * time.Second
 
-// Set stores per-socket data, kept across recovery.
-func (s *Socket) Set(key string, v any) {
-	s.mu.Lock()
-	if s.data == nil {
-		s.data = make(map[string]any, 2)
-	}
-	s.data[key] = v
-	s.mu.Unlock()
-}
-
-// Get returns per-socket data stored with Set, or nil.
-func (s *Socket) Get(key string) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.data[key]
-}
-
 // SetSession attaches the application's own state to the socket, in one typed value
-// that the application reads back with Session. Like Set's data it is kept across
-// recovery: a recovered socket starts with the session of the connection it continues
+// that the application reads back with Session. It is kept across recovery: a recovered socket starts with the session of the connection it continues
 // (set before the middlewares run, which may replace it).
 func (s *Socket) SetSession(v any) {
 	s.mu.Lock()
@@ -450,7 +431,7 @@ func (s *Socket) connect(auth []byte) {
 	if restored != nil {
 		// Restored data first, so that middleware (auth) can overwrite it.
 		s.mu.Lock()
-		s.data, s.session = restored.data, restored.session
+		s.session = restored.session
 		s.mu.Unlock()
 	}
 	s.srv.hmu.RLock()
