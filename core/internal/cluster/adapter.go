@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,12 @@ type Adapter struct {
 	timeout     time.Duration
 	log         hclog.Logger
 	m           *clusterMetrics
+
+	// down is set while Redis is known unreachable (a failed publish) and cleared by a
+	// publish that succeeds or a subscription Redis confirms. While it is set a broadcast
+	// tries Redis at most once per probeEvery, so the API does not wait a timeout per call.
+	down      atomic.Bool
+	lastProbe atomic.Int64 // unix nanoseconds of the last publish tried while down
 
 	mu     sync.Mutex // guards pubsub, done and closed
 	pubsub *redis.PubSub
@@ -119,11 +126,11 @@ func (a *Adapter) Start(ctx context.Context) error {
 	// Wait for Redis to confirm the subscription, so that a broadcast published once Start
 	// has returned reaches this node.
 	if _, err := ps.Receive(cctx); err != nil {
-		a.m.up.Set(0)
+		a.setDown(true)
 		a.log.Error("redis unreachable at start: serving this node's sockets only until it answers",
 			"error", err, "timeout", a.timeout)
 	} else {
-		a.m.up.Set(1)
+		a.setDown(false)
 		a.log.Info("joined the cluster", "uid", a.uid, "pattern", a.pattern())
 	}
 	a.pubsub = ps
@@ -139,8 +146,9 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}) {
 	for m := range ps.ChannelWithSubscriptions() {
 		switch m := m.(type) {
 		case *redis.Subscription:
-			if m.Kind == "psubscribe" {
-				a.m.up.Set(1)
+			if m.Kind == "psubscribe" && a.down.Load() {
+				a.setDown(false)
+				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 			}
 		case *redis.Message:
 			a.onMessage(m.Payload)
@@ -176,17 +184,49 @@ func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (
 	if err != nil {
 		return 0, err
 	}
+	if !a.mayPublish() {
+		a.m.messages.WithLabelValues("publish_failed").Inc()
+		return a.Adapter.Broadcast(to, event, data)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	err = a.client.Publish(ctx, broadcastChannel(a.prefix, to.Rooms), msg).Err()
 	cancel()
 	if err != nil {
-		a.m.up.Set(0)
+		a.setDown(true)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 	} else {
+		a.setDown(false)
 		a.m.messages.WithLabelValues("published").Inc()
 	}
 	return a.Adapter.Broadcast(to, event, data)
+}
+
+// probeEvery is how often a broadcast tries Redis while it is known down.
+const probeEvery = time.Second
+
+// mayPublish reports whether this broadcast should try Redis: always while it is up, once
+// per probeEvery while it is down.
+func (a *Adapter) mayPublish() bool {
+	if !a.down.Load() {
+		return true
+	}
+	now := time.Now().UnixNano()
+	last := a.lastProbe.Load()
+	return now-last >= int64(probeEvery) && a.lastProbe.CompareAndSwap(last, now)
+}
+
+func (a *Adapter) setDown(down bool) {
+	if a.down.Swap(down) == down && a.m.set.Load() {
+		return
+	}
+	a.m.set.Store(true)
+	if down {
+		a.m.up.Set(0)
+		a.lastProbe.Store(time.Now().UnixNano())
+	} else {
+		a.m.up.Set(1)
+	}
 }
 
 // Close ends the subscription and the Redis connections.
@@ -208,6 +248,7 @@ func (a *Adapter) Close() error {
 }
 
 type clusterMetrics struct {
+	set      atomic.Bool // up was set once
 	up       prometheus.Gauge
 	messages *prometheus.CounterVec
 }
