@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,5 +218,130 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 	if n := m[`socket_server_cluster_messages_total{result="publish_failed"}`]; n != 1 {
 		t.Errorf("publish_failed = %v, want 1", n)
+	}
+}
+
+// flakyProxy forwards TCP to Redis and can cut every connection and refuse new ones, to
+// take Redis away from one node only (the Redis server is shared with other tests).
+type flakyProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newFlakyProxy(t *testing.T, target string) *flakyProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &flakyProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	go p.serve()
+	return p
+}
+
+func (p *flakyProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *flakyProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		r, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, r)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(r, c); r.Close() }()
+		go func() { _, _ = io.Copy(c, r); c.Close() }()
+	}
+}
+
+// cut closes every forwarded connection and refuses new ones until restore.
+func (p *flakyProxy) cut() {
+	p.mu.Lock()
+	p.down = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func (p *flakyProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// TestClusterRedisComesBack: a node that loses Redis keeps serving its own sockets, reports
+// itself down, and once Redis answers again resubscribes and delivers other nodes'
+// broadcasts and publishes its own.
+func TestClusterRedisComesBack(t *testing.T) {
+	addr := redisAddr(t)
+	nodes, _, prefix := startCluster(t, 1)
+	a := nodes[0]
+	proxy := newFlakyProxy(t, addr)
+	b := startServer(t, func(c *config.Config) {
+		c.Cluster.RedisURL = "redis://" + proxy.addr() + "/0"
+		c.Cluster.KeyPrefix = prefix
+		c.Cluster.ConnectTimeout = time.Second
+	})
+	alice := member(t, b, "alice", "lobby")
+	bob := member(t, a, "bob", "lobby")
+
+	proxy.cut()
+	// B's own sockets are still served, and B knows Redis is gone once it tries to publish.
+	if st, body, _ := b.api("POST", "/api/room", map[string]any{"room": "lobby", "event": "alone"}); st != 200 || body["recipients"] != 1.0 {
+		t.Fatalf("room on B while down: %d %v", st, body)
+	}
+	if f := alice.nextEvent(); f != `42["alone",null]` {
+		t.Fatalf("alice got %s", f)
+	}
+	if up := scrapeMetrics(t, b)["socket_server_cluster_redis_up"]; up != 0 {
+		t.Fatalf("redis_up = %v while cut", up)
+	}
+
+	proxy.restore()
+	deadline := time.Now().Add(15 * time.Second)
+	for scrapeMetrics(t, b)["socket_server_cluster_redis_up"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("B did not resubscribe within 15s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Both directions work again.
+	if st, _, _ := a.api("POST", "/api/room", map[string]any{"room": "lobby", "event": "from-a"}); st != 200 {
+		t.Fatal("room on A")
+	}
+	if f := alice.nextEvent(); f != `42["from-a",null]` {
+		t.Fatalf("alice got %s", f)
+	}
+	if f := bob.nextEvent(); f != `42["from-a",null]` {
+		t.Fatalf("bob got %s", f)
+	}
+	if st, _, _ := b.api("POST", "/api/room", map[string]any{"room": "lobby", "event": "from-b"}); st != 200 {
+		t.Fatal("room on B")
+	}
+	if f := bob.nextEvent(); f != `42["from-b",null]` {
+		t.Fatalf("bob got %s", f)
 	}
 }
