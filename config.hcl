@@ -98,6 +98,14 @@ recovery {
   max_bytes_total            = 33554432 # bytes of missed packets kept in total (32 MiB)
 }
 
+cluster {
+  # Redis that joins this node to the others (wire-compatible with
+  # @socket.io/redis-adapter); "" keeps a single node that needs no Redis.
+  redis_url       = env("REDIS_URL", "") # e.g. redis://127.0.0.1:6379/0
+  key_prefix      = "socket.io"          # channel prefix, the official adapter's "key"
+  connect_timeout = "5s"                 # start-up wait for Redis; then serves alone, degraded
+}
+
 metrics {
   enabled = true       # serve Prometheus metrics
   path    = "/metrics" # where

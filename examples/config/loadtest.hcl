@@ -28,6 +28,10 @@ rate_limit {
   enabled = false
 }
 
+cluster {
+  redis_url = env("REDIS_URL", "") # set to run the nodes of a cluster scenario
+}
+
 log {
   level = "warn"
 }

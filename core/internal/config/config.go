@@ -44,6 +44,7 @@ type Config struct {
 	Plugins     Plugins  // the plugins block: the folder and the defaults of every plugin
 	Plugin      []Plugin // the optional plugin "name" blocks, in file order
 	Recovery    Recovery
+	Cluster     Cluster
 	Metrics     Metrics
 	Log         Log
 
@@ -191,6 +192,16 @@ type Recovery struct {
 	MaxBytesTotal            int
 }
 
+// Cluster joins this node to others through Redis. An empty RedisURL is a single node.
+type Cluster struct {
+	RedisURL       string        // redis://host:port/db (or rediss://); empty: no cluster
+	KeyPrefix      string        // the prefix of every channel, as the official adapter's "key"
+	ConnectTimeout time.Duration // how long start-up waits for Redis before serving degraded
+}
+
+// Enabled reports whether the node joins a cluster.
+func (c Cluster) Enabled() bool { return c.RedisURL != "" }
+
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Enabled bool
@@ -268,6 +279,7 @@ func Default() *Config {
 			MaxPacketsTotal:          100000,
 			MaxBytesTotal:            32 << 20,
 		},
+		Cluster: Cluster{KeyPrefix: "socket.io", ConnectTimeout: 5 * time.Second},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Log:     Log{Level: "info", Format: "text"},
 	}

@@ -15,7 +15,7 @@ import (
 // clearEnv makes the secrets' environment defaults deterministic.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"JWT_SECRET", "API_KEY", "PORT", "ENVIRONMENT"} {
+	for _, k := range []string{"JWT_SECRET", "API_KEY", "PORT", "ENVIRONMENT", "REDIS_URL"} {
 		t.Setenv(k, "")
 	}
 }
@@ -114,6 +114,7 @@ api {
 rate_limit {}
 plugins {}
 recovery {}
+cluster {}
 metrics {}
 log {}
 `
@@ -168,6 +169,38 @@ func TestRepositoryConfigReadsEnvironment(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestClusterFromEnvironment: config.hcl takes the cluster's Redis from $REDIS_URL, and
+// without it the node stays alone.
+func TestClusterFromEnvironment(t *testing.T) {
+	clearEnv(t)
+	c, err := Load("../../../config.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.Enabled() || c.Cluster.KeyPrefix != "socket.io" {
+		t.Fatalf("cluster without REDIS_URL: %+v", c.Cluster)
+	}
+	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/2")
+	if c, err = Load("../../../config.hcl"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cluster.Enabled() || c.Cluster.RedisURL != "redis://127.0.0.1:6379/2" {
+		t.Fatalf("cluster with REDIS_URL: %+v", c.Cluster)
+	}
+}
+
+// TestRedisURLErrorHidesPassword: a bad URL is reported without the password it holds.
+func TestRedisURLErrorHidesPassword(t *testing.T) {
+	clearEnv(t)
+	_, err := Parse([]byte("cluster {\n  redis_url = \"redis://u:hunter2@h:notaport\"\n}\n"), "f.hcl")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error shows the password: %v", err)
 	}
 }
 
@@ -366,6 +399,10 @@ func TestMistakes(t *testing.T) {
 		{"api key secret too long", "api {\n  key \"k\" {\n    secret = \"" + strings.Repeat("s", MaxAPIKeyLength+1) + "\"\n  }\n}\n", 3, "api.key.k.secret"},
 		{"tiny header cap", "server {\n  max_header_bytes = 100\n}\n", 2, "max_header_bytes"},
 		{"idle timeout under ping interval", "server {\n\n  idle_timeout = \"20s\"\n}\nsocketio {\n  ping_interval = \"25s\"\n}\n", 3, "idle_timeout"},
+		{"bad redis url", "cluster {\n\n  redis_url = \"http://u:hunter2@h:1\"\n}\n", 3, "cluster.redis_url"},
+		{"empty key prefix", "cluster {\n  key_prefix = \"\"\n}\n", 2, "key_prefix"},
+		{"pattern in key prefix", "cluster {\n  key_prefix = \"a*b\"\n}\n", 2, "key_prefix"},
+		{"zero cluster connect timeout", "cluster {\n  connect_timeout = \"0s\"\n}\n", 2, "connect_timeout"},
 		{"zero connect payload", "socketio {\n  max_connect_payload = 0\n}\n", 2, "max_connect_payload"},
 	}
 	for _, tc := range cases {

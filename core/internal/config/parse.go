@@ -99,6 +99,7 @@ type rawFile struct {
 	Plugins     *rawPlugins   `hcl:"plugins,block"`
 	Plugin      []rawPlugin   `hcl:"plugin,block"`
 	Recovery    *rawRecovery  `hcl:"recovery,block"`
+	Cluster     *rawCluster   `hcl:"cluster,block"`
 	Metrics     *rawMetrics   `hcl:"metrics,block"`
 	Log         *rawLog       `hcl:"log,block"`
 }
@@ -195,6 +196,12 @@ type rawRecovery struct {
 	MaxPacketsPerSession     *int    `hcl:"max_packets_per_session,optional"`
 	MaxPacketsTotal          *int    `hcl:"max_packets_total,optional"`
 	MaxBytesTotal            *int    `hcl:"max_bytes_total,optional"`
+}
+
+type rawCluster struct {
+	RedisURL       *string `hcl:"redis_url,optional"`
+	KeyPrefix      *string `hcl:"key_prefix,optional"`
+	ConnectTimeout *string `hcl:"connect_timeout,optional"`
 }
 
 type rawMetrics struct {
@@ -328,6 +335,11 @@ func (d *decoder) apply(r *rawFile) {
 		set(&o.MaxPacketsPerSession, rc.MaxPacketsPerSession)
 		set(&o.MaxPacketsTotal, rc.MaxPacketsTotal)
 		set(&o.MaxBytesTotal, rc.MaxBytesTotal)
+	}
+	if cl := r.Cluster; cl != nil {
+		set(&c.Cluster.RedisURL, cl.RedisURL)
+		set(&c.Cluster.KeyPrefix, cl.KeyPrefix)
+		d.dur(&c.Cluster.ConnectTimeout, cl.ConnectTimeout, "cluster.connect_timeout")
 	}
 	if m := r.Metrics; m != nil {
 		set(&c.Metrics.Enabled, m.Enabled)

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/cluster"
 	"github.com/rtserver/rtserver/core/internal/config"
 	"github.com/rtserver/rtserver/core/internal/engineio"
 	"github.com/rtserver/rtserver/core/internal/httpapi"
@@ -39,6 +40,7 @@ type Server struct {
 	api     *httpapi.API
 	plugins *pluginhost.Host
 	guard   *connGuard
+	cluster *cluster.Adapter // nil on a single node
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -48,11 +50,16 @@ type Server struct {
 }
 
 // New builds a server from a validated configuration. Nothing listens until Start.
-func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
+func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil && s.cluster != nil {
+			_ = s.cluster.Close()
+		}
+	}()
 
 	verifier, err := auth.NewVerifier(auth.Options{
 		Secret:        []byte(cfg.Auth.JWTSecret),
@@ -114,6 +121,22 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 	s.io = socketio.NewServer(ioOpts)
 	s.io.Use(s.guard.middleware)
 
+	// The hub reaches sockets through the in-memory adapter on a single node, and through
+	// the Redis adapter wrapping it when the node joins a cluster.
+	var fan hub.Adapter = hub.NewMemoryAdapter(s.io)
+	if cfg.Cluster.Enabled() {
+		s.cluster, err = cluster.New(fan, s.io.EmitTo, cluster.Options{
+			RedisURL:       cfg.Cluster.RedisURL,
+			KeyPrefix:      cfg.Cluster.KeyPrefix,
+			ConnectTimeout: cfg.Cluster.ConnectTimeout,
+			Logger:         log.Named("cluster"),
+			Registerer:     s.metrics.Registry,
+		})
+		if err != nil {
+			return nil, err
+		}
+		fan = s.cluster
+	}
 	s.hub = hub.New(hub.Options{
 		Version:           Version,
 		Environment:       cfg.Environment,
@@ -123,7 +146,7 @@ func New(cfg *config.Config, log hclog.Logger) (*Server, error) {
 		MaxJSONDepth:      sio.MaxJSONDepth,
 		MessagesPerMinute: msgRate,
 		Logger:            log.Named("hub"),
-	}, hub.NewMemoryAdapter(s.io), s.metrics)
+	}, fan, s.metrics)
 	s.io.OnConnection(func(so *socketio.Socket) {
 		s.guard.onConnection(so)
 		s.hub.HandleConnection(so)
@@ -279,6 +302,20 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		closeAll()
 		return fmt.Errorf("plugins: %w", err)
 	}
+	// Subscribed before the first socket connects, so none misses another node's
+	// broadcast. Redis unreachable is not fatal: the node serves its own sockets.
+	if s.cluster != nil {
+		if err := s.cluster.Start(ctx); err != nil {
+			closeAll()
+			_ = s.plugins.Close()
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	stopCluster := func() {
+		if s.cluster != nil {
+			_ = s.cluster.Close()
+		}
+	}
 	main := s.httpServer(ln, s.Handler(), "http")
 	// Bodies the main listener takes: polling payloads and API requests. The parser holds
 	// a body whole before its handler runs, so a larger one is refused as it is announced.
@@ -286,6 +323,7 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	if err := main.Start(); err != nil {
 		closeAll()
 		_ = s.plugins.Close()
+		stopCluster()
 		return fmt.Errorf("serve: %w", err)
 	}
 	// The API's own listener runs on the same HTTP server, so both have the same header,
@@ -298,6 +336,7 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 			_ = main.Shutdown(context.Background())
 			closeAll()
 			_ = s.plugins.Close()
+			stopCluster()
 			return fmt.Errorf("serve api: %w", err)
 		}
 	}
@@ -373,6 +412,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("plugins: %w", err))
+	}
+	// Last: until the sockets are gone another node's broadcast may still be for them.
+	if s.cluster != nil {
+		if err := s.cluster.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
