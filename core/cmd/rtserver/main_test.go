@@ -145,16 +145,7 @@ plugins { dir = "`+t.TempDir()+`" }
 		t.Fatalf("a secret reached the log:\n%s", logs)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no exit after SIGTERM\n%s", logs)
-	}
+	waitExit(t, cmd, logs, "SIGTERM")
 	// -cpuprofile and -memprofile: written out at the stop (pprof's gzipped protobuf).
 	for name, path := range map[string]string{"CPU": prof, "allocation": mem} {
 		if b, err := os.ReadFile(path); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
@@ -261,6 +252,22 @@ func echoPluginDir(t *testing.T) string {
 	return plugins
 }
 
+// waitExit waits for the server to exit after what (a signal), and fails unless it exits
+// with status 0 within 20 s.
+func waitExit(t *testing.T, cmd *exec.Cmd, logs *logBuffer, what string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after %s: %v\n%s", what, err, logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit after %s\n%s", what, logs)
+	}
+}
+
 // TestSIGKILLLeavesNoPlugin kills the server outright and checks that its plugin process
 // goes away by itself.
 func TestSIGKILLLeavesNoPlugin(t *testing.T) {
@@ -337,16 +344,7 @@ func TestCtrlCIsACleanShutdown(t *testing.T) {
 	child := childOf(cmd.Process.Pid)
 	before := len(logs.String())
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after Ctrl-C: %v\n%s", err, logs)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit after Ctrl-C\n%s", logs)
-	}
+	waitExit(t, cmd, logs, "Ctrl-C")
 	time.Sleep(100 * time.Millisecond) // the log reader drains the pipe
 	shutdown := logs.String()[before:]
 	for _, line := range strings.Split(shutdown, "\n") {
@@ -380,16 +378,7 @@ func TestConformanceCommand(t *testing.T) {
 		}
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no exit after SIGTERM\n%s", logs)
-	}
+	waitExit(t, cmd, logs, "SIGTERM")
 	if out, err := exec.Command(binary, "conformance", "--listen", "nonsense").CombinedOutput(); err == nil {
 		t.Errorf("a bad --listen was accepted: %s", out)
 	}
