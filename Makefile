@@ -9,7 +9,7 @@ PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
 # The npm suites that `make test` runs through `go test`.
 NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/internal/*/testdata/node/package.json))
 
-.PHONY: all build plugins run test node-deps bench fuzz proto vet check-config clean
+.PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean
 
 all: build plugins
 
@@ -26,6 +26,20 @@ plugins:
 # The first of the README's two commands.
 run: build plugins
 	./$(BIN) run --config $(CONFIG)
+
+# Three nodes on ports 3001-3003 sharing the local Redis (REDIS_URL) and one pair of
+# secrets, so that a token or API key works on every node. Ctrl-C stops all three.
+REDIS_URL ?= redis://127.0.0.1:6379/0
+cluster: build plugins
+	@jwt=$${JWT_SECRET:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}; \
+	key=$${API_KEY:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}; \
+	echo "cluster: nodes on :3001 :3002 :3003, Redis $(REDIS_URL)"; \
+	echo "cluster: JWT_SECRET=$$jwt API_KEY=$$key"; \
+	trap 'kill 0' INT TERM; \
+	for port in 3001 3002 3003; do \
+		PORT=$$port REDIS_URL=$(REDIS_URL) JWT_SECRET=$$jwt API_KEY=$$key ./$(BIN) run --config $(CONFIG) & \
+	done; \
+	wait
 
 check-config: build
 	./$(BIN) check-config --config $(CONFIG)
