@@ -191,6 +191,27 @@ func (e *env) dialWith(tok string, transports []string, reconnect bool) *client 
 	}
 }
 
+// reconnected waits for the client's automatic reconnection to connect again. The
+// zishang520 manager can miss its new engine's "open" on a reconnection as on a first
+// dial (see dialWith); an engine that is open while the socket is not is told again.
+func (c *client) reconnected() {
+	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-c.ch("connect"):
+			return
+		case <-time.After(4 * time.Second):
+		}
+		if attempt == 4 {
+			c.t.Fatal("the client did not reconnect in 16 s")
+		}
+		if eng := c.s.Io().Engine(); eng != nil && eng.ReadyState() == eioclient.SocketStateOpen && !c.s.Connected() {
+			c.t.Logf("client missed its engine's open event on reconnection; announcing it again (attempt %d)", attempt)
+			eng.Emit("open")
+		}
+	}
+}
+
 // settled waits up to d for the CONNECT's answer (connect or connect_error), leaving it
 // to be read.
 func (c *client) settled(d time.Duration) bool {

@@ -50,7 +50,7 @@ func TestRecoveryGoClient(t *testing.T) {
 			}
 			e.api("POST", "/api/room", map[string]any{"room": "rec-" + name, "event": "missed", "data": map[string]any{"n": 1}})
 			e.api("POST", "/api/push", map[string]any{"userId": user, "event": "missed", "data": map[string]any{"n": 2}})
-			c.next("connect")
+			c.reconnected()
 			if !c.s.Recovered() || string(c.s.Id()) != id {
 				t.Fatalf("recovered=%v id %s -> %s", c.s.Recovered(), id, c.s.Id())
 			}
