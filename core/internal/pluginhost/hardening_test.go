@@ -344,10 +344,10 @@ func TestSkippedFilesListedAndLoggedOnce(t *testing.T) {
 // startHelper runs the test binary as a Host on dir in a process group of its own (as
 // a shell starts a command) and returns it with its plugins' pids and its private
 // copies' folder once it is ready.
-func startHelper(t *testing.T, dir string) (*exec.Cmd, *bufio.Scanner, *syncBuffer, []int, string) {
+func startHelper(t *testing.T, dir string, env ...string) (*exec.Cmd, *bufio.Scanner, *syncBuffer, []int, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+dir), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

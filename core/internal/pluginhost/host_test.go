@@ -1,14 +1,11 @@
 package pluginhost
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -559,36 +556,8 @@ func TestSIGKILLLeavesNoPlugin(t *testing.T) {
 	// A plugin with a child process: the child goes too.
 	t.Cleanup(func() { killSleepers("618") })
 	writeScript(t, dir, "forker", "sleep 618 &\nexec "+bins["testplugin"]+"\n")
-	cmd := exec.Command(os.Args[0])
 	// Its own TMPDIR: a SIGKILLed host cannot remove its sockets.
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "TMPDIR="+t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var pids []int
-	var copies string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "READY" {
-			break
-		}
-		if d, ok := strings.CutPrefix(line, "DIR "); ok {
-			copies = d
-			continue
-		}
-		if p, ok := strings.CutPrefix(line, "PID "); ok {
-			pid, _ := strconv.Atoi(p)
-			pids = append(pids, pid)
-		} else {
-			t.Fatalf("helper: %s", line)
-		}
-	}
+	cmd, _, _, pids, copies := startHelper(t, dir, "TMPDIR="+t.TempDir())
 	if len(pids) != 3 {
 		t.Fatalf("pids %v", pids)
 	}
