@@ -104,6 +104,7 @@ cluster {
   redis_url       = env("REDIS_URL", "") # e.g. redis://127.0.0.1:6379/0
   key_prefix      = "socket.io"          # channel prefix, the official adapter's "key"
   connect_timeout = "5s"                 # start-up wait for Redis; then serves alone, degraded
+  request_timeout = "2s"                 # wait for other nodes' answers; then answers partial
 }
 
 metrics {

@@ -4,9 +4,13 @@
 // own sockets are reached through the in-memory adapter it wraps, and every broadcast is
 // also published for the other nodes.
 //
-// This slice carries broadcasts only. Join, leave, disconnect and the counts stay local (a
-// later slice adds the adapter's request/response channel for them), so a broadcast's count
-// is the number of sockets reached on this node.
+// Beside broadcasts it speaks the adapter's request/response channels (requests.go): it
+// answers every request a Node.js node or the emitter sends, and asks the other nodes to
+// join, leave, disconnect or describe a socket it does not hold, to count a broadcast's
+// recipients (BroadcastCount) and for the cluster's counts (ClusterStats).
+//
+// Lock order: Adapter.mu, then callsMu, then a call's mu; none is held while publishing or
+// delivering.
 package cluster
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/hub"
+	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
 // Options configure an Adapter.
@@ -33,6 +38,11 @@ type Options struct {
 	ConnectTimeout time.Duration // start-up wait for Redis, and each publish's deadline
 	Logger         hclog.Logger
 	Registerer     prometheus.Registerer // nil: no metrics
+	// Sockets are this node's sockets, as other nodes' requests reach them (nil: this
+	// node answers every request as a node with no sockets).
+	Sockets *socketio.Server
+	// RequestTimeout bounds the wait for other nodes' answers (default 2s).
+	RequestTimeout time.Duration
 }
 
 // Deliverer reaches this node's sockets with a broadcast received from another node; its
@@ -40,17 +50,24 @@ type Options struct {
 // socketio.Server.EmitTo is one.
 type Deliverer func(rooms, except []string, event string, args ...any) (int, error)
 
-// Adapter is a hub.Adapter across nodes. Methods other than Broadcast are the local
-// adapter's.
+// Adapter is a hub.Adapter across nodes. Reserved and the counts are the local adapter's.
 type Adapter struct {
 	hub.Adapter // this node's sockets
+	io          *socketio.Server
 	deliver     Deliverer
 	client      redis.UniversalClient
 	prefix      string
 	uid         string
 	timeout     time.Duration
+	reqTimeout  time.Duration
 	log         hclog.Logger
 	m           *clusterMetrics
+
+	callsMu sync.Mutex // guards calls
+	calls   map[string]*call
+
+	serving chan struct{}  // a slot per other node's request being answered
+	wg      sync.WaitGroup // goroutines answering requests
 
 	// down is set while Redis is known unreachable (a failed publish) and cleared by a
 	// publish that succeeds or a subscription Redis confirms. While it is set a broadcast
@@ -64,7 +81,10 @@ type Adapter struct {
 	closed bool
 }
 
-var _ hub.Adapter = (*Adapter)(nil)
+var (
+	_ hub.Adapter = (*Adapter)(nil)
+	_ hub.Counter = (*Adapter)(nil)
+)
 
 // New builds the adapter; nothing connects until Start.
 func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
@@ -90,9 +110,16 @@ func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
 	})
 	var idBytes [6]byte
 	_, _ = rand.Read(idBytes[:])
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = defaultRequestTimeout
+	}
 	a := &Adapter{
-		Adapter: local,
-		deliver: deliver,
+		Adapter:    local,
+		io:         o.Sockets,
+		reqTimeout: o.RequestTimeout,
+		calls:      make(map[string]*call),
+		serving:    make(chan struct{}, maxServing),
+		deliver:    deliver,
 		client:  client,
 		prefix:  o.KeyPrefix,
 		uid:     hex.EncodeToString(idBytes[:]),
@@ -110,6 +137,14 @@ func (a *Adapter) UID() string { return a.uid }
 // the main namespace, on the all-node channel or a room's.
 func (a *Adapter) pattern() string { return a.prefix + "#" + mainNamespace + "#*" }
 
+// reqChannel carries requests; respChannel the answers of nodes that do not name the
+// requester (the Node.js adapter's default); ownRespChannel(uid) the answers to uid.
+func (a *Adapter) reqChannel() string  { return a.prefix + "-request#" + mainNamespace + "#" }
+func (a *Adapter) respChannel() string { return a.prefix + "-response#" + mainNamespace + "#" }
+func (a *Adapter) ownRespChannel(uid string) string {
+	return a.respChannel() + uid + "#"
+}
+
 // Start subscribes and starts delivering other nodes' broadcasts. When Redis does not answer
 // within the connect timeout it logs an error and returns nil: the node serves its own
 // sockets (degraded, socket_server_cluster_redis_up 0) while go-redis keeps reconnecting,
@@ -123,9 +158,13 @@ func (a *Adapter) Start(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	ps := a.client.PSubscribe(cctx, a.pattern())
-	// Wait for Redis to confirm the subscription, so that a broadcast published once Start
-	// has returned reaches this node.
-	if _, err := ps.Receive(cctx); err != nil {
+	// Wait for Redis to confirm the subscriptions, so that a broadcast or request published
+	// once Start has returned reaches this node.
+	err := ps.Subscribe(cctx, a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid))
+	for i := 0; i < 4 && err == nil; i++ {
+		_, err = ps.Receive(cctx)
+	}
+	if err != nil {
 		a.setDown(true)
 		a.log.Error("redis unreachable at start: serving this node's sockets only until it answers",
 			"error", err, "timeout", a.timeout)
@@ -151,7 +190,14 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}) {
 				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 			}
 		case *redis.Message:
-			a.onMessage(m.Payload)
+			switch {
+			case m.Pattern != "":
+				a.onMessage(m.Payload)
+			case m.Channel == a.reqChannel():
+				a.onRequest(m.Payload)
+			default:
+				a.onResponse(m.Payload)
+			}
 		}
 	}
 }
@@ -170,17 +216,42 @@ func (a *Adapter) onMessage(payload string) {
 		return // our own, already delivered locally
 	}
 	a.m.messages.WithLabelValues("received").Inc()
-	if _, err := a.deliver(b.rooms, b.except, b.event, b.args...); err != nil {
+	n, err := a.deliver(b.rooms, b.except, b.event, b.args...)
+	if err != nil {
 		a.log.Warn("delivering a broadcast from another node failed", "event", b.event, "error", err)
+	}
+	if b.countID != "" && validID(b.uid) {
+		a.answerCount(b.uid, b.countID, n)
 	}
 }
 
+// answerCount tells the node that published a counted broadcast how many sockets it
+// reached here, off the receive loop (a publish may wait for Redis).
+func (a *Adapter) answerCount(uid, requestID string, n int) {
+	select {
+	case a.serving <- struct{}{}:
+	default:
+		a.m.requests.WithLabelValues("dropped").Inc()
+		return
+	}
+	t := reqBroadcastCount
+	b, _ := json.Marshal(wireResponse{Type: &t, RequestID: requestID, ClientCount: &n})
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() { <-a.serving }()
+		if err := a.publishResponse(uid, b); err != nil {
+			a.log.Debug("count answer not published", "error", err)
+		}
+	}()
+}
+
 // Broadcast reaches this node's sockets and publishes the broadcast for the others. The
-// count is this node's: other nodes do not answer with theirs in this version. A broadcast
+// count is this node's (BroadcastCount asks the others for theirs). A broadcast
 // that cannot be published (Redis down) is still delivered here, counted in
 // socket_server_cluster_messages_total{result="publish_failed"} and logged.
 func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (int, error) {
-	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data)
+	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, "")
 	if err != nil {
 		return 0, err
 	}
@@ -243,6 +314,7 @@ func (a *Adapter) Close() error {
 		errs = append(errs, ps.Close())
 		<-done
 	}
+	a.wg.Wait()
 	errs = append(errs, a.client.Close())
 	return errors.Join(errs...)
 }
@@ -251,6 +323,7 @@ type clusterMetrics struct {
 	set      atomic.Bool // up was set once
 	up       prometheus.Gauge
 	messages *prometheus.CounterVec
+	requests *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *clusterMetrics {
@@ -263,9 +336,13 @@ func newMetrics(r prometheus.Registerer) *clusterMetrics {
 			Name: "socket_server_cluster_messages_total",
 			Help: "Cluster broadcasts by result: published, publish_failed, received (from another node), malformed.",
 		}, []string{"result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socket_server_cluster_requests_total",
+			Help: "Requests between nodes by result: served (another node's, answered), server_side_emit, dropped (too many at once), malformed, too_large, timed_out (this node's, some node did not answer).",
+		}, []string{"result"}),
 	}
 	if r != nil {
-		r.MustRegister(m.up, m.messages)
+		r.MustRegister(m.up, m.messages, m.requests)
 	}
 	return m
 }

@@ -43,7 +43,11 @@ func broadcastChannel(prefix string, rooms []string) string {
 // encodeBroadcast builds the message for a broadcast of event with one JSON argument. The
 // JSON is re-encoded as MessagePack values (integers in their shortest form, other numbers
 // as float64, object keys sorted) so that a Node node decodes the same argument.
-func encodeBroadcast(uid string, rooms, except []string, event string, data json.RawMessage) ([]byte, error) {
+//
+// countID, when not empty, asks the nodes of this product to answer with the number of
+// sockets they reached (see Adapter.BroadcastCount); it is an extra key of the options,
+// which Node.js nodes ignore.
+func encodeBroadcast(uid string, rooms, except []string, event string, data json.RawMessage, countID string) ([]byte, error) {
 	var arg any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -67,13 +71,21 @@ func encodeBroadcast(uid string, rooms, except []string, event string, data json
 	w.str("nsp")
 	w.str(mainNamespace)
 	// The broadcast options, in the adapter's order.
-	w.mapLen(3)
+	if countID != "" {
+		w.mapLen(4)
+	} else {
+		w.mapLen(3)
+	}
 	w.str("rooms")
 	w.strings(rooms)
 	w.str("except")
 	w.strings(except)
 	w.str("flags")
 	w.mapLen(0)
+	if countID != "" {
+		w.str(countKey)
+		w.str(countID)
+	}
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -157,7 +169,12 @@ type broadcast struct {
 	args   []any // as MessagePack decoded them: maps, slices, []byte for binary, numbers
 	rooms  []string
 	except []string
+	// countID asks for a BROADCAST_CLIENT_COUNT answer (an extension of this product).
+	countID string
 }
+
+// countKey is the broadcast option that carries countID.
+const countKey = "countRequestId"
 
 var errIgnored = errors.New("cluster: not an event of the main namespace")
 
@@ -196,6 +213,9 @@ func decodeBroadcast(msg []byte) (*broadcast, error) {
 	opts, _ := parts[2].(map[string]any)
 	b.rooms = roomList(opts["rooms"])
 	b.except = roomList(opts["except"])
+	if id, ok := opts[countKey].(string); ok && validID(id) {
+		b.countID = id
+	}
 	return b, nil
 }
 

@@ -200,6 +200,7 @@ func (c *Config) Validate() error {
 		v.fail("cluster.key_prefix", "key_prefix %q must be non-empty and hold none of # * ? [ ]: it starts every channel name and is matched as a pattern.", cl.KeyPrefix)
 	}
 	v.positive("cluster.connect_timeout", cl.ConnectTimeout)
+	v.positive("cluster.request_timeout", cl.RequestTimeout)
 
 	if !strings.HasPrefix(c.Metrics.Path, "/") {
 		v.fail("metrics.path", "path %q must start with \"/\".", c.Metrics.Path)
