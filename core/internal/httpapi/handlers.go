@@ -11,12 +11,14 @@ import (
 type deliveredResponse struct {
 	Success   bool   `json:"success"`
 	Delivered bool   `json:"delivered"`
+	Partial   bool   `json:"partial,omitempty"` // a cluster node did not answer in time
 	Timestamp string `json:"timestamp"`
 }
 
 type recipientsResponse struct {
 	Success    bool   `json:"success"`
 	Recipients int    `json:"recipients"`
+	Partial    bool   `json:"partial,omitempty"` // a cluster node did not answer in time
 	Timestamp  string `json:"timestamp"`
 }
 
@@ -26,8 +28,9 @@ type statusResponse struct {
 	Connections int         `json:"connections"`
 	Rooms       int         `json:"rooms"`
 	Uptime      int64       `json:"uptime"`
-	Memory      memoryStats `json:"memory"`
-	Timestamp   string      `json:"timestamp"`
+	Memory      memoryStats   `json:"memory"`
+	Cluster     *ClusterStats `json:"cluster,omitempty"`
+	Timestamp   string        `json:"timestamp"`
 }
 
 type healthResponse struct {
@@ -56,8 +59,8 @@ func (a *API) push(c *fiber.Ctx) error {
 	if e != nil {
 		return e
 	}
-	n := a.hub.PushToUser(userID, event, data)
-	return c.JSON(deliveredResponse{Success: true, Delivered: n > 0, Timestamp: wire.FormatTime(a.now())})
+	n := a.pushCounted(userID, event, data)
+	return c.JSON(deliveredResponse{Success: true, Delivered: n.N > 0, Partial: n.Partial, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) broadcast(c *fiber.Ctx) error {
@@ -65,8 +68,8 @@ func (a *API) broadcast(c *fiber.Ctx) error {
 	if e != nil {
 		return e
 	}
-	n := a.hub.Broadcast(event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: wire.FormatTime(a.now())})
+	n := a.broadcastCounted(event, data)
+	return c.JSON(recipientsResponse{Success: true, Recipients: n.N, Partial: n.Partial, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) room(c *fiber.Ctx) error {
@@ -74,8 +77,8 @@ func (a *API) room(c *fiber.Ctx) error {
 	if e != nil {
 		return e
 	}
-	n := a.hub.EmitToRoom(room, event, data)
-	return c.JSON(recipientsResponse{Success: true, Recipients: n, Timestamp: wire.FormatTime(a.now())})
+	n := a.roomCounted(room, event, data)
+	return c.JSON(recipientsResponse{Success: true, Recipients: n.N, Partial: n.Partial, Timestamp: wire.FormatTime(a.now())})
 }
 
 func (a *API) notification(c *fiber.Ctx) error {
@@ -88,8 +91,8 @@ func (a *API) notification(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)
 	}
-	reached := a.hub.PushToUser(n.userID, NotificationEvent, data)
-	return c.JSON(deliveredResponse{Success: true, Delivered: reached > 0, Timestamp: ts})
+	reached := a.pushCounted(n.userID, NotificationEvent, data)
+	return c.JSON(deliveredResponse{Success: true, Delivered: reached.N > 0, Partial: reached.Partial, Timestamp: ts})
 }
 
 func (a *API) status(c *fiber.Ctx) error {
@@ -102,6 +105,7 @@ func (a *API) status(c *fiber.Ctx) error {
 		Rooms:       s.Rooms,
 		Uptime:      int64(now.Sub(a.started).Seconds()),
 		Memory:      readMemoryStats(),
+		Cluster:     a.clusterStats(),
 		Timestamp:   wire.FormatTime(now),
 	})
 }

@@ -129,6 +129,8 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 			RedisURL:       cfg.Cluster.RedisURL,
 			KeyPrefix:      cfg.Cluster.KeyPrefix,
 			ConnectTimeout: cfg.Cluster.ConnectTimeout,
+			RequestTimeout: cfg.Cluster.RequestTimeout,
+			Sockets:        s.io,
 			Logger:         log.Named("cluster"),
 			Registerer:     s.metrics.Registry,
 		})
@@ -204,7 +206,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
 		Logger:              log.Named("api"),
-	}, apiHub{s.hub}, s.metrics, pluginList{s.plugins})
+	}, apiHub{Hub: s.hub, cluster: s.cluster}, s.metrics, pluginList{s.plugins})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
@@ -212,7 +214,10 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 }
 
 // apiHub is the hub as the HTTP API sees it.
-type apiHub struct{ *hub.Hub }
+type apiHub struct {
+	*hub.Hub
+	cluster *cluster.Adapter // nil on a single node
+}
 
 func (h apiHub) Stats() httpapi.Stats {
 	st := h.Hub.Stats()
