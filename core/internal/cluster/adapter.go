@@ -120,12 +120,12 @@ func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
 		calls:      make(map[string]*call),
 		serving:    make(chan struct{}, maxServing),
 		deliver:    deliver,
-		client:  client,
-		prefix:  o.KeyPrefix,
-		uid:     hex.EncodeToString(idBytes[:]),
-		timeout: o.ConnectTimeout,
-		log:     o.Logger,
-		m:       newMetrics(o.Registerer),
+		client:     client,
+		prefix:     o.KeyPrefix,
+		uid:        hex.EncodeToString(idBytes[:]),
+		timeout:    o.ConnectTimeout,
+		log:        o.Logger,
+		m:          newMetrics(o.Registerer),
 	}
 	return a, nil
 }

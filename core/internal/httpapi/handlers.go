@@ -23,11 +23,11 @@ type recipientsResponse struct {
 }
 
 type statusResponse struct {
-	Success     bool        `json:"success"`
-	Status      string      `json:"status"`
-	Connections int         `json:"connections"`
-	Rooms       int         `json:"rooms"`
-	Uptime      int64       `json:"uptime"`
+	Success     bool          `json:"success"`
+	Status      string        `json:"status"`
+	Connections int           `json:"connections"`
+	Rooms       int           `json:"rooms"`
+	Uptime      int64         `json:"uptime"`
 	Memory      memoryStats   `json:"memory"`
 	Cluster     *ClusterStats `json:"cluster,omitempty"`
 	Timestamp   string        `json:"timestamp"`
