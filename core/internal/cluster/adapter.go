@@ -66,8 +66,10 @@ type Adapter struct {
 	callsMu sync.Mutex // guards calls
 	calls   map[string]*call
 
-	serving chan struct{}  // a slot per other node's request being answered
-	wg      sync.WaitGroup // goroutines answering requests
+	serving  chan struct{}  // a slot per other node's request being answered
+	bgMu     sync.Mutex     // guards bgClosed and wg.Add
+	bgClosed bool           // Close began: no new background work
+	wg       sync.WaitGroup // goroutines answering requests
 
 	// down is set while Redis is known unreachable (a failed publish) and cleared by a
 	// publish that succeeds or a subscription Redis confirms. While it is set a broadcast
@@ -236,14 +238,14 @@ func (a *Adapter) answerCount(uid, requestID string, n int) {
 	}
 	t := reqBroadcastCount
 	b, _ := json.Marshal(wireResponse{Type: &t, RequestID: requestID, ClientCount: &n})
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	if !a.goBackground(func() {
 		defer func() { <-a.serving }()
 		if err := a.publishResponse(uid, b); err != nil {
 			a.log.Debug("count answer not published", "error", err)
 		}
-	}()
+	}) {
+		<-a.serving
+	}
 }
 
 // Broadcast reaches this node's sockets and publishes the broadcast for the others. The
@@ -300,6 +302,21 @@ func (a *Adapter) setDown(down bool) {
 	}
 }
 
+// goBackground runs fn on a goroutine Close waits for; false (fn not run) once Close began.
+func (a *Adapter) goBackground(fn func()) bool {
+	a.bgMu.Lock()
+	defer a.bgMu.Unlock()
+	if a.bgClosed {
+		return false
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		fn()
+	}()
+	return true
+}
+
 // Close ends the subscription and the Redis connections.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
@@ -314,6 +331,9 @@ func (a *Adapter) Close() error {
 		errs = append(errs, ps.Close())
 		<-done
 	}
+	a.bgMu.Lock()
+	a.bgClosed = true
+	a.bgMu.Unlock()
 	a.wg.Wait()
 	errs = append(errs, a.client.Close())
 	return errors.Join(errs...)
@@ -338,7 +358,7 @@ func newMetrics(r prometheus.Registerer) *clusterMetrics {
 		}, []string{"result"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "socket_server_cluster_requests_total",
-			Help: "Requests between nodes by result: served (another node's, answered), server_side_emit, dropped (too many at once), malformed, too_large, timed_out (this node's, some node did not answer).",
+			Help: "Requests between nodes by result: served (another node's, handled), server_side_emit, dropped (too many at once), malformed, too_large, answer_failed (Redis unreachable), timed_out (this node's, some node did not answer).",
 		}, []string{"result"}),
 	}
 	if r != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -51,17 +53,21 @@ func (a *Adapter) onRequest(payload string) {
 		a.m.requests.WithLabelValues("dropped").Inc()
 		return
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	if !a.goBackground(func() {
 		defer func() { <-a.serving }()
-		if err := a.serve(&req, bcast); err != nil {
+		if err := a.serve(&req, bcast); errors.Is(err, errNotAnswered) {
+			a.m.requests.WithLabelValues("answer_failed").Inc()
+			a.log.Warn("answer to another node not published", "type", req.Type, "error", err)
+			return
+		} else if err != nil {
 			a.m.requests.WithLabelValues("malformed").Inc()
 			a.log.Debug("request ignored", "type", req.Type, "error", err)
 			return
 		}
 		a.m.requests.WithLabelValues("served").Inc()
-	}()
+	}) {
+		<-a.serving
+	}
 }
 
 // selectOpts reads a request's {rooms, except}.
@@ -223,6 +229,9 @@ func (a *Adapter) respond(req *wireRequest, v any) error {
 	return a.publishResponse(req.UID, b)
 }
 
+// errNotAnswered wraps a failure to publish an answer (Redis unreachable).
+var errNotAnswered = errors.New("cluster: answer not published")
+
 func (a *Adapter) publishResponse(uid string, b []byte) error {
 	ch := a.respChannel()
 	if validID(uid) && uid != "emitter" {
@@ -230,7 +239,10 @@ func (a *Adapter) publishResponse(uid string, b []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	return a.client.Publish(ctx, ch, b).Err()
+	if err := a.client.Publish(ctx, ch, b).Err(); err != nil {
+		return fmt.Errorf("%w: %w", errNotAnswered, err)
+	}
+	return nil
 }
 
 // msgpackBroadcastRequest is a BROADCAST request: a Node.js node's emit with
@@ -311,11 +323,7 @@ func (a *Adapter) serveBroadcastWithAck(req *wireRequest, b *msgpackBroadcastReq
 				return
 			}
 			// Off the socket's goroutine: a publish may wait for Redis.
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				_ = a.publishResponse(b.UID, msg)
-			}()
+			a.goBackground(func() { _ = a.publishResponse(b.UID, msg) })
 		}, b.args...)
 		if err == nil {
 			n++

@@ -156,3 +156,68 @@ func TestClusterCountsPartial(t *testing.T) {
 		t.Fatalf("want SOCKETS (0) and ALL_ROOMS (1) requests, saw %v", seen)
 	}
 }
+
+// TestClusterRequestsFromRedis: requests published by hand in the Node.js adapter's layout
+// are answered on the requester's response channel; malformed and oversized ones are
+// counted and ignored, and the node goes on answering.
+func TestClusterRequestsFromRedis(t *testing.T) {
+	nodes, addr, prefix := startCluster(t, 1)
+	a := nodes[0]
+	_, id := memberWithID(t, a, "gina")
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	ps := rc.Subscribe(ctx, prefix+"-response#/#tester#")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := prefix + "-request#/#"
+	publish := func(payload string) {
+		t.Helper()
+		if err := rc.Publish(ctx, req, payload).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer := func() map[string]any {
+		t.Helper()
+		m, err := ps.ReceiveTimeout(ctx, 3*time.Second)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(m.(*redis.Message).Payload), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	publish("{not json")
+	publish(`{"uid":"tester","requestId":"` + strings.Repeat("x", 200) + `","type":0}`)
+	publish(`{"uid":"tester","requestId":"r0","type":0,"rooms":` + strings.Repeat("[", 1) + strings.Repeat(`"r",`, 5000) + `"r"]}`)
+	publish(strings.Repeat(" ", 2<<20))
+	publish(`{"uid":"tester","requestId":"r1","type":0}`)
+	if r := answer(); r["requestId"] != "r1" || len(r["sockets"].([]any)) != 1 || r["sockets"].([]any)[0] != id {
+		t.Fatalf("SOCKETS answer %v", r)
+	}
+	publish(`{"uid":"tester","requestId":"r2","type":5,"opts":{"rooms":["` + id + `"],"except":[]}}`)
+	r := answer()
+	list, _ := r["sockets"].([]any)
+	if r["requestId"] != "r2" || len(list) != 1 {
+		t.Fatalf("REMOTE_FETCH answer %v", r)
+	}
+	if s := list[0].(map[string]any); s["id"] != id || s["handshake"] == nil {
+		t.Fatalf("fetched socket %v", s)
+	}
+	// Requests are handled concurrently: the malformed count may trail the answers a bit.
+	m := scrapeMetrics(t, a)
+	for deadline := time.Now().Add(3 * time.Second); m[`socket_server_cluster_requests_total{result="malformed"}`] < 3 &&
+		time.Now().Before(deadline); m = scrapeMetrics(t, a) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := m[`socket_server_cluster_requests_total{result="malformed"}`]; n != 3 {
+		t.Fatalf("malformed requests counted %v, want 3", n)
+	}
+	if n := m[`socket_server_cluster_requests_total{result="too_large"}`]; n != 1 {
+		t.Fatalf("oversized requests counted %v, want 1", n)
+	}
+}
