@@ -163,8 +163,20 @@ func (a *Adapter) Start(ctx context.Context) error {
 	// Wait for Redis to confirm the subscriptions, so that a broadcast or request published
 	// once Start has returned reaches this node.
 	err := ps.Subscribe(cctx, a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid))
-	for i := 0; i < 4 && err == nil; i++ {
-		_, err = ps.Receive(cctx)
+	var early []*redis.Message
+	for confirmed := 0; confirmed < 4 && err == nil; {
+		var m any
+		if m, err = ps.Receive(cctx); err != nil {
+			break
+		}
+		switch m := m.(type) {
+		case *redis.Subscription:
+			confirmed++
+		case *redis.Message:
+			// A message can arrive between the confirmations (the pattern is confirmed
+			// first): keep it for the receive loop rather than lose it.
+			early = append(early, m)
+		}
 	}
 	if err != nil {
 		a.setDown(true)
@@ -176,14 +188,17 @@ func (a *Adapter) Start(ctx context.Context) error {
 	}
 	a.pubsub = ps
 	a.done = make(chan struct{})
-	go a.receive(ps, a.done)
+	go a.receive(ps, a.done, early)
 	return nil
 }
 
 // receive delivers other nodes' broadcasts until the subscription is closed. go-redis
 // reconnects and resubscribes on its own; a re-confirmed subscription marks Redis up.
-func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}) {
+func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.Message) {
 	defer close(done)
+	for _, m := range early {
+		a.route(m)
+	}
 	for m := range ps.ChannelWithSubscriptions() {
 		switch m := m.(type) {
 		case *redis.Subscription:
@@ -192,15 +207,20 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}) {
 				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 			}
 		case *redis.Message:
-			switch {
-			case m.Pattern != "":
-				a.onMessage(m.Payload)
-			case m.Channel == a.reqChannel():
-				a.onRequest(m.Payload)
-			default:
-				a.onResponse(m.Payload)
-			}
+			a.route(m)
 		}
+	}
+}
+
+// route hands a message to the handler of its channel.
+func (a *Adapter) route(m *redis.Message) {
+	switch {
+	case m.Pattern != "":
+		a.onMessage(m.Payload)
+	case m.Channel == a.reqChannel():
+		a.onRequest(m.Payload)
+	default:
+		a.onResponse(m.Payload)
 	}
 }
 
