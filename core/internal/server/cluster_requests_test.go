@@ -221,3 +221,40 @@ func TestClusterRequestsFromRedis(t *testing.T) {
 		t.Fatalf("oversized requests counted %v, want 1", n)
 	}
 }
+
+// TestClusterPluginJoinsRemoteSocket: a real plugin process on node A joins a socket held
+// by node B to a room through the host services; a room message then reaches it, and a
+// socket no node holds is reported unknown to the plugin.
+func TestClusterPluginJoinsRemoteSocket(t *testing.T) {
+	addr := redisAddr(t)
+	_, _, prefix := startCluster(t, 0) // a key prefix of this test's own
+	dir := t.TempDir()
+	buildPlugin(t, "core/internal/pluginhost/testdata/testplugin", dir, "")
+	a := startServer(t, func(c *config.Config) {
+		c.Plugins.Dir = dir
+		c.Cluster.RedisURL = "redis://" + addr + "/0"
+		c.Cluster.KeyPrefix = prefix
+	})
+	b := startServer(t, func(c *config.Config) {
+		c.Cluster.RedisURL = "redis://" + addr + "/0"
+		c.Cluster.KeyPrefix = prefix
+	})
+	caller := a.raw(t, "caller")
+	hana, id := memberWithID(t, b, "hana")
+
+	caller.send(`42["client:event",{"type":"t","data":{"join":{"socket":"` + id + `","room":"band"}}}]`)
+	if r := caller.expect("server:response"); !strings.Contains(r, `"ok":true`) {
+		t.Fatalf("plugin join of a socket on B: %s", r)
+	}
+	st, body, _ := a.api("POST", "/api/room", map[string]any{"room": "band", "event": "tune", "data": "la"})
+	if st != 200 || body["recipients"] != 1.0 {
+		t.Fatalf("room: %d %v", st, body)
+	}
+	if f := hana.nextEvent(); f != `42["tune","la"]` {
+		t.Fatalf("hana got %s", f)
+	}
+	caller.send(`42["client:event",{"type":"t","data":{"join":{"socket":"nobody","room":"band"}}}]`)
+	if r := caller.expect("server:response"); !strings.Contains(r, `"unknown_socket":true`) {
+		t.Fatalf("plugin join of an unknown socket: %s", r)
+	}
+}
