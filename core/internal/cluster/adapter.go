@@ -50,7 +50,8 @@ type Options struct {
 // socketio.Server.EmitTo is one.
 type Deliverer func(rooms, except []string, event string, args ...any) (int, error)
 
-// Adapter is a hub.Adapter across nodes. Reserved and the counts are the local adapter's.
+// Adapter is a hub.Adapter across nodes. SocketCount and RoomCount are the local adapter's
+// (ClusterStats has the cluster's).
 type Adapter struct {
 	hub.Adapter // this node's sockets
 	io          *socketio.Server

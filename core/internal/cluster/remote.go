@@ -248,3 +248,55 @@ func (a *Adapter) ClusterStats() (Stats, error) {
 	}
 	return st, nil
 }
+
+// Reserved reports whether room is a socket's own room on any node, so that no socket
+// joins a room named after a socket of another node and hears what is sent to it. Only a
+// name shaped like a socket id (20 URL-safe base64 characters, as both this product and
+// socket.io make them) is asked about, with a SOCKETS request every node answers (Node.js
+// nodes too). When a node does not answer in time, or Redis is unreachable, such a name
+// counts as reserved: refusing a join of an odd room name is safer than letting a socket
+// hear another's messages.
+func (a *Adapter) Reserved(room string) bool {
+	if a.Adapter.Reserved(room) {
+		return true
+	}
+	if !looksLikeSocketID(room) {
+		return false
+	}
+	if a.down.Load() {
+		return true
+	}
+	others, err := a.others()
+	if err != nil {
+		return true
+	}
+	if others == 0 {
+		return false
+	}
+	rooms, _ := json.Marshal([]string{room})
+	isSocket := func(answers []*wireResponse) bool {
+		for _, r := range answers {
+			var ids []string
+			if json.Unmarshal(r.Sockets, &ids) == nil && slices.Contains(ids, room) {
+				return true
+			}
+		}
+		return false
+	}
+	answers, complete, err := a.ask(a.reqChannel(), &wireRequest{Type: reqSockets, Rooms: rooms}, nil, others, isSocket)
+	return err != nil || !complete || isSocket(answers)
+}
+
+// looksLikeSocketID reports whether s has the shape of a socket id.
+func looksLikeSocketID(s string) bool {
+	if len(s) != 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

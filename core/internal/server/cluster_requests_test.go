@@ -258,3 +258,15 @@ func TestClusterPluginJoinsRemoteSocket(t *testing.T) {
 		t.Fatalf("plugin join of an unknown socket: %s", r)
 	}
 }
+
+// TestClusterReservedRoom: a client may not join a room named after a socket of another
+// node (it would hear what is sent to that socket); other rooms join as before.
+func TestClusterReservedRoom(t *testing.T) {
+	nodes, _, _ := startCluster(t, 2)
+	_, id := memberWithID(t, nodes[1], "ivy")
+	c := member(t, nodes[0], "jack", "plain-room")
+	c.send(`42["room:join",{"room":"` + id + `"}]`)
+	if f := c.expect("error"); !strings.Contains(f, "reserved") {
+		t.Fatalf("join of another node's socket room: %s", f)
+	}
+}
