@@ -38,6 +38,7 @@ server {
   port = 0
 }
 auth { jwt_secret = "s3cret-for-the-test" }
+plugins { dir = "`+t.TempDir()+`" }
 api {
   key "default" {
     secret = "api-key-for-the-test"
