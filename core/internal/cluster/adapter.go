@@ -148,6 +148,11 @@ func (a *Adapter) ownRespChannel(uid string) string {
 	return a.respChannel() + uid + "#"
 }
 
+// markChannel carries nothing: each node of this product subscribes to it so that PUBSUB
+// NUMSUB tells its nodes, which answer counted broadcasts, from Node.js nodes, which do
+// not. It does not match the broadcast pattern of either.
+func (a *Adapter) markChannel() string { return a.prefix + "-rtserver#" + mainNamespace + "#" }
+
 // Start subscribes and starts delivering other nodes' broadcasts. When Redis does not answer
 // within the connect timeout it logs an error and returns nil: the node serves its own
 // sockets (degraded, socket_server_cluster_redis_up 0) while go-redis keeps reconnecting,
@@ -163,9 +168,9 @@ func (a *Adapter) Start(ctx context.Context) error {
 	ps := a.client.PSubscribe(cctx, a.pattern())
 	// Wait for Redis to confirm the subscriptions, so that a broadcast or request published
 	// once Start has returned reaches this node.
-	err := ps.Subscribe(cctx, a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid))
+	err := ps.Subscribe(cctx, a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid), a.markChannel())
 	var early []*redis.Message
-	for confirmed := 0; confirmed < 4 && err == nil; {
+	for confirmed := 0; confirmed < 5 && err == nil; {
 		var m any
 		if m, err = ps.Receive(cctx); err != nil {
 			break

@@ -117,6 +117,18 @@ func (a *Adapter) ask(channel string, req *wireRequest, msg []byte, want int, do
 	}
 }
 
+// nodeCounts is the number of other nodes, and how many of them are of this product.
+func (a *Adapter) nodeCounts() (others, ours int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.reqTimeout)
+	defer cancel()
+	m, err := a.client.PubSubNumSub(ctx, a.reqChannel(), a.markChannel()).Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	all, mine := int(m[a.reqChannel()]), int(m[a.markChannel()])
+	return max(all-1, 0), min(max(mine-1, 0), max(all-1, 0)), nil
+}
+
 // others is the number of other nodes.
 func (a *Adapter) others() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.reqTimeout)

@@ -119,23 +119,25 @@ func (a *Adapter) SocketRooms(socketID string) ([]string, error) {
 // BroadcastCount is Broadcast that also counts the sockets reached on the other nodes. The
 // broadcast is the classic message every node (and a Node.js node) delivers as a plain
 // broadcast; it carries one extra option, countRequestId, which nodes of this product
-// answer with a BROADCAST_CLIENT_COUNT response on this node's response channel. partial
-// is true when some node did not answer within the request timeout (a Node.js node never
-// does, nor does one that is stuck), or when Redis is unreachable: n then counts the nodes
-// that answered.
+// answer with a BROADCAST_CLIENT_COUNT response on this node's response channel. It waits
+// for the nodes of this product only (markChannel tells them apart). partial is true when
+// one of them did not answer within the request timeout, when the cluster has Node.js
+// nodes (they never count), or when Redis is unreachable: n then counts the nodes that
+// answered.
 func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessage) (n, remote int, partial bool, err error) {
 	if a.down.Load() {
 		n, err = a.Broadcast(to, event, data)
 		return n, 0, true, err
 	}
-	others, err := a.others()
+	all, others, err := a.nodeCounts()
 	if err != nil {
 		n, err = a.Broadcast(to, event, data)
 		return n, 0, true, err
 	}
+	foreign := all > others // Node.js nodes: reached, not counted
 	if others == 0 {
 		n, err = a.Broadcast(to, event, data)
-		return n, 0, false, err
+		return n, 0, foreign, err
 	}
 	id := newRequestID()
 	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, id)
@@ -164,7 +166,7 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 	}
 	a.setDown(false)
 	a.m.messages.WithLabelValues("published").Inc()
-	return n, sum(answers), !complete, nil
+	return n, sum(answers), !complete || foreign, nil
 }
 
 // maxClientCount bounds one node's answer, so a forged one cannot overflow the sum.
