@@ -9,8 +9,9 @@
 // join, leave, disconnect or describe a socket it does not hold, to count a broadcast's
 // recipients (BroadcastCount) and for the cluster's counts (ClusterStats).
 //
-// Lock order: Adapter.mu, then callsMu, then a call's mu; none is held while publishing or
-// delivering.
+// Locks: mu (Start, Close), callsMu, a call's mu and bgMu are never held together. Only
+// Start holds one (mu) while talking to Redis, so that Close cannot run halfway through a
+// subscription; none is held while publishing an answer or delivering to sockets.
 package cluster
 
 import (
