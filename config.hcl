@@ -104,6 +104,7 @@ cluster {
   redis_url       = env("REDIS_URL", "") # e.g. redis://127.0.0.1:6379/0
   key_prefix      = "socket.io"          # channel prefix, the official adapter's "key"
   connect_timeout = "5s"                 # start-up wait for Redis; then serves alone, degraded
+  node_ttl        = "15s"                # a killed node's per-IP connection counts expire after this
 }
 
 metrics {

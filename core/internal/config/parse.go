@@ -202,6 +202,7 @@ type rawCluster struct {
 	RedisURL       *string `hcl:"redis_url,optional"`
 	KeyPrefix      *string `hcl:"key_prefix,optional"`
 	ConnectTimeout *string `hcl:"connect_timeout,optional"`
+	NodeTTL        *string `hcl:"node_ttl,optional"`
 }
 
 type rawMetrics struct {
@@ -340,6 +341,7 @@ func (d *decoder) apply(r *rawFile) {
 		set(&c.Cluster.RedisURL, cl.RedisURL)
 		set(&c.Cluster.KeyPrefix, cl.KeyPrefix)
 		d.dur(&c.Cluster.ConnectTimeout, cl.ConnectTimeout, "cluster.connect_timeout")
+		d.dur(&c.Cluster.NodeTTL, cl.NodeTTL, "cluster.node_ttl")
 	}
 	if m := r.Metrics; m != nil {
 		set(&c.Metrics.Enabled, m.Enabled)

@@ -200,6 +200,9 @@ func (c *Config) Validate() error {
 		v.fail("cluster.key_prefix", "key_prefix %q must be non-empty and hold none of # * ? [ ]: it starts every channel name and is matched as a pattern.", cl.KeyPrefix)
 	}
 	v.positive("cluster.connect_timeout", cl.ConnectTimeout)
+	if cl.NodeTTL < 3*time.Second {
+		v.fail("cluster.node_ttl", "node_ttl %s is too short: heartbeats run every third of it; write \"3s\" or more (default \"15s\").", cl.NodeTTL)
+	}
 
 	if !strings.HasPrefix(c.Metrics.Path, "/") {
 		v.fail("metrics.path", "path %q must start with \"/\".", c.Metrics.Path)
