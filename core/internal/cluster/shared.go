@@ -32,16 +32,18 @@ import (
 //	<prefix>-nodes                             sorted set: node uid -> expiry of its heartbeat (ms)
 //	<prefix>-conns#<uid>                       hash: client IP -> that node's connections
 type Shared struct {
-	a       *Adapter
-	rdb     redis.UniversalClient
-	prefix  string
-	uid     string
-	ttl     time.Duration
-	timeout time.Duration
-	log     hclog.Logger
+	a           *Adapter
+	rdb         redis.UniversalClient
+	prefix      string
+	uid         string
+	ttl         time.Duration
+	timeout     time.Duration
+	beatTimeout time.Duration
+	log         hclog.Logger
 
 	fallbacks *prometheus.CounterVec
-	failing   atomic.Bool // an outage was logged; cleared by the next call that succeeds
+	failing   atomic.Bool  // an outage was logged; cleared by the next call that succeeds
+	lastTry   atomic.Int64 // unix ns of the last call let through to Redis while failing
 
 	mu      sync.Mutex     // a leaf: guards conns, gen and dirty; no call is made under it
 	conns   map[string]int // this node's connections per IP, the truth its hash is rebuilt from
@@ -50,6 +52,7 @@ type Shared struct {
 	stop    chan struct{}
 	done    chan struct{}
 	started bool
+	closed  bool // after Close a release changes only conns: the node's hash is gone
 
 	releases sync.WaitGroup // ReleaseConn calls in flight
 }
@@ -61,9 +64,13 @@ type SharedOptions struct {
 	NodeTTL time.Duration
 	// Timeout bounds each call to Redis; 500ms when zero. A handshake or an API request
 	// waits at most this long before deciding with this node's counts.
-	Timeout    time.Duration
-	Logger     hclog.Logger
-	Registerer prometheus.Registerer
+	Timeout time.Duration
+	// HeartbeatTimeout bounds a heartbeat; the adapter's publish deadline (cluster.
+	// connect_timeout) is right, as a failed heartbeat marks the node down and a node down
+	// publishes at most once a second: a slow moment must not cost broadcasts. 5s when zero.
+	HeartbeatTimeout time.Duration
+	Logger           hclog.Logger
+	Registerer       prometheus.Registerer
 }
 
 // Fallback labels of socket_server_cluster_fallbacks_total.
@@ -81,6 +88,9 @@ func NewShared(a *Adapter, o SharedOptions) *Shared {
 	if o.Timeout <= 0 {
 		o.Timeout = 500 * time.Millisecond
 	}
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -90,8 +100,9 @@ func NewShared(a *Adapter, o SharedOptions) *Shared {
 			Name: "socket_server_cluster_fallbacks_total",
 			Help: "Checks of a cluster-wide limit decided with this node's counts alone because Redis did not answer, by store: nonce, rate, conns_ip.",
 		}, []string{"store"}),
+		// Not dirty: a new node (a new uid) has nothing in Redis to correct, and a rebuild
+		// racing the first handshakes could undo their counts until the next heartbeat.
 		conns: map[string]int{},
-		dirty: true,
 	}
 	for _, l := range []string{StoreNonce, StoreRate, StoreConns} {
 		s.fallbacks.WithLabelValues(l)
@@ -99,7 +110,7 @@ func NewShared(a *Adapter, o SharedOptions) *Shared {
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.fallbacks)
 	}
-	s.timeout = o.Timeout
+	s.timeout, s.beatTimeout = o.Timeout, o.HeartbeatTimeout
 	return s
 }
 
@@ -113,11 +124,31 @@ func (s *Shared) result(store string, err error) error {
 		return nil
 	}
 	s.fallbacks.WithLabelValues(store).Inc()
+	s.lastTry.Store(time.Now().UnixNano())
 	if !s.failing.Swap(true) {
 		s.log.Warn("redis unreachable: limits and the nonce store hold for this node only until it answers",
 			"store", store, "error", err)
 	}
 	return err
+}
+
+// errSkipped is the error of a call not made: Redis failed less than probeEvery ago.
+var errSkipped = errors.New("cluster: redis failing, not asked")
+
+// skip reports whether a call should not go to Redis: during an outage one call per
+// probeEvery tries it, the others decide alone at once instead of each waiting for a
+// deadline (a handshake or an API request would pay it).
+func (s *Shared) skip(store string) bool {
+	if !s.failing.Load() {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := s.lastTry.Load()
+	if now-last >= int64(probeEvery) && s.lastTry.CompareAndSwap(last, now) {
+		return false
+	}
+	s.fallbacks.WithLabelValues(store).Inc()
+	return true
 }
 
 func (s *Shared) ctx() (context.Context, context.CancelFunc) {
@@ -131,6 +162,9 @@ func (s *Shared) ClaimNonce(keyName, nonce string, expiry time.Time) (bool, erro
 	h.Write([]byte(keyName))
 	h.Write([]byte{0})
 	h.Write([]byte(nonce))
+	if s.skip(StoreNonce) {
+		return false, errSkipped
+	}
 	key := s.prefix + "-nonce#" + hex.EncodeToString(h.Sum(nil))
 	ttl := time.Until(expiry)
 	if ttl < time.Millisecond {
@@ -184,6 +218,9 @@ func (s *Shared) Limiter(name string, limit int, window time.Duration) *RateLimi
 func (l *RateLimiter) Allow(id string) (ratelimit.Result, error) {
 	if l == nil {
 		return ratelimit.Result{Allowed: true}, nil
+	}
+	if l.s.skip(StoreRate) {
+		return ratelimit.Result{}, errSkipped
 	}
 	ctx, cancel := l.s.ctx()
 	defer cancel()
@@ -264,6 +301,13 @@ func (s *Shared) changeLocked(ip string, d int) {
 // them. On error the connection is counted here all the same (the caller decided to let
 // it in by its own counts) and the node's hash is rebuilt once Redis answers.
 func (s *Shared) TakeConn(ip string, max int) (bool, error) {
+	if s.skip(StoreConns) {
+		s.mu.Lock()
+		s.changeLocked(ip, 1)
+		s.dirty = true
+		s.mu.Unlock()
+		return false, errSkipped
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	ok, err := takeScript.Run(ctx, s.rdb, []string{s.nodesKey(), s.connsKey()},
@@ -285,8 +329,20 @@ func (s *Shared) TakeConn(ip string, max int) (bool, error) {
 // does not wait for Redis: it runs where a session closes, possibly under the protocol's
 // locks. Close waits for the releases in flight.
 func (s *Shared) ReleaseConn(ip string) {
-	s.change(ip, -1)
-	s.releases.Add(1)
+	s.mu.Lock()
+	s.changeLocked(ip, -1)
+	// During an outage the release is not sent: the hash is rebuilt once Redis answers.
+	closed := s.closed || s.failing.Load()
+	if s.failing.Load() {
+		s.dirty = true
+	}
+	if !closed {
+		s.releases.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		return
+	}
 	go func() {
 		defer s.releases.Done()
 		ctx, cancel := s.ctx()
@@ -332,7 +388,7 @@ func (s *Shared) heartbeat() {
 	s.mu.Lock()
 	held := len(s.conns)
 	s.mu.Unlock()
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(context.Background(), s.beatTimeout)
 	defer cancel()
 	kept, err := heartbeatScript.Run(ctx, s.rdb, []string{s.nodesKey(), s.connsKey()},
 		s.uid, s.ttlMillis(), held).Bool()
@@ -343,6 +399,7 @@ func (s *Shared) heartbeat() {
 		s.mu.Unlock()
 		return
 	}
+	_ = s.result(StoreConns, nil) // Redis answers: the outage, if any, is over
 	if !s.a.Up() {
 		s.a.ProbeSubscription(ctx)
 	}
@@ -388,7 +445,7 @@ func (s *Shared) rebuild(ctx context.Context) {
 func (s *Shared) Close() {
 	s.mu.Lock()
 	stop, done, started := s.stop, s.done, s.started
-	s.started, s.stop = false, nil
+	s.started, s.stop, s.closed = false, nil, true
 	s.mu.Unlock()
 	if !started || stop == nil {
 		s.releases.Wait()

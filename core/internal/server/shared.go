@@ -35,9 +35,10 @@ const (
 // the adapter and the guard are built and before the API is.
 func (s *Server) shareLimits(cfg *config.Config, apiOpts *httpapi.Options) {
 	s.shared = cluster.NewShared(s.cluster, cluster.SharedOptions{
-		NodeTTL:    cfg.Cluster.NodeTTL,
-		Logger:     s.log.Named("cluster"),
-		Registerer: s.metrics.Registry,
+		NodeTTL:          cfg.Cluster.NodeTTL,
+		HeartbeatTimeout: cfg.Cluster.ConnectTimeout,
+		Logger:           s.log.Named("cluster"),
+		Registerer:       s.metrics.Registry,
 	})
 	if s.guard.o.ConnectionsPerMin > 0 {
 		s.guard.sharedRate = s.shared.Limiter(sharedLimitConnections, s.guard.o.ConnectionsPerMin, time.Minute)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -235,5 +236,47 @@ func TestClusterDeadNodeCountsExpire(t *testing.T) {
 	time.Sleep(time.Until(now.Add(1600 * time.Millisecond)))
 	if _, st, body := dialWS(t, a); st != 101 {
 		t.Fatalf("after the ghost expired: %d %s", st, body)
+	}
+}
+
+// TestClusterLimitsWithoutRedis: a node whose Redis does not answer keeps its own nonce
+// store and limits: a replay to it is refused, its API budget holds, and each decision
+// made alone is counted; /health says degraded.
+func TestClusterLimitsWithoutRedis(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	e := startServer(t, func(c *config.Config) {
+		c.Cluster.RedisURL = "redis://" + dead + "/0"
+		c.Cluster.ConnectTimeout = 300 * time.Millisecond
+		c.RateLimit.HTTPRequestsPerMinute = 3
+	})
+	req := signedPush(t, e, "n-"+t.Name())
+	replay, _ := http.NewRequest("POST", e.apiURL+"/api/push", bytes.NewReader(pushBody))
+	replay.Header = req.Header.Clone()
+	if st, body, _ := e.do(req); st != 200 {
+		t.Fatalf("first: %d %v", st, body)
+	}
+	if st, body, _ := e.do(replay); st != 401 || body["code"] != "NONCE_REUSED" {
+		t.Fatalf("replay: %d %v", st, body)
+	}
+	if st, body, _ := e.api("GET", "/api/status", nil); st != 200 {
+		t.Fatalf("third: %d %v", st, body)
+	}
+	if st, body, _ := e.api("GET", "/api/status", nil); st != 429 || body["code"] != "RATE_LIMITED" {
+		t.Fatalf("over budget: %d %v", st, body)
+	}
+	m := scrapeMetrics(t, e)
+	if n := m[`socket_server_cluster_fallbacks_total{store="nonce"}`]; n < 1 {
+		t.Errorf("nonce fallbacks = %v", n)
+	}
+	if n := m[`socket_server_cluster_fallbacks_total{store="rate"}`]; n < 1 {
+		t.Errorf("rate fallbacks = %v", n)
+	}
+	if st, body, _ := e.api("GET", "/health", nil); st != 200 || body["status"] != "degraded" {
+		t.Errorf("health: %d %v", st, body)
 	}
 }
