@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ type privateRedis struct {
 func startPrivateRedis(t *testing.T) *privateRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is required (REQUIRE_REDIS=1) but not installed")
+		}
 		t.Skip("redis-server is not installed")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
