@@ -105,6 +105,7 @@ cluster {
   key_prefix      = "socket.io"          # channel prefix, the official adapter's "key"
   connect_timeout = "5s"                 # start-up wait for Redis; then serves alone, degraded
   request_timeout = "2s"                 # wait for other nodes' answers; then answers partial
+  node_ttl        = "15s"                # a killed node's per-IP connection counts expire after this
 }
 
 metrics {

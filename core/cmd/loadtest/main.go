@@ -64,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.soak.churn, "soak-churn", 6, "soak: clients that drop their connection and recover it, over and over")
 	fs.IntVar(&o.soak.rate, "soak-rate", 20, "soak: POST /api/room calls per second (every 10th carries ~100 KB)")
 	fs.DurationVar(&o.soak.healthTimeout, "soak-health-timeout", time.Second, "soak: a GET /health slower than this is a miss")
+	clusterFlags(fs)
 	markdown := fs.Bool("markdown", false, "print the table as markdown")
 	strict := fs.Bool("strict", false, "exit 1 when a figure misses its target (not only on errors)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -217,7 +218,7 @@ func pick(which string) ([]scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm, soak)", name)
+			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm, soak, cluster)", name)
 		}
 	}
 	return out, nil

@@ -198,6 +198,9 @@ type Cluster struct {
 	KeyPrefix      string        // the prefix of every channel, as the official adapter's "key"
 	ConnectTimeout time.Duration // how long start-up waits for Redis before serving degraded
 	RequestTimeout time.Duration // how long a request waits for other nodes' answers
+	// NodeTTL is how long a node that stopped without closing (killed) still counts in the
+	// cluster-wide per-IP connection limit.
+	NodeTTL time.Duration
 }
 
 // Enabled reports whether the node joins a cluster.
@@ -280,7 +283,7 @@ func Default() *Config {
 			MaxPacketsTotal:          100000,
 			MaxBytesTotal:            32 << 20,
 		},
-		Cluster: Cluster{KeyPrefix: "socket.io", ConnectTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second},
+		Cluster: Cluster{KeyPrefix: "socket.io", ConnectTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second, NodeTTL: 15 * time.Second},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Log:     Log{Level: "info", Format: "text"},
 	}

@@ -403,6 +403,7 @@ func TestMistakes(t *testing.T) {
 		{"empty key prefix", "cluster {\n  key_prefix = \"\"\n}\n", 2, "key_prefix"},
 		{"pattern in key prefix", "cluster {\n  key_prefix = \"a*b\"\n}\n", 2, "key_prefix"},
 		{"zero cluster connect timeout", "cluster {\n  connect_timeout = \"0s\"\n}\n", 2, "connect_timeout"},
+		{"short node ttl", "cluster {\n\n  node_ttl = \"1s\"\n}\n", 3, "cluster.node_ttl"},
 		{"zero connect payload", "socketio {\n  max_connect_payload = 0\n}\n", 2, "max_connect_payload"},
 	}
 	for _, tc := range cases {

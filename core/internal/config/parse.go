@@ -203,6 +203,7 @@ type rawCluster struct {
 	KeyPrefix      *string `hcl:"key_prefix,optional"`
 	ConnectTimeout *string `hcl:"connect_timeout,optional"`
 	RequestTimeout *string `hcl:"request_timeout,optional"`
+	NodeTTL        *string `hcl:"node_ttl,optional"`
 }
 
 type rawMetrics struct {
@@ -342,6 +343,7 @@ func (d *decoder) apply(r *rawFile) {
 		set(&c.Cluster.KeyPrefix, cl.KeyPrefix)
 		d.dur(&c.Cluster.ConnectTimeout, cl.ConnectTimeout, "cluster.connect_timeout")
 		d.dur(&c.Cluster.RequestTimeout, cl.RequestTimeout, "cluster.request_timeout")
+		d.dur(&c.Cluster.NodeTTL, cl.NodeTTL, "cluster.node_ttl")
 	}
 	if m := r.Metrics; m != nil {
 		set(&c.Metrics.Enabled, m.Enabled)

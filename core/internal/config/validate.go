@@ -201,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	v.positive("cluster.connect_timeout", cl.ConnectTimeout)
 	v.positive("cluster.request_timeout", cl.RequestTimeout)
+	if cl.NodeTTL < 3*time.Second {
+		v.fail("cluster.node_ttl", "node_ttl %s is too short: heartbeats run every third of it; write \"3s\" or more (default \"15s\").", cl.NodeTTL)
+	}
 
 	if !strings.HasPrefix(c.Metrics.Path, "/") {
 		v.fail("metrics.path", "path %q must start with \"/\".", c.Metrics.Path)

@@ -110,6 +110,12 @@ type Options struct {
 	Logger      hclog.Logger
 	// Now replaces the clock (tests); time.Now when nil.
 	Now func() time.Time
+	// On a clustered node: the nonce store and the limits shared by every node, and the
+	// cluster's state for /health. Nil on a single node.
+	SharedNonces     SharedNonces
+	SharedRequests   SharedLimiter
+	SharedFailedAuth SharedLimiter
+	Cluster          ClusterHealth
 }
 
 // API is the HTTP API. Build it with New; serve it with Handler.

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -34,7 +35,7 @@ func (a *API) guard(scope, path string) fiber.Handler {
 		}
 		if key == nil {
 			ip := a.clientAddr(c)
-			if e := a.limit(c, a.authLimiter, ip.String(), limitKindHTTPAuth); e != nil {
+			if e := a.limit(c, a.authLimiter, a.o.SharedFailedAuth, ip.String(), limitKindHTTPAuth); e != nil {
 				return e
 			}
 			a.log.Debug("api key refused", "route", path, "ip", ip.String(), "present", presented != "",
@@ -44,7 +45,7 @@ func (a *API) guard(scope, path string) fiber.Handler {
 			}
 			return errUnauthorized(CodeUnauthorized, "Invalid API key")
 		}
-		if e := a.limit(c, a.keyLimiter, key.name, limitKindHTTP); e != nil {
+		if e := a.limit(c, a.keyLimiter, a.o.SharedRequests, key.name, limitKindHTTP); e != nil {
 			return e
 		}
 		if sig := c.Get(headerSignature); sig != "" || required {
@@ -62,12 +63,19 @@ func (a *API) guard(scope, path string) fiber.Handler {
 }
 
 // limit spends one request from l for id and sets the X-RateLimit-* headers. A nil
-// limiter (limit off) allows everything and sets no headers.
-func (a *API) limit(c *fiber.Ctx, l *ratelimit.Limiter, id, kind string) *apiError {
+// limiter (limit off) allows everything and sets no headers. On a clustered node a
+// request this node allows is also counted by the shared limiter, whose answer wins;
+// when it cannot answer, this node's stands (the limit then holds per node).
+func (a *API) limit(c *fiber.Ctx, l *ratelimit.Limiter, shared SharedLimiter, id, kind string) *apiError {
 	if l == nil {
 		return nil
 	}
 	r := l.Allow(id)
+	if r.Allowed && shared != nil {
+		if sr, err := shared.Allow(id); err == nil {
+			r = sr
+		}
+	}
 	c.Set(headerRateLimitLimit, strconv.Itoa(r.Limit))
 	c.Set(headerRateLimitRemaining, strconv.Itoa(max(r.Remaining, 0)))
 	// Unix seconds, rounded up, as express-rate-limit and GitHub send it.
@@ -114,6 +122,13 @@ func (a *API) verifySignature(c *fiber.Ctx, key *keyEntry, sig string) *apiError
 		return errUnauthorized(CodeNonceReused, "Nonce already used")
 	case nonceUncheckable:
 		return errUnauthorized(CodeTimestampInvalid, "Request timestamp too old to check its nonce; sign again with the current time")
+	}
+	// New here; another node may have taken it. When the shared store cannot answer, this
+	// node's record is all there is to go by.
+	if sn := a.o.SharedNonces; sn != nil {
+		if fresh, err := sn.ClaimNonce(key.name, h.nonce, time.UnixMilli(h.timestamp+win)); err == nil && !fresh {
+			return errUnauthorized(CodeNonceReused, "Nonce already used")
+		}
 	}
 	return nil
 }

@@ -34,8 +34,9 @@ type statusResponse struct {
 }
 
 type healthResponse struct {
-	Status    string `json:"status"`
-	Timestamp string `json:"timestamp"`
+	Status    string         `json:"status"`
+	Timestamp string         `json:"timestamp"`
+	Cluster   *clusterHealth `json:"cluster,omitempty"`
 }
 
 type pluginsResponse struct {
@@ -111,7 +112,8 @@ func (a *API) status(c *fiber.Ctx) error {
 }
 
 func (a *API) health(c *fiber.Ctx) error {
-	return c.JSON(healthResponse{Status: "ok", Timestamp: wire.FormatTime(a.now())})
+	status, cl := healthOf(a.o.Cluster)
+	return c.JSON(healthResponse{Status: status, Timestamp: wire.FormatTime(a.now()), Cluster: cl})
 }
 
 func (a *API) pluginList(c *fiber.Ctx) error {

@@ -51,6 +51,10 @@ type guardOptions struct {
 type connGuard struct {
 	o    guardOptions
 	rate *ratelimit.Limiter
+	// On a clustered node (shareLimits): the rate and the per-IP count across nodes,
+	// consulted after this node's own, which always holds.
+	sharedRate  sharedRate
+	sharedConns sharedConns
 
 	mu    sync.Mutex // a leaf: nothing is called while it is held
 	total int
@@ -103,7 +107,13 @@ type refusal struct {
 // TOO_MANY_CONNECTIONS_PER_IP.
 func (g *connGuard) admit(r *http.Request) (func(), *engineio.Refusal) {
 	ip := g.clientIP(r.RemoteAddr, r.Header)
-	if res := g.rate.Allow(ip); !res.Allowed {
+	res := g.rate.Allow(ip)
+	if res.Allowed && g.sharedRate != nil {
+		if sr, err := g.sharedRate.Allow(ip); err == nil {
+			res = sr
+		}
+	}
+	if !res.Allowed {
 		g.refused(r.URL.Query().Get("transport"))
 		if g.o.Metrics != nil {
 			g.o.Metrics.RateLimited.WithLabelValues("ws_connection").Inc()
@@ -121,7 +131,22 @@ func (g *connGuard) admit(r *http.Request) (func(), *engineio.Refusal) {
 		}
 		return nil, &engineio.Refusal{Status: status, Body: handshakeRefusal(code, msg, nil)}
 	}
-	return func() { g.release(ip) }, nil
+	if g.sharedConns == nil {
+		return func() { g.release(ip) }, nil
+	}
+	// This node's count allows it; the cluster's may not. On error Redis did not answer
+	// and this node's count decides.
+	if ok, err := g.sharedConns.TakeConn(ip, g.o.MaxConnectionsPerIP); err == nil && !ok {
+		g.release(ip)
+		g.refused(r.URL.Query().Get("transport"))
+		g.o.Logger.Debug("handshake refused", "ip", ip, "code", CodeTooManyConnsIP, "scope", "cluster")
+		return nil, &engineio.Refusal{Status: http.StatusForbidden,
+			Body: handshakeRefusal(CodeTooManyConnsIP, "Too many connections from this address", nil)}
+	}
+	return func() {
+		g.release(ip)
+		g.sharedConns.ReleaseConn(ip)
+	}, nil
 }
 
 // handshakeRefusal is the JSON body of a refused handshake.

@@ -41,6 +41,7 @@ type Server struct {
 	plugins *pluginhost.Host
 	guard   *connGuard
 	cluster *cluster.Adapter // nil on a single node
+	shared  *cluster.Shared  // limits across the cluster; nil on a single node
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -187,7 +188,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	if cfg.Metrics.Enabled {
 		metricsPath = cfg.Metrics.Path
 	}
-	s.api, err = httpapi.New(httpapi.Options{
+	apiOpts := httpapi.Options{
 		Keys:         keys,
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
 		Environment:  cfg.Environment,
@@ -206,7 +207,11 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		TrustedProxies:      cfg.Server.TrustedProxies,
 		MetricsPath:         metricsPath,
 		Logger:              log.Named("api"),
-	}, apiHub{Hub: s.hub, cluster: s.cluster}, s.metrics, pluginList{s.plugins})
+	}
+	if s.cluster != nil {
+		s.shareLimits(cfg, &apiOpts)
+	}
+	s.api, err = httpapi.New(apiOpts, apiHub{Hub: s.hub, cluster: s.cluster}, s.metrics, pluginList{s.plugins})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
@@ -316,8 +321,12 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
+	if s.shared != nil {
+		s.shared.Start()
+	}
 	stopCluster := func() {
 		if s.cluster != nil {
+			s.shared.Close()
 			_ = s.cluster.Close()
 		}
 	}
@@ -420,6 +429,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Last: until the sockets are gone another node's broadcast may still be for them.
 	if s.cluster != nil {
+		s.shared.Close()
 		if err := s.cluster.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: %w", err))
 		}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// clusterOptions size the cluster scenario (run only when named: -scenario cluster).
+type clusterOptions struct {
+	sockets  int
+	rate     int
+	duration time.Duration
+}
+
+var clusterOpts clusterOptions
+
+// clusterFlags registers the cluster scenario's flags.
+func clusterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&clusterOpts.sockets, "cluster-sockets", 1000, "cluster: sockets in the room, half on each node")
+	fs.IntVar(&clusterOpts.rate, "cluster-rate", 50, "cluster: room messages per second, all sent through the first node")
+	fs.DurationVar(&clusterOpts.duration, "cluster-duration", 10*time.Second, "cluster: how long messages are sent")
+}
+
+func init() {
+	extraScenarios = append(extraScenarios, scenario{"cluster", (*runner).cluster})
+}
+
+// redisProc is a redis-server of the scenario's own on a free port, keeping nothing on disk.
+type redisProc struct {
+	cmd  *exec.Cmd
+	port int
+}
+
+func startRedis(ctx context.Context) (*redisProc, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("cluster: redis-server is not installed")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	r := &redisProc{cmd: cmd, port: port}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", r.addr(), time.Second)
+		if err == nil {
+			c.Close()
+			return r, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.stop()
+			return nil, fmt.Errorf("redis-server on %d does not listen: %w", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *redisProc) stop() {
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+}
+
+// cluster runs two nodes on a private Redis with one room spread over both, sends room
+// messages through the first node at a steady rate and reports what arrived, how late,
+// and the CPU both nodes and Redis spent per delivery.
+func (r *runner) cluster(ctx context.Context) ([]row, error) {
+	const name = "cluster"
+	o := clusterOpts
+	if o.sockets < 2 || o.rate < 1 || o.duration <= 0 {
+		return nil, errors.New("cluster: -cluster-sockets >= 2, -cluster-rate >= 1 and -cluster-duration > 0")
+	}
+	rds, err := startRedis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rds.stop()
+	spec := r.o.spec
+	spec.label = name
+	spec.settings = []setting{
+		{"cluster", "redis_url", cty.StringVal("redis://" + rds.addr() + "/0")},
+		{"cluster", "key_prefix", cty.StringVal("loadtest")},
+	}
+	var nodes []*serverProc
+	defer func() {
+		for _, n := range nodes {
+			if err := n.stop(spec.keep); err != nil {
+				r.log.Warn("server stop", "error", err)
+			}
+		}
+	}()
+	for range 2 {
+		n, err := startServer(ctx, spec, r.log)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+
+	var joined, got, extraWarm atomic.Int64
+	var latMu sync.Mutex
+	lat := make([]time.Duration, 0, o.sockets*o.rate*int(o.duration/time.Second+1))
+	measuring := atomic.Bool{}
+	h := hooks{event: func(c *client, ev, pkt []byte) {
+		switch string(ev) {
+		case "bench":
+			if !measuring.Load() {
+				extraWarm.Add(1)
+				return
+			}
+			got.Add(1)
+			if t := sentAt(pkt); t > 0 {
+				d := time.Duration(time.Now().UnixNano() - t)
+				latMu.Lock()
+				lat = append(lat, d)
+				latMu.Unlock()
+			}
+		case "room:join:ack":
+			joined.Add(1)
+		}
+	}}
+	half := o.sockets / 2
+	var cs []*client
+	defer func() { closeAll(cs) }()
+	for i, n := range nodes {
+		from, to := i*half, half
+		if i == 1 {
+			from, to = half, o.sockets
+		}
+		part, err := r.connectMany(ctx, n, from, to, h)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, part...)
+	}
+	join := []byte(`42["room:join",{"room":"bench"}]`)
+	for _, c := range cs {
+		if err := c.send(join); err != nil {
+			return nil, fmt.Errorf("room:join: %w", err)
+		}
+	}
+	size := int64(len(cs))
+	if err := waitFor(ctx, nodes[0], cs, "room:join:ack", func() bool { return joined.Load() >= size }); err != nil {
+		return nil, err
+	}
+	api := newAPIClient(nodes[0], 8)
+	defer api.close()
+	// A first message, outside the measurement, shows both nodes deliver.
+	if _, err := api.post(ctx, "/api/room", benchBody(-1)); err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, nodes[0], cs, "the warm-up message on both nodes", func() bool { return extraWarm.Load() >= size }); err != nil {
+		return nil, fmt.Errorf("%w (%d of %d)", err, extraWarm.Load(), size)
+	}
+	measuring.Store(true)
+
+	cpu0 := make([]cpuTimes, 0, 3)
+	for _, n := range nodes {
+		t, err := n.times()
+		if err != nil {
+			return nil, err
+		}
+		cpu0 = append(cpu0, t)
+	}
+	redis0, err := procTimes(rds.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	// Paced sends: one per tick, at most 8 in flight.
+	total := int(float64(o.rate) * o.duration.Seconds())
+	tick := time.NewTicker(time.Second / time.Duration(o.rate))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var postErr atomic.Pointer[error]
+	for i := 0; i < total; i++ {
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			wg.Wait()
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := api.post(ctx, "/api/room", benchBody(int64(i))); err != nil {
+				postErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	tick.Stop()
+	wg.Wait()
+	if p := postErr.Load(); p != nil {
+		return nil, *p
+	}
+	want := int64(total) * size
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = waitFor(wctx, nodes[0], cs, "every delivery", func() bool { return got.Load() >= want })
+	cancel()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	var used cpuTimes
+	for i, n := range nodes {
+		t, err := n.times()
+		if err != nil {
+			return nil, err
+		}
+		d := t.sub(cpu0[i])
+		used.user += d.user
+		used.sys += d.sys
+	}
+	redis1, err := procTimes(rds.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	rd := redis1.sub(redis0)
+	delivered := got.Load()
+	if delivered > want {
+		return nil, fmt.Errorf("%d deliveries more than sent", delivered-want)
+	}
+	latMu.Lock()
+	slices.Sort(lat)
+	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
+	latMu.Unlock()
+	nodesCPU := us(used.user + used.sys)
+	redisCPU := us(rd.user + rd.sys)
+	per := (nodesCPU + redisCPU) / float64(max(delivered, 1))
+	return []row{
+		info(name, "deliveries", fmt.Sprintf("%d (%d messages x %d sockets, half on each node)", want, total, size)),
+		atMost(name, "deliveries lost", float64(want-delivered), 0, "%.0f"),
+		atMost(name, "CPU per delivery, both nodes + Redis", per, 4, "%.2f µs"),
+		info(name, "of which Redis", fmt.Sprintf("%.2f µs", redisCPU/float64(max(delivered, 1)))),
+		info(name, "delivery latency p50", p50.Round(time.Microsecond).String()),
+		below(name, "delivery latency p99", float64(p99)/float64(time.Millisecond), 10, "%.2f ms"),
+	}, nil
+}
+
+// benchBody is room message i, stamped with the time it is sent.
+func benchBody(i int64) string {
+	return `{"room":"bench","event":"bench","data":{"n":` + strconv.FormatInt(i, 10) +
+		`,"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}}`
+}
+
+// sentAt reads the "t" stamp of a bench packet (0 when absent).
+func sentAt(pkt []byte) int64 {
+	i := bytes.Index(pkt, []byte(`"t":`))
+	if i < 0 {
+		return 0
+	}
+	var t int64
+	for _, b := range pkt[i+4:] {
+		if b < '0' || b > '9' {
+			break
+		}
+		t = t*10 + int64(b-'0')
+	}
+	return t
+}

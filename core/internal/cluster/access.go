@@ -1,0 +1,35 @@
+package cluster
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the adapter's client, shared by the cluster-wide stores (Shared) so a node keeps
+// one connection pool to the cluster's Redis.
+func (a *Adapter) Redis() redis.UniversalClient { return a.client }
+
+// Up reports whether Redis is believed reachable: false from a failed publish or a failed
+// heartbeat until the subscription is confirmed again.
+func (a *Adapter) Up() bool { return !a.down.Load() }
+
+// MarkDown records that a call to Redis failed outside the adapter (a heartbeat of the
+// cluster-wide stores), so /health and socket_server_cluster_redis_up say so even on a
+// node that publishes nothing.
+func (a *Adapter) MarkDown() { a.setDown(true) }
+
+// ProbeSubscription is called while the adapter is down and Redis answers other calls
+// again: a PING written on the subscription's connection succeeds only once go-redis has
+// reconnected it, and a reconnection resubscribes before anything else is sent, so the
+// node is up again.
+func (a *Adapter) ProbeSubscription(ctx context.Context) bool {
+	a.mu.Lock()
+	ps := a.pubsub
+	a.mu.Unlock()
+	if ps == nil || ps.Ping(ctx) != nil {
+		return false
+	}
+	a.setDown(false)
+	return true
+}
