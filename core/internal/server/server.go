@@ -41,6 +41,7 @@ type Server struct {
 	plugins *pluginhost.Host
 	guard   *connGuard
 	cluster *cluster.Adapter // nil on a single node
+	web     *web
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -208,6 +209,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	s.web = newWeb(s)
 	return s, nil
 }
 
@@ -245,6 +247,10 @@ func (s *Server) Handler() http.Handler {
 		api = s.healthOnly(api)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client bundles sit under the Socket.IO path: they are routed first.
+		if s.web.serve(w, r) {
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, path) || r.URL.Path == bare {
 			s.io.ServeHTTP(w, r)
 			return
@@ -348,6 +354,9 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		"environment", s.cfg.Environment, "version", Version)
 	if apiLn != nil {
 		s.log.Info("api listening", "addr", apiLn.Addr().String())
+	}
+	if s.cfg.DemoOn() {
+		s.log.Info("demo chat page (development only)", "url", "http://"+ln.Addr().String()+s.cfg.Demo.Path)
 	}
 	return nil
 }

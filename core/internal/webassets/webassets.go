@@ -147,11 +147,11 @@ func (s *Set) load(name, p string) (*entry, error) {
 	e = &entry{size: st.Size(), modTime: st.ModTime(), raw: raw, ctype: s.contentType(name),
 		etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 	e.gz = compress(raw, func(b *bytes.Buffer) writeCloser {
-		w, _ := gzip.NewWriterLevel(b, gzip.BestCompression)
+		w, _ := gzip.NewWriterLevel(b, gzip.DefaultCompression)
 		return w
 	})
 	e.br = compress(raw, func(b *bytes.Buffer) writeCloser {
-		return brotli.NewWriterLevel(b, brotli.BestCompression)
+		return brotli.NewWriterLevel(b, brotli.DefaultCompression)
 	})
 	s.mu.Lock()
 	s.cache[name] = e
