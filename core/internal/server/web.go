@@ -78,6 +78,9 @@ func (w *web) serve(rw http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
 	if w.client != nil {
 		if name, ok := strings.CutPrefix(p, w.s.cfg.SocketIO.Path); ok {
+			// A path written without its trailing slash ("/socket.io") still puts the
+			// bundle at /socket.io/socket.io.js, as the Node server does.
+			name = strings.TrimPrefix(name, "/")
 			if _, known := clientFiles[name]; known {
 				w.client.Serve(rw, r, name)
 				return true
