@@ -192,8 +192,16 @@ func TestDemoPageAndToken(t *testing.T) {
 	if code, m := postJSON(t, e.url+"/dev/token", strings.Repeat("x", 2000)); code != 400 || m["code"] != "INVALID_REQUEST" {
 		t.Fatalf("big body: %d %v", code, m)
 	}
-	if code, m := postJSON(t, e.url+"/dev/token", `{"userId":"bob"}`); code != 429 || m["code"] != "RATE_LIMITED" {
-		t.Fatalf("fourth token in a minute: %d %v", code, m)
+	// Three a minute: the fourth request is refused, or a later one if the machine is so
+	// slow that an allowance came back meanwhile.
+	for i := 0; ; i++ {
+		code, m := postJSON(t, e.url+"/dev/token", `{"userId":"bob"}`)
+		if code == 429 && m["code"] == "RATE_LIMITED" {
+			break
+		}
+		if code != 200 || i == 5 {
+			t.Fatalf("request %d past the limit: %d %v", 4+i, code, m)
+		}
 	}
 }
 
