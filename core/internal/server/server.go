@@ -356,7 +356,12 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		s.log.Info("api listening", "addr", apiLn.Addr().String())
 	}
 	if s.cfg.DemoOn() {
-		s.log.Info("demo chat page (development only)", "url", "http://"+ln.Addr().String()+s.cfg.Demo.Path)
+		// A wildcard listener is reachable as localhost, which a browser can open.
+		host := ln.Addr().String()
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+			host = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+		}
+		s.log.Info("demo chat page (development only)", "url", "http://"+host+s.cfg.Demo.Path)
 	}
 	return nil
 }
