@@ -9,11 +9,11 @@ PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
 # The npm suites that `make test` runs through `go test`.
 NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/internal/*/testdata/node/package.json))
 
-.PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean
+.PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean client
 
 all: build plugins
 
-build:
+build: client
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./core/cmd/rtserver
 
 plugins:
@@ -22,6 +22,18 @@ plugins:
 		echo "building plugin $$p"; \
 		$(GO) build -o plugins/.$$p.tmp ./examples/$$p && mv -f plugins/.$$p.tmp plugins/$$p || exit 1; \
 	done
+
+# The official socket.io-client bundles the server serves at /socket.io/socket.io.js: the
+# pinned npm package, fetched like a Go module and never committed. Without npm the server
+# still builds and runs; those routes then answer 404 with a hint.
+client:
+	@if [ -f web/client/node_modules/socket.io-client/package.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+		echo "npm ci in web/client (socket.io-client bundles)"; \
+		(cd web/client && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	else \
+		echo "npm not found: skipping the socket.io-client bundles (/socket.io/socket.io.js will answer 404)"; \
+	fi
 
 # The first of the README's two commands.
 run: build plugins

@@ -32,6 +32,8 @@ socketio {
   max_connections        = 20000                     # connections in total, CONNECTed or not
   max_connections_per_ip = 1000                      # connections from one client IP, CONNECTed or not
   max_connect_payload    = 16384                     # bytes of any message before CONNECT is accepted
+  serve_client           = true                      # serve the official client at <path>socket.io.js
+  client_dir             = "web/client/node_modules/socket.io-client/dist" # fetched by `make client`
 }
 
 auth {
@@ -116,4 +118,14 @@ metrics {
 log {
   level  = "info" # trace debug info warn error off
   format = "text" # text | json
+}
+
+# The browser chat page and its token endpoint (POST /dev/token): development only; in any
+# other environment neither exists, whatever enabled says.
+demo {
+  enabled           = true       # serve the page at path in development
+  path              = "/"        # URL prefix of the page
+  dir               = "web/demo" # the page's files
+  token_ttl         = "15m"      # lifetime of a token the page mints (at most 1h)
+  tokens_per_minute = 10         # tokens minted per client IP
 }

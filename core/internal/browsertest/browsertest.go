@@ -93,7 +93,7 @@ func Screenshot(t testing.TB, ctx context.Context, name string) string {
 		t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is a PNG; below it, a JPEG
 	if err != nil {
 		t.Logf("screenshot %s: %v", name, err)
 		return ""

@@ -47,6 +47,7 @@ type Config struct {
 	Cluster     Cluster
 	Metrics     Metrics
 	Log         Log
+	Demo        Demo
 
 	// filename and ranges let Validate point at the line of a bad setting; empty for a
 	// Config built in code.
@@ -101,6 +102,10 @@ type SocketIO struct {
 	MaxConnectionsPerIP int
 	// MaxConnectPayload caps every message a session sends before its CONNECT is accepted.
 	MaxConnectPayload int
+	// ServeClient serves the official browser client bundles under Path, as the Node
+	// server does; ClientDir is where `make client` puts them.
+	ServeClient bool
+	ClientDir   string
 }
 
 // Auth configures the JWT check of the Socket.IO CONNECT packet.
@@ -212,6 +217,19 @@ type Metrics struct {
 	Path    string
 }
 
+// Demo is the browser chat page of the development environment, and the endpoint that
+// mints its tokens. Neither exists in any other environment, whatever Enabled says.
+type Demo struct {
+	Enabled         bool
+	Path            string        // URL prefix the page is served under, "/" by default
+	Dir             string        // the page's files
+	TokenTTL        time.Duration // lifetime of a minted token
+	TokensPerMinute int           // minted tokens per client IP
+}
+
+// DemoOn reports whether the demo page and its token endpoint are served.
+func (c *Config) DemoOn() bool { return c.Demo.Enabled && c.IsDevelopment() }
+
 // Log configures the server log.
 type Log struct {
 	Level  string // trace debug info warn error off
@@ -248,6 +266,8 @@ func Default() *Config {
 			MaxConnections:      20000,
 			MaxConnectionsPerIP: 1000,
 			MaxConnectPayload:   16384,
+			ServeClient:         true,
+			ClientDir:           "web/client/node_modules/socket.io-client/dist",
 		},
 		Auth: Auth{
 			Algorithms: []string{"HS256"},
@@ -286,6 +306,8 @@ func Default() *Config {
 		Cluster: Cluster{KeyPrefix: "socket.io", ConnectTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second, NodeTTL: 15 * time.Second},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Log:     Log{Level: "info", Format: "text"},
+		Demo: Demo{Enabled: true, Path: "/", Dir: "web/demo", TokenTTL: 15 * time.Minute,
+			TokensPerMinute: 10},
 	}
 }
 

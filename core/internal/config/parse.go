@@ -102,6 +102,7 @@ type rawFile struct {
 	Cluster     *rawCluster   `hcl:"cluster,block"`
 	Metrics     *rawMetrics   `hcl:"metrics,block"`
 	Log         *rawLog       `hcl:"log,block"`
+	Demo        *rawDemo      `hcl:"demo,block"`
 }
 
 type rawServer struct {
@@ -130,6 +131,8 @@ type rawSocketIO struct {
 	MaxConnections      *int      `hcl:"max_connections,optional"`
 	MaxConnectionsPerIP *int      `hcl:"max_connections_per_ip,optional"`
 	MaxConnectPayload   *int      `hcl:"max_connect_payload,optional"`
+	ServeClient         *bool     `hcl:"serve_client,optional"`
+	ClientDir           *string   `hcl:"client_dir,optional"`
 }
 
 type rawAuth struct {
@@ -211,6 +214,14 @@ type rawMetrics struct {
 	Path    *string `hcl:"path,optional"`
 }
 
+type rawDemo struct {
+	Enabled         *bool   `hcl:"enabled,optional"`
+	Path            *string `hcl:"path,optional"`
+	Dir             *string `hcl:"dir,optional"`
+	TokenTTL        *string `hcl:"token_ttl,optional"`
+	TokensPerMinute *int    `hcl:"tokens_per_minute,optional"`
+}
+
 type rawLog struct {
 	Level  *string `hcl:"level,optional"`
 	Format *string `hcl:"format,optional"`
@@ -276,6 +287,8 @@ func (d *decoder) apply(r *rawFile) {
 		set(&o.MaxConnections, s.MaxConnections)
 		set(&o.MaxConnectionsPerIP, s.MaxConnectionsPerIP)
 		set(&o.MaxConnectPayload, s.MaxConnectPayload)
+		set(&o.ServeClient, s.ServeClient)
+		set(&o.ClientDir, s.ClientDir)
 	}
 	// An unwritten secret defaults to the environment, as config.hcl's env() would.
 	c.Auth.JWTSecret = os.Getenv("JWT_SECRET")
@@ -344,6 +357,13 @@ func (d *decoder) apply(r *rawFile) {
 		d.dur(&c.Cluster.ConnectTimeout, cl.ConnectTimeout, "cluster.connect_timeout")
 		d.dur(&c.Cluster.RequestTimeout, cl.RequestTimeout, "cluster.request_timeout")
 		d.dur(&c.Cluster.NodeTTL, cl.NodeTTL, "cluster.node_ttl")
+	}
+	if dm := r.Demo; dm != nil {
+		set(&c.Demo.Enabled, dm.Enabled)
+		set(&c.Demo.Path, dm.Path)
+		set(&c.Demo.Dir, dm.Dir)
+		d.dur(&c.Demo.TokenTTL, dm.TokenTTL, "demo.token_ttl")
+		set(&c.Demo.TokensPerMinute, dm.TokensPerMinute)
 	}
 	if m := r.Metrics; m != nil {
 		set(&c.Metrics.Enabled, m.Enabled)

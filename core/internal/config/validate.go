@@ -205,6 +205,25 @@ func (c *Config) Validate() error {
 		v.fail("cluster.node_ttl", "node_ttl %s is too short: heartbeats run every third of it; write \"3s\" or more (default \"15s\").", cl.NodeTTL)
 	}
 
+	if io.ServeClient && strings.TrimSpace(io.ClientDir) == "" {
+		v.fail("socketio.client_dir", "client_dir must name the folder of the socket.io-client bundles when serve_client is true.")
+	}
+	if dm := c.Demo; dm.Enabled {
+		if !strings.HasPrefix(dm.Path, "/") || !strings.HasSuffix(dm.Path, "/") {
+			v.fail("demo.path", "path %q must start and end with \"/\".", dm.Path)
+		}
+		if strings.HasPrefix(dm.Path, io.Path) {
+			v.failAt("demo.path", []string{"socketio.path"}, "path %q is inside socketio.path %q.", dm.Path, io.Path)
+		}
+		if strings.TrimSpace(dm.Dir) == "" {
+			v.fail("demo.dir", "dir must name the folder of the demo page.")
+		}
+		v.positive("demo.token_ttl", dm.TokenTTL)
+		if dm.TokenTTL > time.Hour {
+			v.fail("demo.token_ttl", "token_ttl %s is over the 1h a development token may live.", dm.TokenTTL)
+		}
+		v.size("demo.tokens_per_minute", dm.TokensPerMinute)
+	}
 	if !strings.HasPrefix(c.Metrics.Path, "/") {
 		v.fail("metrics.path", "path %q must start with \"/\".", c.Metrics.Path)
 	}

@@ -42,6 +42,7 @@ type Server struct {
 	guard   *connGuard
 	cluster *cluster.Adapter // nil on a single node
 	shared  *cluster.Shared  // limits across the cluster; nil on a single node
+	web     *web
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -215,6 +216,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	s.web = newWeb(s)
 	return s, nil
 }
 
@@ -255,6 +257,10 @@ func (s *Server) Handler() http.Handler {
 		api = s.healthOnly(api)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client bundles sit under the Socket.IO path: they are routed first.
+		if s.web.serve(w, r) {
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, path) || r.URL.Path == bare {
 			s.io.ServeHTTP(w, r)
 			return
@@ -362,6 +368,14 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		"environment", s.cfg.Environment, "version", Version)
 	if apiLn != nil {
 		s.log.Info("api listening", "addr", apiLn.Addr().String())
+	}
+	if s.cfg.DemoOn() {
+		// A wildcard listener is reachable as localhost, which a browser can open.
+		host := ln.Addr().String()
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+			host = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+		}
+		s.log.Info("demo chat page (development only)", "url", "http://"+host+s.cfg.Demo.Path)
 	}
 	return nil
 }
