@@ -51,6 +51,7 @@ type Adapter struct {
 	timeout     time.Duration
 	log         hclog.Logger
 	m           *clusterMetrics
+	rec         *recoveryLink // shared connection state recovery (recovery.go); nil: off
 
 	// down is set while Redis is known unreachable (a failed publish) and cleared by a
 	// publish that succeeds or a subscription Redis confirms. While it is set a broadcast
@@ -170,7 +171,11 @@ func (a *Adapter) onMessage(payload string) {
 		return // our own, already delivered locally
 	}
 	a.m.messages.WithLabelValues("received").Inc()
-	if _, err := a.deliver(b.rooms, b.except, b.event, b.args...); err != nil {
+	deliver := a.deliver
+	if a.rec != nil && b.offset != "" {
+		deliver = a.rec.deliverer(b.offset) // logged: delivered with its offset
+	}
+	if _, err := deliver(b.rooms, b.except, b.event, b.args...); err != nil {
 		a.log.Warn("delivering a broadcast from another node failed", "event", b.event, "error", err)
 	}
 }
@@ -180,6 +185,9 @@ func (a *Adapter) onMessage(payload string) {
 // that cannot be published (Redis down) is still delivered here, counted in
 // socket_server_cluster_messages_total{result="publish_failed"} and logged.
 func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (int, error) {
+	if a.rec != nil {
+		return a.broadcastLogged(to, event, data)
+	}
 	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data)
 	if err != nil {
 		return 0, err

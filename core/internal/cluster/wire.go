@@ -44,6 +44,13 @@ func broadcastChannel(prefix string, rooms []string) string {
 // JSON is re-encoded as MessagePack values (integers in their shortest form, other numbers
 // as float64, object keys sorted) so that a Node node decodes the same argument.
 func encodeBroadcast(uid string, rooms, except []string, event string, data json.RawMessage) ([]byte, error) {
+	return encodeBroadcastMsg(uid, rooms, except, event, data, false)
+}
+
+// encodeBroadcastMsg is encodeBroadcast; with openOffset the options end with the key
+// "offset" and no value yet: the recovery log's offset is appended to the message as a
+// str8 once Redis has given it (recovery.go). A Node node ignores the extra option.
+func encodeBroadcastMsg(uid string, rooms, except []string, event string, data json.RawMessage, openOffset bool) ([]byte, error) {
 	var arg any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -67,13 +74,20 @@ func encodeBroadcast(uid string, rooms, except []string, event string, data json
 	w.str("nsp")
 	w.str(mainNamespace)
 	// The broadcast options, in the adapter's order.
-	w.mapLen(3)
+	if openOffset {
+		w.mapLen(4)
+	} else {
+		w.mapLen(3)
+	}
 	w.str("rooms")
 	w.strings(rooms)
 	w.str("except")
 	w.strings(except)
 	w.str("flags")
 	w.mapLen(0)
+	if openOffset {
+		w.str("offset")
+	}
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -157,6 +171,7 @@ type broadcast struct {
 	args   []any // as MessagePack decoded them: maps, slices, []byte for binary, numbers
 	rooms  []string
 	except []string
+	offset string // the recovery log's offset of a logged broadcast (recovery.go)
 }
 
 var errIgnored = errors.New("cluster: not an event of the main namespace")
@@ -196,6 +211,7 @@ func decodeBroadcast(msg []byte) (*broadcast, error) {
 	opts, _ := parts[2].(map[string]any)
 	b.rooms = roomList(opts["rooms"])
 	b.except = roomList(opts["except"])
+	b.offset, _ = opts["offset"].(string)
 	return b, nil
 }
 
