@@ -135,8 +135,14 @@ func newShared(r *recovery, o *RecoveryOptions) *shared {
 
 // failed records a store failure: restores are skipped for a second, and it is counted.
 func (sh *shared) failed(op string, err error) {
-	sh.down.Store(time.Now().UnixNano())
-	sh.r.srv.log.Warn("recovery store failed", "op", op, "error", err)
+	now := time.Now()
+	prev := sh.down.Swap(now.UnixNano())
+	if prev == 0 || now.Sub(time.Unix(0, prev)) > 10*time.Second {
+		// Once per outage, roughly: every write fails while the store is down.
+		sh.r.srv.log.Warn("recovery store failed", "op", op, "error", err)
+	} else {
+		sh.r.srv.log.Debug("recovery store failed", "op", op, "error", err)
+	}
 	if sh.opts.OnStoreFailure != nil {
 		sh.opts.OnStoreFailure()
 	}
@@ -301,9 +307,30 @@ func (sh *shared) flush(ctx context.Context, refresh bool) {
 		cancel()
 		if err != nil {
 			sh.failed("save", err)
+			sh.retry(dirty, closes)
+			return
 		}
 		writes = writes[n:]
 	}
+}
+
+// retry queues again what a failed flush was to write: the connected sockets' records
+// (written afresh from their state then) and the final writes, at most MaxSessions of
+// those, the newest kept. Writes that did apply before the failure apply again, which
+// leaves the same records.
+func (sh *shared) retry(dirty map[*Socket]WriteKind, closes []SessionWrite) {
+	sh.mu.Lock()
+	for s, kind := range dirty {
+		if prev, ok := sh.dirty[s]; !ok || prev != WriteCreate {
+			sh.dirty[s] = kind
+		}
+	}
+	all := append(closes, sh.closes...)
+	if over := len(all) - sh.opts.MaxSessions; over > 0 {
+		all = all[over:]
+	}
+	sh.closes = all
+	sh.mu.Unlock()
 }
 
 // stop writes what is pending (the final state of every socket closed so far) and ends
