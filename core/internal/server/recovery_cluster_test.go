@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,5 +329,37 @@ func startBinary(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server binary did not start")
 		return nil, ""
+	}
+}
+
+// TestClusterRecoveryRedisDown: with the cluster's Redis unreachable, a recovery fails
+// cleanly (a fresh session and system:state_recovery_failed, without waiting on Redis) and
+// the store's failures are counted.
+func TestClusterRecoveryRedisDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	e := startServer(t, func(c *config.Config) {
+		c.Cluster.RedisURL = "redis://" + dead + "/0"
+		c.Cluster.ConnectTimeout = 300 * time.Millisecond
+	})
+	tok := token(t, "erin")
+	c, reply := e.rawAuth(t, `{"token":"`+tok+`"}`)
+	m := connectReply(t, reply)
+	c.expect("system:welcome")
+	c.send(`42["room:join",{"room":"lobby"}]`)
+	c.expect("room:join:ack")
+	c.close()
+
+	rc := &recoveringClient{tok: tok, sid: m["sid"], pid: m["pid"], offset: "1-0"}
+	got, events, _ := rc.comeBack(t, e)
+	if got["sid"] == rc.sid || !strings.HasPrefix(events[len(events)-1], `42["system:state_recovery_failed"`) {
+		t.Fatalf("recovery with Redis down: %v %q", got, events)
+	}
+	if n := scrapeMetrics(t, e)[`socket_server_recovery_total{result="store_failed"}`]; n < 1 {
+		t.Errorf("store_failed = %v, want at least 1", n)
 	}
 }
