@@ -190,7 +190,7 @@ func (sh *shared) left(s *Socket, keep bool) {
 		}
 	}
 	sh.mu.Lock()
-	if sh.dirty[s] == WriteCreate && w.Kind == WriteUpdate {
+	if kind, queued := sh.dirty[s]; queued && kind == WriteCreate && w.Kind == WriteUpdate {
 		// Never written yet: there is no record to own.
 		w.Kind = WriteCreate
 	}
