@@ -173,6 +173,11 @@ func TestClusterRecoveryGracefulClose(t *testing.T) {
 	f := rc.expect("m0")
 	rc.offset = lastString(t, f)
 	sessionKept(t, rdb, prefix, rc.pid, `"lobby"`, `"registered":true`)
+	// While connected, the record outlives its next refresh by the whole window, so it
+	// survives the node's death for at least max_disconnection_duration.
+	if ttl := rdb.PTTL(context.Background(), prefix+":session:"+rc.pid).Val(); ttl <= a.cfg.Recovery.MaxDisconnectionDuration {
+		t.Fatalf("a connected session's record lives %v, window %v", ttl, a.cfg.Recovery.MaxDisconnectionDuration)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
