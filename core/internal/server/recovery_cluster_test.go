@@ -368,3 +368,34 @@ func TestClusterRecoveryRedisDown(t *testing.T) {
 		t.Errorf("store_failed = %v, want at least 1", n)
 	}
 }
+
+// TestClusterRecoveryTakeover: a client comes back on node B while its old connection on
+// node A is still open; when that one closes later, A's final write must not overwrite the
+// record of the connection that recovered on B.
+func TestClusterRecoveryTakeover(t *testing.T) {
+	nodes, addr, prefix := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	rdb := redisClient(t, addr)
+
+	rc := recoverable(t, a, "frank", "lobby")
+	sessionKept(t, rdb, prefix, rc.pid, `"lobby"`)
+	m, events, c := rc.comeBack(t, b)
+	if m["sid"] != rc.sid || !strings.HasPrefix(events[len(events)-1], `42["system:state_recovered"`) {
+		t.Fatalf("takeover: %v %q", m, events)
+	}
+	c.send(`42["room:join",{"room":"b-only"}]`)
+	if ack := c.expect("room:join:ack"); !strings.Contains(ack, `"success":true`) {
+		t.Fatalf("join: %s", ack)
+	}
+	sessionKept(t, rdb, prefix, rc.pid, `"b-only"`)
+
+	rc.close() // the old connection on A
+	deadline := time.Now().Add(10 * time.Second)
+	for a.srv.Hub().Stats().Connections > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // A's writer has had its chance
+	if d := rdb.HGet(context.Background(), prefix+":session:"+rc.pid, "d").Val(); !strings.Contains(d, `"b-only"`) {
+		t.Fatalf("the stale connection overwrote the record: %q", d)
+	}
+}
