@@ -64,6 +64,7 @@ type Adapter struct {
 	reqTimeout  time.Duration
 	log         hclog.Logger
 	m           *clusterMetrics
+	rec         *recoveryLink // shared connection state recovery (recovery.go); nil: off
 
 	callsMu sync.Mutex // guards calls
 	calls   map[string]*call
@@ -245,7 +246,11 @@ func (a *Adapter) onMessage(payload string) {
 		return // our own, already delivered locally
 	}
 	a.m.messages.WithLabelValues("received").Inc()
-	n, err := a.deliver(b.rooms, b.except, b.event, b.args...)
+	deliver := a.deliver
+	if a.rec != nil && b.offset != "" {
+		deliver = a.rec.deliverer(b.offset) // logged: delivered with its offset
+	}
+	n, err := deliver(b.rooms, b.except, b.event, b.args...)
 	if err != nil {
 		a.log.Warn("delivering a broadcast from another node failed", "event", b.event, "error", err)
 	}
@@ -280,7 +285,10 @@ func (a *Adapter) answerCount(uid, requestID string, n int) {
 // that cannot be published (Redis down) is still delivered here, counted in
 // socket_server_cluster_messages_total{result="publish_failed"} and logged.
 func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (int, error) {
-	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, "")
+	if a.rec != nil {
+		return a.broadcastLogged(to, event, data)
+	}
+	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, "", false)
 	if err != nil {
 		return 0, err
 	}

@@ -72,6 +72,20 @@ func (a *Adapter) serverCount(ctx context.Context) (int, error) {
 // nil, and collects answers until done says the answers are enough, want answers came, or the
 // request timeout passed. complete is false after a timeout.
 func (a *Adapter) ask(channel string, req *wireRequest, msg []byte, want int, done func([]*wireResponse) bool) (answers []*wireResponse, complete bool, err error) {
+	return a.askVia(nil, channel, req, msg, want, done)
+}
+
+// publishFunc publishes msg on channel; askVia's default is a plain PUBLISH.
+type publishFunc func(ctx context.Context, channel string, msg []byte) error
+
+// askVia is ask with the publish done by pub (nil: a plain PUBLISH), so that a counted
+// broadcast can go through the recovery log's script and still collect its answers.
+func (a *Adapter) askVia(pub publishFunc, channel string, req *wireRequest, msg []byte, want int, done func([]*wireResponse) bool) (answers []*wireResponse, complete bool, err error) {
+	if pub == nil {
+		pub = func(ctx context.Context, channel string, msg []byte) error {
+			return a.client.Publish(ctx, channel, msg).Err()
+		}
+	}
 	id := req.RequestID
 	if id == "" {
 		id = newRequestID()
@@ -98,7 +112,7 @@ func (a *Adapter) ask(channel string, req *wireRequest, msg []byte, want int, do
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), a.reqTimeout)
 	defer cancel()
-	if err := a.client.Publish(ctx, channel, msg).Err(); err != nil {
+	if err := pub(ctx, channel, msg); err != nil {
 		return nil, false, err
 	}
 	for {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -140,13 +141,31 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		return n, 0, foreign, err
 	}
 	id := newRequestID()
-	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, id)
+	msg, err := encodeBroadcast(a.uid, to.Rooms, to.Except, event, data, id, a.rec != nil)
 	if err != nil {
 		return 0, 0, false, err
 	}
-	n, err = a.Adapter.Broadcast(to, event, data)
-	if err != nil {
-		return n, 0, false, err
+	// Without shared recovery the local delivery comes first, as in Broadcast. With it, the
+	// broadcast is appended to the recovery log and published in one script, and delivered
+	// here with the offset Redis gave it (broadcastLogged), before the answers are awaited.
+	var pub publishFunc
+	delivered, logged := false, false
+	if a.rec == nil {
+		n, err = a.Adapter.Broadcast(to, event, data)
+		if err != nil {
+			return n, 0, false, err
+		}
+		delivered = true
+	} else {
+		pub = func(ctx context.Context, channel string, msg []byte) error {
+			off, err := a.rec.store.appendPublish(ctx, channel, msg, to.Rooms, to.Except, event, data)
+			if err != nil {
+				return err
+			}
+			delivered, logged = true, true
+			n, err = a.rec.deliverAt(off, to.Rooms, to.Except, event, data)
+			return err
+		}
 	}
 	sum := func(answers []*wireResponse) int {
 		t := 0
@@ -157,8 +176,14 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		}
 		return t
 	}
-	answers, complete, err := a.ask(broadcastChannel(a.prefix, to.Rooms), &wireRequest{RequestID: id}, msg, others, nil)
+	answers, complete, err := a.askVia(pub, broadcastChannel(a.prefix, to.Rooms), &wireRequest{RequestID: id}, msg, others, nil)
+	if err != nil && logged {
+		return n, 0, true, err // published and logged; delivering here failed
+	}
 	if err != nil {
+		if !delivered {
+			n, _ = a.Adapter.Broadcast(to, event, data)
+		}
 		a.setDown(true)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)

@@ -39,7 +39,7 @@ func TestJSONRooms(t *testing.T) {
 // TestCountedBroadcastRoundTrip: the count option travels beside rooms, except and flags,
 // and a broadcast without it has the adapter's three options only.
 func TestCountedBroadcastRoundTrip(t *testing.T) {
-	msg, err := encodeBroadcast("me", []string{"r"}, nil, "ev", json.RawMessage(`1`), "c1")
+	msg, err := encodeBroadcast("me", []string{"r"}, nil, "ev", json.RawMessage(`1`), "c1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestCountedBroadcastRoundTrip(t *testing.T) {
 		t.Fatalf("%+v %v", b, err)
 	}
 	var parts []any
-	plain, _ := encodeBroadcast("me", nil, nil, "ev", json.RawMessage(`1`), "")
+	plain, _ := encodeBroadcast("me", nil, nil, "ev", json.RawMessage(`1`), "", false)
 	if err := msgpack.Unmarshal(plain, &parts); err != nil {
 		t.Fatal(err)
 	}

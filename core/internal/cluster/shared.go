@@ -243,11 +243,11 @@ func (l *RateLimiter) Allow(id string) (ratelimit.Result, error) {
 	return r, nil
 }
 
-// takeScript counts one more connection from ARGV[1] on this node unless the live nodes
+// takeConnScript counts one more connection from ARGV[1] on this node unless the live nodes
 // already hold ARGV[2]. A node is live while its heartbeat's expiry in KEYS[1] is ahead;
 // the dead are dropped first, so a node killed without closing stops counting once its
 // heartbeat expires. This node is (re)marked live by the call itself.
-var takeScript = redis.NewScript(`
+var takeConnScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[4])
@@ -310,7 +310,7 @@ func (s *Shared) TakeConn(ip string, max int) (bool, error) {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	ok, err := takeScript.Run(ctx, s.rdb, []string{s.nodesKey(), s.connsKey()},
+	ok, err := takeConnScript.Run(ctx, s.rdb, []string{s.nodesKey(), s.connsKey()},
 		ip, max, s.uid, s.ttlMillis(), s.connsPrefix()).Bool()
 	if err = s.result(StoreConns, err); err != nil {
 		s.mu.Lock()

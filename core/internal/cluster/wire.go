@@ -45,9 +45,11 @@ func broadcastChannel(prefix string, rooms []string) string {
 // as float64, object keys sorted) so that a Node node decodes the same argument.
 //
 // countID, when not empty, asks the nodes of this product to answer with the number of
-// sockets they reached (see Adapter.BroadcastCount); it is an extra key of the options,
-// which Node.js nodes ignore.
-func encodeBroadcast(uid string, rooms, except []string, event string, data json.RawMessage, countID string) ([]byte, error) {
+// sockets they reached (see Adapter.BroadcastCount). With openOffset the options end with
+// the key "offset" and no value yet: the recovery log's offset is appended to the message
+// as a str8 once Redis has given it (recovery.go). Both are extra keys of the options,
+// which Node.js nodes ignore; "offset" must stay the last.
+func encodeBroadcast(uid string, rooms, except []string, event string, data json.RawMessage, countID string, openOffset bool) ([]byte, error) {
 	var arg any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -71,11 +73,14 @@ func encodeBroadcast(uid string, rooms, except []string, event string, data json
 	w.str("nsp")
 	w.str(mainNamespace)
 	// The broadcast options, in the adapter's order.
+	n := 3
 	if countID != "" {
-		w.mapLen(4)
-	} else {
-		w.mapLen(3)
+		n++
 	}
+	if openOffset {
+		n++
+	}
+	w.mapLen(n)
 	w.str("rooms")
 	w.strings(rooms)
 	w.str("except")
@@ -85,6 +90,9 @@ func encodeBroadcast(uid string, rooms, except []string, event string, data json
 	if countID != "" {
 		w.str(countKey)
 		w.str(countID)
+	}
+	if openOffset {
+		w.str("offset")
 	}
 	if w.err != nil {
 		return nil, w.err
@@ -171,6 +179,7 @@ type broadcast struct {
 	except []string
 	// countID asks for a BROADCAST_CLIENT_COUNT answer (an extension of this product).
 	countID string
+	offset  string // the recovery log's offset of a logged broadcast (recovery.go)
 }
 
 // countKey is the broadcast option that carries countID.
@@ -216,6 +225,7 @@ func decodeBroadcast(msg []byte) (*broadcast, error) {
 	if id, ok := opts[countKey].(string); ok && validID(id) {
 		b.countID = id
 	}
+	b.offset, _ = opts["offset"].(string)
 	return b, nil
 }
 

@@ -14,7 +14,7 @@ import (
 // that shape and the MessagePack format.
 func TestBroadcastLayout(t *testing.T) {
 	got, err := encodeBroadcast("abc", []string{"r1"}, []string{"x"}, "news",
-		json.RawMessage(`{"n":1,"f":1.5,"big":300,"neg":-1,"ok":true,"s":"é","l":[null],"e":1e3}`), "")
+		json.RawMessage(`{"n":1,"f":1.5,"big":300,"neg":-1,"ok":true,"s":"é","l":[null],"e":1e3}`), "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestDecodeBroadcast(t *testing.T) {
 	}
 
 	// Round trip of our own encoding.
-	own, err := encodeBroadcast("me", nil, []string{"s1"}, "hello", json.RawMessage(`"x"`), "")
+	own, err := encodeBroadcast("me", nil, []string{"s1"}, "hello", json.RawMessage(`"x"`), "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

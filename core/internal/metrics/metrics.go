@@ -79,6 +79,7 @@ const (
 	RecoveryRecovered      = "recovered"
 	RecoveryFailed         = "failed"
 	RecoveryDroppedPackets = "dropped_packets"
+	RecoveryStoreFailed    = "store_failed" // the shared store (Redis) failed an operation
 )
 
 // New builds the collectors and registers them, with the Go and process collectors, on
@@ -126,7 +127,7 @@ func New() *Metrics {
 		}),
 		Recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "socket_server_recovery_total",
-			Help: "Connection state recovery outcomes: recovered, failed, dropped_packets",
+			Help: "Connection state recovery outcomes: recovered, failed, dropped_packets, store_failed",
 		}, []string{"result"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "socket_server_ws_errors_total",
@@ -158,7 +159,7 @@ func New() *Metrics {
 			m.ConnectionsTotal.WithLabelValues(auth, tr)
 		}
 	}
-	for _, r := range []string{RecoveryRecovered, RecoveryFailed, RecoveryDroppedPackets} {
+	for _, r := range []string{RecoveryRecovered, RecoveryFailed, RecoveryDroppedPackets, RecoveryStoreFailed} {
 		m.Recovery.WithLabelValues(r)
 	}
 	return m

@@ -43,6 +43,8 @@ type Server struct {
 	cluster *cluster.Adapter // nil on a single node
 	shared  *cluster.Shared  // limits across the cluster; nil on a single node
 	web     *web
+	// recStore keeps recovery state in Redis; nil on a single node or without recovery.
+	recStore *cluster.RecoveryStore
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -60,6 +62,9 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	defer func() {
 		if err != nil && s.cluster != nil {
 			_ = s.cluster.Close()
+		}
+		if err != nil && s.recStore != nil {
+			_ = s.recStore.Close()
 		}
 	}()
 
@@ -102,6 +107,26 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 				s.metrics.Recovery.WithLabelValues(metrics.RecoveryDroppedPackets).Inc()
 			},
 		}
+		// In a cluster, sessions and missed packets are kept in Redis (cluster/recovery.go),
+		// so a client recovers on any node, also after its node died.
+		if cfg.Cluster.Enabled() {
+			s.recStore, err = cluster.NewRecoveryStore(cluster.RecoveryOptions{
+				RedisURL:       cfg.Cluster.RedisURL,
+				KeyPrefix:      cfg.Cluster.KeyPrefix,
+				MaxLen:         cfg.Recovery.MaxPacketsTotal,
+				StreamTTL:      2 * cfg.Recovery.MaxDisconnectionDuration,
+				ConnectTimeout: cfg.Cluster.ConnectTimeout,
+			})
+			if err != nil {
+				return nil, err
+			}
+			r := ioOpts.Recovery
+			r.Shared = s.recStore
+			r.MarshalSession, r.UnmarshalSession = hub.MarshalSession, hub.UnmarshalSession
+			r.OnStoreFailure = func() {
+				s.metrics.Recovery.WithLabelValues(metrics.RecoveryStoreFailed).Inc()
+			}
+		}
 	}
 	rl := cfg.RateLimit
 	connRate, msgRate := 0, 0
@@ -138,6 +163,9 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if s.recStore != nil {
+			s.cluster.EnableRecovery(s.recStore, s.io.EmitAt)
 		}
 		fan = s.cluster
 	}
@@ -447,6 +475,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.cluster.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: %w", err))
 		}
+	}
+	if s.recStore != nil {
+		_ = s.recStore.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -49,10 +49,14 @@ type recovery struct {
 	bytes    int // kept by the ring's entries (logged.cost)
 	sessions map[string]*savedSession
 	persists int
+
+	sh   *shared // nil unless RecoveryOptions.Shared (shared.go)
+	last string  // with sh: the newest offset delivered here, or the store's at start
 }
 
 type logged struct {
 	seq    uint64
+	off    string // the shared store's offset (shared.go); empty in memory
 	rooms  []string
 	except []string
 	// The encoded packet and its attachments; replays wrap them in fresh Messages, so the
@@ -67,6 +71,7 @@ type savedSession struct {
 	session any
 	at      time.Time
 	offset  uint64
+	shared  *restore // read from the shared store (shared.go)
 }
 
 func newRecovery(srv *Server, o RecoveryOptions) *recovery {
@@ -201,6 +206,10 @@ func (r *recovery) persist(s *Socket, reason string) {
 	deliberate := s.closeReason != ""
 	session := s.session
 	s.mu.Unlock()
+	if r.sh != nil {
+		r.sh.left(s, !deliberate && recoverable(reason))
+		return
+	}
 	if deliberate || !recoverable(reason) || s.pid == "" {
 		return
 	}
@@ -247,6 +256,9 @@ func (r *recovery) forgetLocked(ss *savedSession) {
 // takeSession removes and returns the session named by auth's pid when it can be
 // recovered from auth's offset; nil otherwise.
 func (r *recovery) takeSession(auth []byte) *savedSession {
+	if r.sh != nil {
+		return r.takeShared(auth)
+	}
 	var a struct {
 		PID    string `json:"pid"`
 		Offset string `json:"offset"`
@@ -324,6 +336,9 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 // session that can no longer be replayed (the ring moved on during middleware) is
 // accepted as a fresh one with a new pid.
 func (r *recovery) accept(s *Socket, restored *savedSession) bool {
+	if r.sh != nil {
+		return r.acceptShared(s, restored)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var replay []*engineio.Message

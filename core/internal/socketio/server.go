@@ -56,6 +56,9 @@ func NewServer(o Options) *Server {
 	s.fl.init(o.MaxOutboundBytes)
 	if o.Recovery != nil {
 		s.rec = newRecovery(s, *o.Recovery)
+		if o.Recovery.Shared != nil {
+			s.rec.sh = newShared(s.rec, &s.rec.opts)
+		}
 	}
 	s.engine = engineio.NewServer(engineio.Options{
 		Path:             o.Path,
@@ -169,6 +172,9 @@ func (s *Server) Close(ctx context.Context) error {
 		return fmt.Errorf("socketio: close: %w", ctx.Err())
 	}
 	if s.rec != nil {
+		if s.rec.sh != nil {
+			s.rec.sh.stop(ctx) // the final states of the sockets just closed
+		}
 		s.rec.stop()
 	}
 	return nil
@@ -183,9 +189,15 @@ func (s *Server) Emit(event string, args ...any) (int, error) {
 // is a room holding that socket). The packet is encoded once. Returns sockets reached.
 // With no rooms it reaches every socket.
 func (s *Server) EmitTo(rooms []string, exceptRooms []string, event string, args ...any) (int, error) {
-	if s.rec != nil {
+	if s.rec != nil && s.rec.sh == nil {
 		return s.rec.broadcast(s, rooms, exceptRooms, event, args)
 	}
+	// With shared recovery, only packets the store logged (EmitAt) carry an offset.
+	return s.emitPlain(rooms, exceptRooms, event, args)
+}
+
+// emitPlain delivers an event with no offset and logs nothing.
+func (s *Server) emitPlain(rooms, exceptRooms []string, event string, args []any) (int, error) {
 	enc, err := encodePacket(PacketEvent, 0, false, &event, args, "")
 	if err != nil {
 		return 0, err

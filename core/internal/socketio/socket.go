@@ -49,6 +49,7 @@ type Socket struct {
 	id        string
 	pid       string
 	recovered bool
+	owner     string // names this connection in the shared recovery store (shared.go)
 
 	// rooms is guarded by srv.mu.
 	rooms map[string]struct{}
@@ -137,6 +138,9 @@ func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
+	}
+	if s.srv.rec != nil && s.srv.rec.sh != nil && s.nsp == "/" {
+		return s.srv.rec.emitDirect(s, event, args)
 	}
 	if s.srv.rec != nil && s.nsp == "/" {
 		// With recovery on, every plain EVENT carries an offset and is logged, as if
@@ -291,6 +295,7 @@ func (s *Socket) Join(rooms ...string) {
 		}
 	}
 	s.srv.mu.Unlock()
+	s.sharedChanged()
 }
 
 // Leave removes the socket from room.
@@ -298,6 +303,14 @@ func (s *Socket) Leave(room string) {
 	s.srv.mu.Lock()
 	s.srv.leaveLocked(s, room)
 	s.srv.mu.Unlock()
+	s.sharedChanged()
+}
+
+// sharedChanged queues the write of the socket's record to the shared recovery store.
+func (s *Socket) sharedChanged() {
+	if s.srv.rec != nil && s.srv.rec.sh != nil && s.state.Load() == stateConnected {
+		s.srv.rec.sh.changed(s, WriteUpdate)
+	}
 }
 
 // Rooms returns the socket's rooms, its own id first.

@@ -63,6 +63,18 @@ type RecoveryOptions struct {
 	// OnOverflow, when set, is called each time a session cannot be recovered because
 	// the packets it missed passed MaxPackets or left the ring of MaxTotalPackets.
 	OnOverflow func()
+
+	// Shared, when set, keeps sessions and the packet log in a store every node reads
+	// (shared.go); the in-memory ring then only covers recent local deliveries.
+	Shared SharedStore
+	// MarshalSession and UnmarshalSession carry SetSession's value through the shared
+	// store as JSON; without them the session is not kept there.
+	MarshalSession   func(v any) (json.RawMessage, error)
+	UnmarshalSession func(data json.RawMessage) (any, error)
+	// OnStoreFailure, when set, is called each time the shared store fails an operation.
+	OnStoreFailure func()
+	StoreTimeout   time.Duration // each call to the shared store; 2s
+	RefreshEvery   time.Duration // connected sessions' records are refreshed; 30s
 }
 
 // ConnectError refuses a connection: the client gets CONNECT_ERROR {message, data}.
@@ -155,6 +167,12 @@ func (o *Options) setDefaults() {
 		}
 		if c.MaxSessions <= 0 {
 			c.MaxSessions = 100000
+		}
+		if c.StoreTimeout <= 0 {
+			c.StoreTimeout = 2 * time.Second
+		}
+		if c.RefreshEvery <= 0 {
+			c.RefreshEvery = min(30*time.Second, max(c.MaxDisconnection/2, time.Second))
 		}
 		o.Recovery = &c
 	}
