@@ -47,7 +47,9 @@ type Config struct {
 	Cluster     Cluster
 	Metrics     Metrics
 	Log         Log
+	Admin       Admin // admin.go
 
+	adminPasswordTooLong bool // reported by Validate, which sees no password otherwise
 	// filename and ranges let Validate point at the line of a bad setting; empty for a
 	// Config built in code.
 	filename string
@@ -282,6 +284,7 @@ func Default() *Config {
 		Cluster: Cluster{KeyPrefix: "socket.io", ConnectTimeout: 5 * time.Second},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Log:     Log{Level: "info", Format: "text"},
+		Admin:   defaultAdmin(),
 	}
 }
 
@@ -313,6 +316,9 @@ func (c *Config) GenerateMissingSecrets() []string {
 			c.API.Keys[i].Secret = GenerateSecret()
 			filled = append(filled, "api.key."+c.API.Keys[i].Name+".secret")
 		}
+	}
+	if c.generateAdminPassword() {
+		filled = append(filled, "admin.password")
 	}
 	return filled
 }

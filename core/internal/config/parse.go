@@ -102,6 +102,7 @@ type rawFile struct {
 	Cluster     *rawCluster   `hcl:"cluster,block"`
 	Metrics     *rawMetrics   `hcl:"metrics,block"`
 	Log         *rawLog       `hcl:"log,block"`
+	Admin       *rawAdmin     `hcl:"admin,block"`
 }
 
 type rawServer struct {
@@ -349,6 +350,7 @@ func (d *decoder) apply(r *rawFile) {
 		set(&c.Log.Level, l.Level)
 		set(&c.Log.Format, l.Format)
 	}
+	d.admin(r.Admin)
 }
 
 func (d *decoder) plugin(r *rawPlugin) {

@@ -138,6 +138,9 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
 	}
+	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+		o.EventOut(s, event, args)
+	}
 	if s.srv.rec != nil && s.nsp == "/" {
 		// With recovery on, every plain EVENT carries an offset and is logged, as if
 		// broadcast to the socket's own room.
@@ -387,6 +390,9 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	}
 	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
 	defer s.recoverHandler(p.Event)
+	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+		o.EventIn(s, p.Event, args)
+	}
 	if h != nil {
 		h(s, args, ack)
 	} else {
