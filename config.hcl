@@ -115,3 +115,13 @@ log {
   level  = "info" # trace debug info warn error off
   format = "text" # text | json
 }
+
+admin {
+  # The official Socket.IO Admin UI: the /admin namespace and its files.
+  enabled   = true
+  username  = "admin"
+  password  = env("ADMIN_PASSWORD", "") # bcrypt-hashed when read; development makes one up
+  mode      = "development"             # development | production (figures only)
+  read_only = false
+  ui_path   = "/admin-ui/"              # "" serves no UI
+}
