@@ -118,7 +118,12 @@ type Admin struct {
 
 	smu      sync.Mutex
 	sessions map[[32]byte]time.Time // sha256 of a session id -> its expiry
+	blocked  map[string]time.Time   // client IP -> end of its refusal, after too many failures
 }
+
+// maxBlocked bounds the IPs refused at once; beyond it the limiter alone still refuses
+// them, after a comparison.
+const maxBlocked = 10000
 
 // New returns an Admin. Install Authenticate as the /admin namespace's middleware and
 // HandleConnection for its sockets, SocketConnected for the main namespace's, wrap the
@@ -141,6 +146,7 @@ func New(o Options) (*Admin, error) {
 		actions:  make(chan struct{}, 4),
 		admins:   make(map[*socketio.Socket]struct{}),
 		sessions: make(map[[32]byte]time.Time),
+		blocked:  make(map[string]time.Time),
 	}, nil
 }
 
@@ -174,6 +180,12 @@ func (a *Admin) Authenticate(s *socketio.Socket, raw json.RawMessage) error {
 	if c.Username == "" && c.Password == "" && c.SessionID == "" {
 		return &socketio.ConnectError{Message: msgInvalidCredentials}
 	}
+	if a.isBlocked(ip) {
+		return &socketio.ConnectError{Message: msgTooManyAttempts}
+	}
+	// The comparison runs here, on the goroutine handling the CONNECT: the server's
+	// handlers are promised not to block, so at most cap(logins) run at once and an IP
+	// past its failures gets no more of them until its refusal ends.
 	select {
 	case a.logins <- struct{}{}:
 	default:
@@ -182,7 +194,8 @@ func (a *Admin) Authenticate(s *socketio.Socket, raw json.RawMessage) error {
 	ok := a.checkPassword(c.Username, c.Password)
 	<-a.logins
 	if !ok {
-		if !a.failures.Allow(ip).Allowed {
+		if r := a.failures.Allow(ip); !r.Allowed {
+			a.block(ip, r.RetryAfter)
 			a.log.Warn("admin login refused: too many failures", "ip", ip)
 			return &socketio.ConnectError{Message: msgTooManyAttempts}
 		}
@@ -230,6 +243,33 @@ func (a *Admin) newSession() string {
 	}
 	a.sessions[sha256.Sum256([]byte(id))] = now.Add(a.o.SessionTTL)
 	return id
+}
+
+func (a *Admin) isBlocked(ip string) bool {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	until, ok := a.blocked[ip]
+	if ok && time.Now().After(until) {
+		delete(a.blocked, ip)
+		return false
+	}
+	return ok
+}
+
+func (a *Admin) block(ip string, d time.Duration) {
+	now := time.Now()
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if len(a.blocked) >= maxBlocked {
+		for k, until := range a.blocked {
+			if now.After(until) {
+				delete(a.blocked, k)
+			}
+		}
+	}
+	if len(a.blocked) < maxBlocked {
+		a.blocked[ip] = now.Add(d)
+	}
 }
 
 func (a *Admin) validSession(id string) bool {
@@ -289,7 +329,7 @@ func (a *Admin) HandleConnection(s *socketio.Socket) {
 	if !a.o.Production {
 		_ = s.Emit("all_sockets", a.allSockets())
 	}
-	_ = s.Emit("server_stats", a.stats())
+	_ = s.Emit("server_stats", a.stats(false))
 }
 
 // adminSockets returns the connected admin sockets, to emit to without the lock.
@@ -318,7 +358,7 @@ func (a *Admin) statsLoop(stop chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			a.broadcast("server_stats", a.stats())
+			a.broadcast("server_stats", a.stats(true))
 		}
 	}
 }
@@ -339,8 +379,9 @@ type serverStats struct {
 	Namespaces          []namespaceDetails `json:"namespaces"`
 }
 
-// stats are this node's figures; the aggregated events are those since the last call.
-func (a *Admin) stats() serverStats {
+// stats are this node's figures; with take, the aggregated events since the last take
+// (the first figures a new admin gets carry none, leaving them to the next round).
+func (a *Admin) stats(take bool) serverStats {
 	host, _ := os.Hostname()
 	socks := a.o.IO.Sockets()
 	polling := 0
@@ -349,17 +390,21 @@ func (a *Admin) stats() serverStats {
 			polling++
 		}
 	}
-	return serverStats{
+	st := serverStats{
 		ServerID:            a.o.ServerID,
 		Hostname:            host,
 		PID:                 os.Getpid(),
 		Uptime:              time.Since(a.started).Seconds(),
 		ClientsCount:        len(socks),
 		PollingClientsCount: polling,
-		AggregatedEvents:    a.buf.take(),
+		AggregatedEvents:    []aggregatedEvent{},
 		Namespaces: []namespaceDetails{
 			{Name: "/", SocketsCount: len(socks)},
 			{Name: Namespace, SocketsCount: int(a.watching.Load())},
 		},
 	}
+	if take {
+		st.AggregatedEvents = a.buf.take()
+	}
+	return st
 }

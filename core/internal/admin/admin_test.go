@@ -107,14 +107,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestNodeAdminClient runs the npm suite (official socket.io-client 4.8.4) against /admin
-// in each mode: development, read-only and production.
+// in each mode: development, read-only and production; and the failed-login limit.
 func TestNodeAdminClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed; the admin suite needs Node.js 18+")
 	}
 	dir := npmInstall(t)
-	for _, mode := range []string{"development", "readonly", "production"} {
+	for _, mode := range []string{"development", "readonly", "production", "limits"} {
 		t.Run(mode, func(t *testing.T) {
 			ts := start(t, func(c *config.Config) {
 				c.Admin.ReadOnly = mode == "readonly"
@@ -122,7 +122,11 @@ func TestNodeAdminClient(t *testing.T) {
 					c.Admin.Mode = config.AdminProduction
 				}
 			})
-			cmd := exec.Command(node, "--test", "--test-reporter=spec", "admin.test.mjs")
+			file := "admin.test.mjs"
+			if mode == "limits" {
+				file = "limits.test.mjs"
+			}
+			cmd := exec.Command(node, "--test", "--test-reporter=spec", file)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "SERVER_URL="+ts.url, "JWT_SECRET="+testSecret,
 				"ADMIN_USER=admin", "ADMIN_PASSWORD="+testPassword, "MODE="+mode)
