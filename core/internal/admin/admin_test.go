@@ -122,6 +122,7 @@ func TestNodeAdminClient(t *testing.T) {
 					c.Admin.Mode = config.AdminProduction
 				}
 			})
+			base := runtime.NumGoroutine()
 			file := "admin.test.mjs"
 			if mode == "limits" {
 				file = "limits.test.mjs"
@@ -134,6 +135,16 @@ func TestNodeAdminClient(t *testing.T) {
 			t.Logf("node --test:\n%s", out)
 			if err != nil {
 				t.Fatalf("node suite failed: %v", err)
+			}
+			// Every session of the suite is gone with its process: nothing of them, the
+			// stats loop or the actions' goroutines, stays.
+			deadline := time.Now().Add(15 * time.Second)
+			for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > base {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%d goroutines left over %d:\n%s", n-base, base, buf[:runtime.Stack(buf, true)])
 			}
 		})
 	}
