@@ -358,6 +358,7 @@ func (a *Admin) statsLoop(stop chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+			a.transportUpdates()
 			a.broadcast("server_stats", a.stats(true))
 		}
 	}

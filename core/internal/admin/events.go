@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/hub"
@@ -62,9 +63,32 @@ func (b *eventBuffer) take() []aggregatedEvent {
 // timestamp is how the UI receives a date: a JSON Date string.
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
 
+// socketInfo is what the UI is told of a socket beyond what the socket itself knows.
+type socketInfo struct {
+	since     time.Time
+	transport atomic.Value // string: the transport last reported
+}
+
+// transportUpdates tells the UI of the sockets whose transport changed (polling upgraded
+// to websocket) since it was last reported.
+func (a *Admin) transportUpdates() {
+	if a.o.Production {
+		return
+	}
+	a.since.Range(func(k, v any) bool {
+		s, info := k.(*socketio.Socket), v.(*socketInfo)
+		if t := s.Transport(); info.transport.Swap(t) != t {
+			a.broadcast("socket_updated", map[string]string{"id": s.ID(), "nsp": "/", "transport": t})
+		}
+		return true
+	})
+}
+
 // SocketConnected is called for every accepted socket of the main namespace.
 func (a *Admin) SocketConnected(s *socketio.Socket) {
-	a.since.Store(s, time.Now())
+	info := &socketInfo{since: time.Now()}
+	info.transport.Store(s.Transport())
+	a.since.Store(s, info)
 	s.OnDisconnect(a.socketDisconnected)
 	if a.watching.Load() == 0 {
 		return
@@ -153,7 +177,7 @@ const hidden = "[hidden]"
 func (a *Admin) serialize(s *socketio.Socket) serializedSocket {
 	since := time.Now()
 	if v, ok := a.since.Load(s); ok {
-		since = v.(time.Time)
+		since = v.(*socketInfo).since
 	}
 	h := s.Header()
 	headers := make(map[string]string, len(h))

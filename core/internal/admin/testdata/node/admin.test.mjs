@@ -128,6 +128,10 @@ if (MODE === 'development') {
     assert.ok(Array.isArray(all));
     const c = clientSocket('dev-user');
     const [sock, when] = await once(s, 'socket_connected');
+    // The client starts on polling and upgrades: the UI is told.
+    const upgraded = sock.transport === 'polling'
+      ? until(s, 'socket_updated', (u) => u.id === sock.id && u.nsp === '/' && u.transport === 'websocket')
+      : Promise.resolve();
     assert.equal(sock.nsp, '/');
     assert.equal(typeof sock.id, 'string');
     assert.equal(typeof sock.clientId, 'string');
@@ -138,6 +142,7 @@ if (MODE === 'development') {
     assert.equal(typeof sock.handshake.headers, 'object');
     assert.match(when, ISO);
     await once(c, 'connect');
+    await upgraded;
 
     const joined = until(s, 'room_joined', (nsp, room, id) => room === 'lobby' && id === sock.id);
     const received = until(s, 'event_received', (nsp, id, args) => id === sock.id && args[0] === 'room:join');
