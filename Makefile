@@ -9,7 +9,7 @@ PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
 # The npm suites that `make test` runs through `go test`.
 NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/internal/*/testdata/node/package.json))
 
-.PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean client
+.PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean client admin-ui
 
 all: build plugins
 
@@ -35,8 +35,15 @@ client:
 		echo "npm not found: skipping the socket.io-client bundles (/socket.io/socket.io.js will answer 404)"; \
 	fi
 
+# The official Admin UI's build, served at admin.ui_path: fetched from npm at the pinned
+# version, never committed. Without npm the server runs and that path answers 404.
+admin-ui:
+	@if [ -d web/admin-ui/node_modules/@socket.io/admin-ui/ui/dist ]; then :; \
+	elif command -v npm >/dev/null; then (cd web/admin-ui && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \
+	else echo "admin-ui: npm not found; the Admin UI will not be served"; fi
+
 # The first of the README's two commands.
-run: build plugins
+run: build plugins admin-ui
 	./$(BIN) run --config $(CONFIG)
 
 # Three nodes on ports 3001-3003 sharing the local Redis (REDIS_URL) and one pair of

@@ -129,3 +129,13 @@ demo {
   token_ttl         = "15m"      # lifetime of a token the page mints (at most 1h)
   tokens_per_minute = 10         # tokens minted per client IP
 }
+
+admin {
+  # The official Socket.IO Admin UI: the /admin namespace and its files.
+  enabled   = true
+  username  = "admin"
+  password  = env("ADMIN_PASSWORD", "") # bcrypt-hashed when read; development makes one up
+  mode      = "development"             # development | production (figures only)
+  read_only = false
+  ui_path   = "/admin-ui/"              # "" serves no UI
+}

@@ -266,4 +266,7 @@ func announceDevSecrets(log hclog.Logger, cfg *config.Config, generated []string
 	for _, k := range cfg.API.Keys {
 		log.Info("API key", "name", k.Name, "X-API-Key", k.Secret)
 	}
+	if pw := cfg.Admin.GeneratedPassword; pw != "" {
+		log.Info("Admin UI login (set ADMIN_PASSWORD to keep it)", "url_path", cfg.Admin.UIPath, "username", cfg.Admin.Username, "password", pw)
+	}
 }

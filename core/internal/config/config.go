@@ -48,7 +48,9 @@ type Config struct {
 	Metrics     Metrics
 	Log         Log
 	Demo        Demo
+	Admin       Admin // admin.go
 
+	adminPasswordTooLong bool // reported by Validate, which sees no password otherwise
 	// filename and ranges let Validate point at the line of a bad setting; empty for a
 	// Config built in code.
 	filename string
@@ -308,6 +310,7 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Demo: Demo{Enabled: true, Path: "/", Dir: "web/demo", TokenTTL: 15 * time.Minute,
 			TokensPerMinute: 10},
+		Admin:   defaultAdmin(),
 	}
 }
 
@@ -339,6 +342,9 @@ func (c *Config) GenerateMissingSecrets() []string {
 			c.API.Keys[i].Secret = GenerateSecret()
 			filled = append(filled, "api.key."+c.API.Keys[i].Name+".secret")
 		}
+	}
+	if c.generateAdminPassword() {
+		filled = append(filled, "admin.password")
 	}
 	return filled
 }

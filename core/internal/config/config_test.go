@@ -15,7 +15,7 @@ import (
 // clearEnv makes the secrets' environment defaults deterministic.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"JWT_SECRET", "API_KEY", "PORT", "ENVIRONMENT", "REDIS_URL"} {
+	for _, k := range []string{"JWT_SECRET", "API_KEY", "PORT", "ENVIRONMENT", "REDIS_URL", "ADMIN_PASSWORD"} {
 		t.Setenv(k, "")
 	}
 }
@@ -449,7 +449,7 @@ func TestDevelopmentAllowsMissingSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	filled := c.GenerateMissingSecrets()
-	if !reflect.DeepEqual(filled, []string{"auth.jwt_secret", "api.key.a.secret"}) {
+	if !reflect.DeepEqual(filled, []string{"auth.jwt_secret", "api.key.a.secret", "admin.password"}) {
 		t.Fatalf("filled = %v", filled)
 	}
 	if len(c.Auth.JWTSecret) != 64 || len(c.API.Keys[0].Secret) != 64 || c.API.Keys[1].Secret != "given" {

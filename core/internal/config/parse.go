@@ -103,6 +103,7 @@ type rawFile struct {
 	Metrics     *rawMetrics   `hcl:"metrics,block"`
 	Log         *rawLog       `hcl:"log,block"`
 	Demo        *rawDemo      `hcl:"demo,block"`
+	Admin       *rawAdmin     `hcl:"admin,block"`
 }
 
 type rawServer struct {
@@ -373,6 +374,7 @@ func (d *decoder) apply(r *rawFile) {
 		set(&c.Log.Level, l.Level)
 		set(&c.Log.Format, l.Format)
 	}
+	d.admin(r.Admin)
 }
 
 func (d *decoder) plugin(r *rawPlugin) {

@@ -232,6 +232,7 @@ func (c *Config) Validate() error {
 		v.fail("log.level", "level %q must be one of trace, debug, info, warn, error, off.", c.Log.Level)
 	}
 	v.oneOf("log.format", "format", []string{c.Log.Format}, []string{"text", "json"})
+	v.admin()
 
 	if len(v.diags) == 0 {
 		return nil

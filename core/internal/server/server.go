@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rtserver/rtserver/core/internal/admin"
 	"github.com/rtserver/rtserver/core/internal/auth"
 	"github.com/rtserver/rtserver/core/internal/cluster"
 	"github.com/rtserver/rtserver/core/internal/config"
@@ -45,6 +46,7 @@ type Server struct {
 	web     *web
 	// recStore keeps recovery state in Redis; nil on a single node or without recovery.
 	recStore *cluster.RecoveryStore
+	admin   *admin.Admin     // nil unless admin.Active (admin.go)
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
@@ -145,8 +147,14 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		Logger:              log.Named("auth"),
 	})
 	ioOpts.AdmitHandshake = s.guard.admit
+	if cfg.Admin.Active() {
+		ioOpts.Namespaces = []string{admin.Namespace}
+	}
 	s.io = socketio.NewServer(ioOpts)
-	s.io.Use(s.guard.middleware)
+	s.io.Use(s.connectMiddleware)
+	if s.admin, err = s.newAdmin(cfg, log); err != nil {
+		return nil, err
+	}
 
 	// The hub reaches sockets through the in-memory adapter on a single node, and through
 	// the Redis adapter wrapping it when the node joins a cluster.
@@ -169,6 +177,9 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		}
 		fan = s.cluster
 	}
+	if s.admin != nil {
+		fan = s.admin.Wrap(fan)
+	}
 	s.hub = hub.New(hub.Options{
 		Version:           Version,
 		Environment:       cfg.Environment,
@@ -180,8 +191,15 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		Logger:            log.Named("hub"),
 	}, fan, s.metrics)
 	s.io.OnConnection(func(so *socketio.Socket) {
+		if so.Namespace() == admin.Namespace {
+			s.admin.HandleConnection(so)
+			return
+		}
 		s.guard.onConnection(so)
 		s.hub.HandleConnection(so)
+		if s.admin != nil {
+			s.admin.SocketConnected(so)
+		}
 	})
 
 	plugins := make([]pluginhost.PluginConfig, 0, len(cfg.Plugin))
@@ -284,6 +302,7 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.API.Listen != "" {
 		api = s.healthOnly(api)
 	}
+	uiPath, ui := s.adminUI()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The client bundles sit under the Socket.IO path: they are routed first.
 		if s.web.serve(w, r) {
@@ -291,6 +310,10 @@ func (s *Server) Handler() http.Handler {
 		}
 		if strings.HasPrefix(r.URL.Path, path) || r.URL.Path == bare {
 			s.io.ServeHTTP(w, r)
+			return
+		}
+		if ui != nil && (strings.HasPrefix(r.URL.Path, uiPath) || r.URL.Path+"/" == uiPath) {
+			ui.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)

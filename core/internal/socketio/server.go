@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -40,6 +41,8 @@ type Server struct {
 	targets sync.Pool // *[]*Socket scratch for broadcasts
 
 	fl flusher // writes what broadcasts queue; see flush.go
+
+	obs atomic.Pointer[observerBox] // see observe.go
 }
 
 // NewServer returns a Server with o's zero fields set to their defaults. Mount it (it is

@@ -139,6 +139,9 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
 	}
+	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+		o.EventOut(s, event, args)
+	}
 	if s.srv.rec != nil && s.srv.rec.sh != nil && s.nsp == "/" {
 		return s.srv.rec.emitDirect(s, event, args)
 	}
@@ -400,6 +403,9 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	}
 	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
 	defer s.recoverHandler(p.Event)
+	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+		o.EventIn(s, p.Event, args)
+	}
 	if h != nil {
 		h(s, args, ack)
 	} else {
