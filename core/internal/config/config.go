@@ -310,7 +310,7 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Demo: Demo{Enabled: true, Path: "/", Dir: "web/demo", TokenTTL: 15 * time.Minute,
 			TokensPerMinute: 10},
-		Admin:   defaultAdmin(),
+		Admin: defaultAdmin(),
 	}
 }
 

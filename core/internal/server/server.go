@@ -46,7 +46,7 @@ type Server struct {
 	web     *web
 	// recStore keeps recovery state in Redis; nil on a single node or without recovery.
 	recStore *cluster.RecoveryStore
-	admin   *admin.Admin     // nil unless admin.Active (admin.go)
+	admin    *admin.Admin // nil unless admin.Active (admin.go)
 
 	mu      sync.Mutex
 	main    *engineio.HTTPServer
