@@ -183,7 +183,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 	f := &fixture{t: t, fan: newFakeAdapter(), d: newFakeDispatcher()}
 	f.hub = New(o, f.fan, nil)
 	f.hub.SetDispatcher(f.d)
-	io := socketio.NewServer(socketio.Options{NonBlockingHandlers: true})
+	io := socketio.NewServer(socketio.Options{NonBlockingHandlers: true, ArgMembers: ArgMembers()})
 	f.fan.io = io
 	io.Use(func(s *socketio.Socket, raw json.RawMessage) error {
 		var a struct {
