@@ -2,7 +2,7 @@
 GO      ?= go
 CONFIG  ?= config.hcl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/rtserver/rtserver/core/server.Version=$(VERSION)
+LDFLAGS := -X github.com/rtserver/rtserver/core/internal/server.Version=$(VERSION)
 BIN     := bin/rtserver
 # Every example plugin: a directory under examples/ with a main package.
 PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))

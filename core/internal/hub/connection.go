@@ -45,18 +45,27 @@ func (h *Hub) HandleConnection(s *socketio.Socket) {
 	h.on(s, ss, "room:join", h.onRoomJoin)
 	h.on(s, ss, "room:leave", h.onRoomLeave)
 	h.on(s, ss, "ping", h.onPing)
-	h.on(s, ss, "client:event", h.onClientRequest(dispatch.KindEvent))
-	h.on(s, ss, "client:message", h.onClientRequest(dispatch.KindMessage))
-	h.on(s, ss, "client:action", h.onClientRequest(dispatch.KindAction))
+	h.onArgs(s, ss, "client:event", h.onClientRequest(dispatch.KindEvent))
+	h.onArgs(s, ss, "client:message", h.onClientRequest(dispatch.KindMessage))
+	h.onArgs(s, ss, "client:action", h.onClientRequest(dispatch.KindAction))
 	h.welcome(s, ss, wire.FormatTime(time.Now()))
 }
 
-// handler is a client event handler after the common checks.
+// handler is a client event handler after the common checks; arg is the first argument.
 type handler func(s *socketio.Socket, ss *session, event string, arg json.RawMessage, ack socketio.Ack)
+
+// argsHandler is a handler that also reads what socketio found in the arguments.
+type argsHandler func(s *socketio.Socket, ss *session, event string, args *socketio.Args, arg json.RawMessage, ack socketio.Ack)
 
 // on installs a handler behind the checks every client event goes through (admission.go):
 // the message rate, the payload's nesting depth, and metrics.
 func (h *Hub) on(s *socketio.Socket, ss *session, event string, fn handler) {
+	h.onArgs(s, ss, event, func(s *socketio.Socket, ss *session, event string, _ *socketio.Args, arg json.RawMessage, ack socketio.Ack) {
+		fn(s, ss, event, arg, ack)
+	})
+}
+
+func (h *Hub) onArgs(s *socketio.Socket, ss *session, event string, fn argsHandler) {
 	s.On(event, func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
 		if !h.admit(s, ss, event, args) {
 			return
@@ -65,7 +74,7 @@ func (h *Hub) on(s *socketio.Socket, ss *session, event string, fn handler) {
 		if len(args.Raw) > 0 {
 			arg = args.Raw[0]
 		}
-		fn(s, ss, event, arg, ack)
+		fn(s, ss, event, &args, arg, ack)
 	})
 }
 

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/rtserver/rtserver/core/internal/dispatch"
 	"github.com/rtserver/rtserver/core/internal/engineio"
+	"github.com/rtserver/rtserver/core/internal/rawclient"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
@@ -184,7 +183,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 	f := &fixture{t: t, fan: newFakeAdapter(), d: newFakeDispatcher()}
 	f.hub = New(o, f.fan, nil)
 	f.hub.SetDispatcher(f.d)
-	io := socketio.NewServer(socketio.Options{NonBlockingHandlers: true})
+	io := socketio.NewServer(socketio.Options{NonBlockingHandlers: true, ArgMembers: ArgMembers()})
 	f.fan.io = io
 	io.Use(func(s *socketio.Socket, raw json.RawMessage) error {
 		var a struct {
@@ -211,30 +210,23 @@ func newFixture(t *testing.T, o Options) *fixture {
 		_ = io.Close(ctx)
 		_ = hs.Shutdown(ctx)
 	})
-	f.url = "ws://" + ln.Addr().String() + "/socket.io/?EIO=4&transport=websocket"
+	f.url = "ws://" + ln.Addr().String()
 	return f
 }
 
 // conn is a raw Socket.IO client of the fixture.
 type conn struct {
+	*rawclient.Conn
 	t  *testing.T
-	ws *websocket.Conn
 	id string
 }
 
 // connect opens a socket with that CONNECT auth object and reads up to its welcome.
 func (f *fixture) connect(auth string) *conn {
 	f.t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(f.url, nil)
-	if err != nil {
-		f.t.Fatalf("dial: %v", err)
-	}
-	c := &conn{t: f.t, ws: ws}
-	f.t.Cleanup(func() { _ = ws.Close() })
-	c.read() // the Engine.IO open packet
-	c.send("40" + auth)
+	c := &conn{Conn: rawclient.Dial(f.t, f.url), t: f.t}
 	var ok struct{ SID string }
-	if r := c.read(); !strings.HasPrefix(r, "40") || json.Unmarshal([]byte(r[2:]), &ok) != nil {
+	if r := c.Connect(auth); !strings.HasPrefix(r, "40") || json.Unmarshal([]byte(r[2:]), &ok) != nil {
 		f.t.Fatalf("connect reply %q", r)
 	}
 	c.id = ok.SID
@@ -242,64 +234,16 @@ func (f *fixture) connect(auth string) *conn {
 	return c
 }
 
-func (c *conn) send(frame string) {
-	c.t.Helper()
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-func (c *conn) read() string {
-	c.t.Helper()
-	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if string(b) == "2" {
-			c.send("3")
-			continue
-		}
-		return string(b)
-	}
-}
-
 // expect reads until the event named event and returns its first argument.
 func (c *conn) expect(event string) map[string]any {
 	c.t.Helper()
-	for i := 0; i < 50; i++ {
-		f := c.read()
-		if !strings.HasPrefix(f, `42["`+event+`"`) {
-			continue
-		}
-		var args []any
-		if err := json.Unmarshal([]byte(f[2:]), &args); err != nil {
-			c.t.Fatalf("frame %q", f)
-		}
-		m, _ := args[1].(map[string]any)
-		return m
+	f := c.Expect(event)
+	var args []any
+	if err := json.Unmarshal([]byte(f[2:]), &args); err != nil {
+		c.t.Fatalf("frame %q", f)
 	}
-	c.t.Fatalf("no %q", event)
-	return nil
-}
-
-// emit sends an event with one JSON argument.
-func (c *conn) emit(event, arg string) { c.send(`42["` + event + `",` + arg + `]`) }
-
-// closed waits for the server to close the connection.
-func (c *conn) closed() {
-	c.t.Helper()
-	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, _, err := c.ws.ReadMessage(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.t.Fatal("still connected")
-			}
-			return
-		}
-	}
+	m, _ := args[1].(map[string]any)
+	return m
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -324,7 +268,7 @@ func TestRegister(t *testing.T) {
 		`{"userId":"a\u0007"}`: "",
 		`{"userId":"bob"}`:     "userId does not match the authenticated user",
 	} {
-		c.emit("register", arg)
+		c.Emit("register", arg)
 		r := c.expect("register:ack")
 		if r["success"] != false || !strings.Contains(r["error"].(string), want) {
 			t.Errorf("register %s: %v, want an error with %q", arg, r, want)
@@ -334,17 +278,17 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("refused registrations joined %q", got)
 	}
 
-	c.emit("register", `{"userId":"alice"}`)
+	c.Emit("register", `{"userId":"alice"}`)
 	if r := c.expect("register:ack"); r["success"] != true || r["userId"] != "alice" {
 		t.Fatalf("register: %v", r)
 	}
-	c.emit("register", `{"userId":"alice"}`) // again: still one user
+	c.Emit("register", `{"userId":"alice"}`) // again: still one user
 	c.expect("register:ack")
 	if got := f.fan.joined(c.id); !slices.Equal(got, []string{userRoom("alice")}) {
 		t.Fatalf("rooms %q", got)
 	}
 	second := f.connect(`{"user":"alice"}`)
-	second.emit("register", `{"userId":"alice"}`)
+	second.Emit("register", `{"userId":"alice"}`)
 	second.expect("register:ack")
 	if st := f.hub.Stats(); st.Users != 1 {
 		t.Fatalf("users %d, want 1 for two sockets of alice", st.Users)
@@ -355,8 +299,8 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("push went %+v", b)
 	}
 
-	c.ws.Close()
-	second.ws.Close()
+	c.Close()
+	second.Close()
 	waitFor(t, "alice to be forgotten", func() bool { return f.hub.Stats().Users == 0 })
 }
 
@@ -367,11 +311,11 @@ func TestRooms(t *testing.T) {
 	f.fan.reserved["someone"] = true
 	f.fan.mu.Unlock()
 
-	c.send(`421["room:join",{"room":"a"}]`)
+	c.Send(`421["room:join",{"room":"a"}]`)
 	if r := c.expect("room:join:ack"); r["success"] != true || r["room"] != "a" {
 		t.Fatalf("join: %v", r)
 	}
-	if r := c.read(); r != `431[{"success":true,"room":"a"}]` {
+	if r := c.Read(); r != `431[{"success":true,"room":"a"}]` {
 		t.Fatalf("join ack %q", r)
 	}
 	for arg, code := range map[string]string{
@@ -383,23 +327,23 @@ func TestRooms(t *testing.T) {
 		`["a"]`:                CodeInvalidRoom,
 		`{"room":"someone"}`:   CodeInvalidRoom,
 	} {
-		c.emit("room:join", arg)
+		c.Emit("room:join", arg)
 		if e := c.expect("error"); e["code"] != code || e["event"] != "room:join" {
 			t.Errorf("join %s: %v, want %s", arg, e, code)
 		}
 	}
-	c.emit("room:join", `{"room":"b"}`)
+	c.Emit("room:join", `{"room":"b"}`)
 	c.expect("room:join:ack")
-	c.emit("room:join", `{"room":"c"}`)
+	c.Emit("room:join", `{"room":"c"}`)
 	if e := c.expect("error"); e["code"] != CodeRoomLimit {
 		t.Fatalf("third room: %v", e)
 	}
-	c.emit("room:join", `{"room":"b"}`) // a room it is in does not count twice
+	c.Emit("room:join", `{"room":"b"}`) // a room it is in does not count twice
 	c.expect("room:join:ack")
 	if st := f.hub.Stats(); st.Rooms != 2 {
 		t.Fatalf("rooms %d", st.Rooms)
 	}
-	c.emit("room:leave", `{"room":"a"}`)
+	c.Emit("room:leave", `{"room":"a"}`)
 	if r := c.expect("room:leave:ack"); r["success"] != true || r["room"] != "a" {
 		t.Fatalf("leave: %v", r)
 	}
@@ -440,38 +384,38 @@ func TestAdmission(t *testing.T) {
 	f := newFixture(t, Options{MessagesPerMinute: 3, FloodDisconnectAfter: 2, MaxJSONDepth: 3})
 	c := f.connect(`{"user":"u"}`)
 
-	c.emit("room:join", `{"room":{"a":{"b":1}}}`) // depth 3: allowed, then refused as a room
+	c.Emit("room:join", `{"room":{"a":{"b":1}}}`) // depth 3: allowed, then refused as a room
 	if e := c.expect("error"); e["code"] != CodeInvalidRoom {
 		t.Fatalf("depth 3: %v", e)
 	}
-	c.emit("room:join", `{"room":{"a":{"b":[1]}}}`)
+	c.Emit("room:join", `{"room":{"a":{"b":[1]}}}`)
 	if e := c.expect("error"); e["code"] != CodeInvalidPayload {
 		t.Fatalf("depth 4: %v", e)
 	}
-	c.emit("no:such", `{}`)
+	c.Emit("no:such", `{}`)
 	if e := c.expect("error"); e["code"] != CodeUnknownEvent || e["event"] != "no:such" {
 		t.Fatalf("unknown event: %v", e)
 	}
 	// The fourth event of the minute is refused, with when to retry.
-	c.emit("ping", `{}`)
+	c.Emit("ping", `{}`)
 	e := c.expect("error")
 	if e["code"] != CodeRateLimited || e["retryAfter"].(float64) < 1 {
 		t.Fatalf("over the rate: %v", e)
 	}
 	// A socket that keeps going is cut off.
-	c.emit("ping", `{}`)
+	c.Emit("ping", `{}`)
 	c.expect("error")
-	c.emit("ping", `{}`)
-	c.closed()
+	c.Emit("ping", `{}`)
+	c.Closed()
 }
 
 func TestRequests(t *testing.T) {
 	f := newFixture(t, Options{MaxPending: 1})
 	c := f.connect(`{"user":"u"}`)
-	c.emit("room:join", `{"room":"r"}`)
+	c.Emit("room:join", `{"room":"r"}`)
 	c.expect("room:join:ack")
 
-	c.send(`421["client:event",{"type":"greet","data":{"x":1}}]`)
+	c.Send(`421["client:event",{"type":"greet","data":{"x":1}}]`)
 	first := f.d.next(t)
 	if r := first.req; r.Kind != dispatch.KindEvent || r.Name != "greet" || r.UserID != "u" || r.SocketID != c.id ||
 		!slices.Equal(r.Rooms, []string{"r"}) || string(r.Payload) != `{"type":"greet","data":{"x":1}}` {
@@ -481,9 +425,9 @@ func TestRequests(t *testing.T) {
 		t.Fatal("the hub set a deadline: the dispatcher owns them")
 	}
 	// Requests run one at a time: the next waits for the first's answer.
-	c.emit("client:action", `{"action":"go"}`)
+	c.Emit("client:action", `{"action":"go"}`)
 	f.d.none(t, 50*time.Millisecond)
-	c.emit("client:message", `{"content":"hi"}`) // one waits already (MaxPending 1)
+	c.Emit("client:message", `{"content":"hi"}`) // one waits already (MaxPending 1)
 	if e := c.expect("error"); e["code"] != CodeTooManyPending {
 		t.Fatalf("past MaxPending: %v", e)
 	}
@@ -492,7 +436,7 @@ func TestRequests(t *testing.T) {
 	if r["success"] != true || r["requestId"] != first.req.RequestID || r["data"].(map[string]any)["ok"] != float64(1) {
 		t.Fatalf("response %v", r)
 	}
-	if a := c.read(); !strings.HasPrefix(a, `431[{"success":true`) {
+	if a := c.Read(); !strings.HasPrefix(a, `431[{"success":true`) {
 		t.Fatalf("ack %q", a)
 	}
 	second := f.d.next(t)
@@ -503,7 +447,7 @@ func TestRequests(t *testing.T) {
 	if r := c.expect("action:result"); r["success"] != false || r["code"] != dispatch.CodePluginTimeout || r["error"] != "slow" {
 		t.Fatalf("failure %v", r)
 	}
-	c.emit("client:message", `{"content":"hi","type":"chat"}`)
+	c.Emit("client:message", `{"content":"hi","type":"chat"}`)
 	m := f.d.next(t)
 	m.done(nil, errors.New("boom"))
 	if r := c.expect("message:ack"); r["success"] != false || r["code"] != CodeInternal || r["messageId"] != m.req.MessageID {
@@ -515,7 +459,7 @@ func TestRequests(t *testing.T) {
 		"client:message": `{"type":"x"}`,
 		"client:action":  `{"action":7}`,
 	} {
-		c.emit(event, bad)
+		c.Emit(event, bad)
 		if e := c.expect("error"); !strings.HasPrefix(e["code"].(string), "INVALID_") || e["event"] != event {
 			t.Errorf("%s %s: %v", event, bad, e)
 		}
@@ -523,10 +467,10 @@ func TestRequests(t *testing.T) {
 	f.d.none(t, 50*time.Millisecond)
 
 	// A socket that goes away ends its running request and drops the queued one.
-	c.emit("client:event", `{"type":"slow"}`)
+	c.Emit("client:event", `{"type":"slow"}`)
 	running := f.d.next(t)
-	c.emit("client:event", `{"type":"queued"}`)
-	c.ws.Close()
+	c.Emit("client:event", `{"type":"queued"}`)
+	c.Close()
 	select {
 	case <-running.ctx.Done():
 	case <-time.After(5 * time.Second):
@@ -538,15 +482,8 @@ func TestRequests(t *testing.T) {
 
 func TestSystemEvents(t *testing.T) {
 	f := newFixture(t, Options{Version: "v9", Environment: "test"})
-	ws, _, err := websocket.DefaultDialer.Dial(f.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &conn{t: t, ws: ws}
-	t.Cleanup(func() { _ = ws.Close() })
-	c.read()
-	c.send(`40{"user":"u","pid":"gone-session","attempt":3}`)
-	c.read()
+	c := &conn{Conn: rawclient.Dial(t, f.url), t: t}
+	c.Connect(`{"user":"u","pid":"gone-session","attempt":3}`)
 	w := c.expect("system:welcome")
 	info, _ := w["serverInfo"].(map[string]any)
 	if w["socketId"] == "" || info["version"] != "v9" || info["environment"] != "test" {
@@ -558,8 +495,8 @@ func TestSystemEvents(t *testing.T) {
 	if r := c.expect("system:reconnect_status"); r["attempt"] != float64(3) {
 		t.Fatalf("reconnect status %v", r)
 	}
-	c.send(`425["ping",{"timestamp":1}]`)
-	if a := c.read(); a != "435[]" {
+	c.Send(`425["ping",{"timestamp":1}]`)
+	if a := c.Read(); a != "435[]" {
 		t.Fatalf("ping ack %q", a)
 	}
 }

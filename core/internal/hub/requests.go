@@ -58,10 +58,10 @@ var kinds = map[dispatch.Kind]*kindSpec{
 	},
 }
 
-func (h *Hub) onClientRequest(kind dispatch.Kind) handler {
+func (h *Hub) onClientRequest(kind dispatch.Kind) argsHandler {
 	spec := kinds[kind]
-	return func(s *socketio.Socket, ss *session, event string, arg json.RawMessage, ack socketio.Ack) {
-		fields, ok := scanRequest(arg)
+	return func(s *socketio.Socket, ss *session, event string, args *socketio.Args, arg json.RawMessage, ack socketio.Ack) {
+		fields, ok := requestOf(args, arg)
 		if !ok {
 			h.sendError(s, event, spec.invalidMsg, spec.invalidCode)
 			return

@@ -3,6 +3,8 @@ package hub
 import (
 	"encoding/json"
 
+	"github.com/rtserver/rtserver/core/internal/socketio"
+
 	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
@@ -18,6 +20,27 @@ type requestFields struct {
 }
 
 var requestKeys = []string{"type", "content", "action"}
+
+// ArgMembers is what the hub asks socketio (Options.ArgMembers) to pick up from the first
+// argument of each event while it validates the packet: the members a client:* request
+// is routed by, so the payload is scanned once.
+func ArgMembers() map[string][]string {
+	return map[string][]string{
+		"client:event":   requestKeys,
+		"client:message": requestKeys,
+		"client:action":  requestKeys,
+	}
+}
+
+// requestOf reads the routing members of a client:* request from what socketio picked
+// up; a socketio server not told ArgMembers leaves them to scanRequest.
+func requestOf(args *socketio.Args, arg json.RawMessage) (requestFields, bool) {
+	m := &args.Members
+	if !m.Scanned {
+		return scanRequest(arg)
+	}
+	return requestFields{typ: m.Values[0], content: m.Values[1], action: m.Values[2]}, m.Object
+}
 
 // scanRequest finds the routing members of the JSON object raw (wire.Members). It
 // relies on raw being valid JSON (core/socketio validates every argument before a handler

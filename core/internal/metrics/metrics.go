@@ -86,72 +86,51 @@ const (
 // a fresh registry (never the global one, so tests and several servers in one process
 // do not collide).
 func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
-		ActiveConnections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "socket_server_active_connections",
-			Help: "Number of active socket connections",
-		}),
-		ConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_connections_total",
-			Help: "Total number of connections",
-		}, []string{"authenticated", "transport"}),
-		RegisteredUsers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "socket_server_registered_users",
-			Help: "Number of distinct registered users with at least one socket",
-		}),
-		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_events_received_total",
-			Help: "Total number of events received from clients, by event name (unknown names counted as other)",
-		}, []string{"event"}),
-		EventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_events_sent_total",
-			Help: "Total number of events sent to clients, by event name (unknown names counted as other)",
-		}, []string{"event"}),
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_http_requests_total",
-			Help: "Total number of HTTP API requests, by route pattern, method and status",
-		}, []string{"route", "method", "status"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "socket_server_http_request_duration_seconds",
+		Registry:          r,
+		ActiveConnections: gauge(r, "active_connections", "Number of active socket connections"),
+		ConnectionsTotal: counterVec(r, "connections_total", "Total number of connections",
+			"authenticated", "transport"),
+		RegisteredUsers: gauge(r, "registered_users",
+			"Number of distinct registered users with at least one socket"),
+		EventsReceived: counterVec(r, "events_received_total",
+			"Total number of events received from clients, by event name (unknown names counted as other)",
+			"event"),
+		EventsSent: counterVec(r, "events_sent_total",
+			"Total number of events sent to clients, by event name (unknown names counted as other)",
+			"event"),
+		HTTPRequests: counterVec(r, "http_requests_total",
+			"Total number of HTTP API requests, by route pattern, method and status",
+			"route", "method", "status"),
+		HTTPDuration: register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    prefix + "http_request_duration_seconds",
 			Help:    "HTTP API request latency in seconds, by route pattern and method",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"route", "method"}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_rate_limited_total",
-			Help: "Total number of requests, connections or messages refused by a rate limit, by kind",
-		}, []string{"kind"}),
-		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "socket_server_reconnects_total",
-			Help: "Total number of connections whose client reported a reconnection attempt (auth.attempt > 0)",
-		}),
-		Recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_recovery_total",
-			Help: "Connection state recovery outcomes: recovered, failed, dropped_packets, store_failed",
-		}, []string{"result"}),
-		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "socket_server_ws_errors_total",
-			Help: "Total number of error events sent to socket clients, by error code",
-		}, []string{"code"}),
+		}, []string{"route", "method"})),
+		RateLimited: counterVec(r, "rate_limited_total",
+			"Total number of requests, connections or messages refused by a rate limit, by kind",
+			"kind"),
+		Reconnects: counter(r, "reconnects_total",
+			"Total number of connections whose client reported a reconnection attempt (auth.attempt > 0)"),
+		Recovery: counterVec(r, "recovery_total",
+			"Connection state recovery outcomes: recovered, failed, dropped_packets, store_failed", "result"),
+		Errors: counterVec(r, "ws_errors_total",
+			"Total number of error events sent to socket clients, by error code", "code"),
 	}
 	// Counted when scraped, from the same numbers /api/status shows: no join or leave on
 	// the hot path has to keep a gauge up to date.
-	m.Rooms = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "socket_server_rooms",
+	m.Rooms = register(r, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: prefix + "rooms",
 		Help: "Number of rooms with at least one member",
 	}, func() float64 {
 		if f := m.rooms.Load(); f != nil {
 			return float64((*f)())
 		}
 		return 0
-	})
-	m.Registry.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ActiveConnections, m.ConnectionsTotal, m.Rooms, m.RegisteredUsers,
-		m.EventsReceived, m.EventsSent, m.HTTPRequests, m.HTTPDuration,
-		m.RateLimited, m.Reconnects, m.Recovery, m.Errors,
-	)
+	}))
 	// Series with a small known label set start at zero, so they are scraped (and rate()
 	// works) before the first event.
 	for _, auth := range []string{"true", "false"} {
@@ -163,6 +142,30 @@ func New() *Metrics {
 		m.Recovery.WithLabelValues(r)
 	}
 	return m
+}
+
+// prefix starts the name of every series of the product.
+const prefix = "socket_server_"
+
+// The series are built and registered by the helpers below, so that each is named and
+// registered in one place and none is built and then left out of the registry.
+
+func gauge(r *prometheus.Registry, name, help string) prometheus.Gauge {
+	return register(r, prometheus.NewGauge(prometheus.GaugeOpts{Name: prefix + name, Help: help}))
+}
+
+func counter(r *prometheus.Registry, name, help string) prometheus.Counter {
+	return register(r, prometheus.NewCounter(prometheus.CounterOpts{Name: prefix + name, Help: help}))
+}
+
+func counterVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.CounterVec {
+	return register(r, prometheus.NewCounterVec(prometheus.CounterOpts{Name: prefix + name, Help: help}, labels))
+}
+
+// register adds c to r and returns it, typed as built.
+func register[C prometheus.Collector](r *prometheus.Registry, c C) C {
+	r.MustRegister(c)
+	return c
 }
 
 // Handler serves the registry in the Prometheus text exposition format. A collector that

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rtserver/rtserver/core/internal/auth"
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/rawclient"
 	"github.com/rtserver/rtserver/core/internal/server"
 )
 
@@ -473,9 +474,9 @@ func envOr(name, def string) string {
 	return def
 }
 
-// rawClient speaks Engine.IO v4 / Socket.IO v5 over a plain websocket, in this goroutine
-// only: a client without goroutines of its own.
+// rawClient is a rawclient.Conn under the names this package's tests use.
 type rawClient struct {
+	*rawclient.Conn
 	t  testing.TB
 	ws *websocket.Conn
 }
@@ -495,54 +496,12 @@ func (e *env) raw(t testing.TB, userID string) *rawClient {
 // reply packet (CONNECT or CONNECT_ERROR).
 func (e *env) rawAuth(t testing.TB, authJSON string) (*rawClient, string) {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(e.url, "http") + "/socket.io/?EIO=4&transport=websocket"
-	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	c := &rawClient{t: t, ws: ws}
-	t.Cleanup(c.close)
-	if f := c.read(); !strings.HasPrefix(f, "0{") {
-		t.Fatalf("handshake %q", f)
-	}
-	c.send(`40` + authJSON)
-	return c, c.read()
+	rc := rawclient.Dial(t, e.url)
+	c := &rawClient{Conn: rc, t: t, ws: rc.WS()}
+	return c, c.Connect(authJSON)
 }
 
-func (c *rawClient) send(frame string) {
-	c.t.Helper()
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// read returns the next frame that is not a heartbeat (pings are answered).
-func (c *rawClient) read() string {
-	c.t.Helper()
-	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if string(b) == "2" {
-			c.send("3")
-			continue
-		}
-		return string(b)
-	}
-}
-
-// expect reads until an EVENT named event arrives.
-func (c *rawClient) expect(event string) string {
-	c.t.Helper()
-	for i := 0; i < 100; i++ {
-		if f := c.read(); strings.HasPrefix(f, `42["`+event+`"`) {
-			return f
-		}
-	}
-	c.t.Fatalf("no %q", event)
-	return ""
-}
-
-func (c *rawClient) close() { _ = c.ws.Close() }
+func (c *rawClient) send(frame string)          { c.t.Helper(); c.Send(frame) }
+func (c *rawClient) read() string               { c.t.Helper(); return c.Read() }
+func (c *rawClient) expect(event string) string { c.t.Helper(); return c.Expect(event) }
+func (c *rawClient) close()                     { c.Close() }

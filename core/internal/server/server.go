@@ -98,6 +98,8 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		// host, which answers from its own goroutine, or queued for a per-socket runner.
 		NonBlockingHandlers: true,
 		Logger:              log.Named("socketio"),
+		// The hub's routing members are read by the pass that validates each packet.
+		ArgMembers: hub.ArgMembers(),
 	}
 	if cfg.Recovery.Enabled {
 		ioOpts.Recovery = &socketio.RecoveryOptions{

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
@@ -14,7 +15,10 @@ import (
 // maxJSONDepth bounds nesting so that a hostile payload cannot exhaust the stack.
 const maxJSONDepth = 10000
 
-var errBadJSON = errors.New("invalid JSON payload")
+var (
+	errBadJSON  = errors.New("invalid JSON payload")
+	errBadEvent = errors.New("invalid event name")
+)
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
@@ -36,44 +40,7 @@ func skipValue(b []byte, i, depth int, deepest *int) (int, error) {
 	case c == '"':
 		return skipString(b, i)
 	case c == '{':
-		if depth >= maxJSONDepth {
-			return 0, errBadJSON
-		}
-		if depth >= *deepest {
-			*deepest = depth + 1
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, nil
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return 0, errBadJSON
-			}
-			var err error
-			if i, err = skipString(b, i); err != nil {
-				return 0, err
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return 0, errBadJSON
-			}
-			i = skipSpace(b, i+1)
-			if i, err = skipValue(b, i, depth+1, deepest); err != nil {
-				return 0, err
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return 0, errBadJSON
-			}
-			if b[i] == '}' {
-				return i + 1, nil
-			}
-			if b[i] != ',' {
-				return 0, errBadJSON
-			}
-			i = skipSpace(b, i+1)
-		}
+		return skipObject(b, i, depth, deepest, nil, nil)
 	case c == '[':
 		if depth >= maxJSONDepth {
 			return 0, errBadJSON
@@ -112,6 +79,75 @@ func skipValue(b []byte, i, depth int, deepest *int) (int, error) {
 		return skipLiteral(b, i, "null")
 	}
 	return 0, errBadJSON
+}
+
+// skipObject is skipValue for the object starting at b[i]. When keys is not nil it also
+// sets found[k] to the raw value of the member named keys[k] (matched after unescaping,
+// the last of duplicates winning, as decoding into a map does), so that a caller that
+// routes by a few members needs no second pass over the object.
+func skipObject(b []byte, i, depth int, deepest *int, keys []string, found *[MaxArgMembers]json.RawMessage) (int, error) {
+	if depth >= maxJSONDepth {
+		return 0, errBadJSON
+	}
+	if depth >= *deepest {
+		*deepest = depth + 1
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, errBadJSON
+		}
+		keyStart := i
+		var err error
+		if i, err = skipString(b, i); err != nil {
+			return 0, err
+		}
+		key := b[keyStart:i]
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return 0, errBadJSON
+		}
+		i = skipSpace(b, i+1)
+		valueStart := i
+		if i, err = skipValue(b, i, depth+1, deepest); err != nil {
+			return 0, err
+		}
+		if keys != nil {
+			matchMember(key, b[valueStart:i:i], keys, found)
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return 0, errBadJSON
+		}
+		if b[i] == '}' {
+			return i + 1, nil
+		}
+		if b[i] != ',' {
+			return 0, errBadJSON
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// matchMember stores value in found at the index of each of keys that the (validated)
+// string literal key names.
+func matchMember(key, value []byte, keys []string, found *[MaxArgMembers]json.RawMessage) {
+	name := key[1 : len(key)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		u, ok := unquoteString(key)
+		if !ok {
+			return
+		}
+		name = []byte(u)
+	}
+	for k, want := range keys {
+		if string(name) == want {
+			found[k] = value
+		}
+	}
 }
 
 func skipLiteral(b []byte, i int, lit string) (int, error) {
@@ -210,41 +246,83 @@ func validJSON(b []byte) bool {
 	return skipSpace(b, end) == len(b)
 }
 
-// splitArray splits a JSON array into its raw elements (sub-slices of b, trimmed), and
-// returns the deepest nesting of objects and arrays within an element (0 when all are
-// scalars). It returns an error unless b is exactly one JSON array.
-func splitArray(b []byte) ([]json.RawMessage, int, error) {
+// MaxArgMembers is how many members of an event's first argument Options.ArgMembers may
+// name.
+const MaxArgMembers = 4
+
+// split is a JSON array cut into its raw elements (sub-slices of the input, trimmed) by
+// one validating pass.
+type split struct {
+	elems []json.RawMessage
+	// depth is the deepest nesting of objects and arrays within an element (0 when all
+	// are scalars).
+	depth int
+	// event is elems[0] read as an event name, when the array is an EVENT's.
+	event string
+	// members are what memberKeys named for event, found in elems[1].
+	members Members
+}
+
+// splitArray splits b, which must be exactly one JSON array. For an EVENT's array
+// (isEvent) the first element must be an event name; when memberKeys names keys for
+// that event, the members of the second element (the first argument) with those names
+// are picked up by the same pass.
+func splitArray(b []byte, isEvent bool, memberKeys map[string][]string) (split, error) {
+	var out split
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
-		return nil, 0, errBadJSON
+		return out, errBadJSON
 	}
 	i = skipSpace(b, i+1)
-	var out []json.RawMessage
 	if i < len(b) && b[i] == ']' {
 		if skipSpace(b, i+1) != len(b) {
-			return nil, 0, errBadJSON
+			return out, errBadJSON
 		}
-		return out, 0, nil
+		return out, nil
 	}
 	deepest := 1 // the array itself
+	var keys []string
+	badEvent := false // told once the whole array is known to be valid JSON
 	for {
-		end, err := skipValue(b, i, 1, &deepest)
-		if err != nil {
-			return nil, 0, err
+		var end int
+		var err error
+		if keys != nil && len(out.elems) == 1 {
+			out.members.Scanned = true
 		}
-		out = append(out, b[i:end:end])
+		if out.members.Scanned && len(out.elems) == 1 && b[i] == '{' {
+			out.members.Object = true
+			end, err = skipObject(b, i, 1, &deepest, keys, &out.members.Values)
+		} else {
+			end, err = skipValue(b, i, 1, &deepest)
+		}
+		if err != nil {
+			return out, err
+		}
+		out.elems = append(out.elems, b[i:end:end])
+		if isEvent && len(out.elems) == 1 {
+			ev, ok := eventName(out.elems[0])
+			badEvent = !ok
+			out.event = ev
+			if keys = memberKeys[ev]; len(keys) == 0 {
+				keys = nil
+			}
+		}
 		i = skipSpace(b, end)
 		if i >= len(b) {
-			return nil, 0, errBadJSON
+			return out, errBadJSON
 		}
 		if b[i] == ']' {
 			if skipSpace(b, i+1) != len(b) {
-				return nil, 0, errBadJSON
+				return out, errBadJSON
 			}
-			return out, deepest - 1, nil
+			if badEvent {
+				return out, errBadEvent
+			}
+			out.depth = deepest - 1
+			return out, nil
 		}
 		if b[i] != ',' {
-			return nil, 0, errBadJSON
+			return out, errBadJSON
 		}
 		i = skipSpace(b, i+1)
 	}

@@ -68,6 +68,7 @@ type Packet struct {
 	Data        []byte
 	Args        []json.RawMessage // EVENT, BINARY_EVENT, ACK, BINARY_ACK
 	Depth       int               // the deepest nesting of objects and arrays within an Args element
+	Members     Members           // EVENT, BINARY_EVENT: see Options.ArgMembers
 	Event       string            // EVENT, BINARY_EVENT: the decoded first argument
 }
 
@@ -78,7 +79,11 @@ func parseErr(format string, a ...any) error {
 // DecodePacket parses one text packet (without the Engine.IO '4' prefix). It never
 // panics and returns an error wrapping ErrParse for anything a v5 peer would not send.
 // The returned Packet aliases b.
-func DecodePacket(b []byte) (Packet, error) {
+func DecodePacket(b []byte) (Packet, error) { return decodePacket(b, nil) }
+
+// decodePacket is DecodePacket that also picks up, in the same pass, the members of an
+// EVENT's first argument that memberKeys names for its event (Options.ArgMembers).
+func decodePacket(b []byte, memberKeys map[string][]string) (Packet, error) {
 	var p Packet
 	if len(b) == 0 {
 		return p, parseErr("empty packet")
@@ -146,24 +151,23 @@ func DecodePacket(b []byte) (Packet, error) {
 			return p, parseErr("invalid CONNECT_ERROR payload")
 		}
 	case PacketEvent, PacketBinaryEvent:
-		args, depth, err := splitArray(p.Data)
-		if err != nil || len(args) == 0 {
-			return p, parseErr("invalid EVENT payload")
-		}
-		ev, ok := eventName(args[0])
-		if !ok {
+		sp, err := splitArray(p.Data, true, memberKeys)
+		if errors.Is(err, errBadEvent) {
 			return p, parseErr("invalid event name")
 		}
-		p.Event, p.Args, p.Depth = ev, args[1:], depth
+		if err != nil || len(sp.elems) == 0 {
+			return p, parseErr("invalid EVENT payload")
+		}
+		p.Event, p.Args, p.Depth, p.Members = sp.event, sp.elems[1:], sp.depth, sp.members
 	case PacketAck, PacketBinaryAck:
 		if !p.HasID {
 			return p, parseErr("ACK without id")
 		}
-		args, depth, err := splitArray(p.Data)
+		sp, err := splitArray(p.Data, false, nil)
 		if err != nil {
 			return p, parseErr("invalid ACK payload")
 		}
-		p.Args, p.Depth = args, depth
+		p.Args, p.Depth = sp.elems, sp.depth
 	}
 	return p, nil
 }

@@ -259,7 +259,8 @@ func FuzzSplitArray(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		args, depth, err := splitArray(b)
+		sp, err := splitArray(b, false, nil)
+		args, depth := sp.elems, sp.depth
 		var ref []json.RawMessage
 		refErr := json.Unmarshal(b, &ref)
 		if (err == nil) != (refErr == nil) {
@@ -358,7 +359,8 @@ func TestValidPlaceholders(t *testing.T) {
 		{`[[[{"x":{"_placeholder":true,"num":3}}]]]`, 2, false},
 	}
 	for _, tt := range tests {
-		args, _, err := splitArray([]byte(tt.args))
+		sp, err := splitArray([]byte(tt.args), false, nil)
+		args := sp.elems
 		if err != nil {
 			t.Fatal(err)
 		}

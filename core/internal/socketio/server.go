@@ -49,6 +49,12 @@ type Server struct {
 // an http.Handler) at o.Path.
 func NewServer(o Options) *Server {
 	o.setDefaults()
+	for ev, keys := range o.ArgMembers {
+		if len(keys) > MaxArgMembers {
+			// A wiring mistake, not input: no client can reach it.
+			panic(fmt.Sprintf("socketio: ArgMembers[%q] names %d members, at most %d", ev, len(keys), MaxArgMembers))
+		}
+	}
 	s := &Server{
 		opts:    o,
 		log:     o.Logger.Named("socketio"),

@@ -401,7 +401,7 @@ func (s *Socket) handleEvent(p Packet, atts [][]byte) {
 	if p.HasID {
 		ack = s.ackFunc(p.ID)
 	}
-	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth}
+	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth, Members: p.Members}
 	defer s.recoverHandler(p.Event)
 	if o := s.srv.observer(); o != nil && s.nsp == "/" {
 		o.EventIn(s, p.Event, args)

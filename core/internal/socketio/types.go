@@ -46,6 +46,10 @@ type Options struct {
 	Namespaces []string
 	// Recovery, when set, turns on connection state recovery (see recovery.go).
 	Recovery *RecoveryOptions
+	// ArgMembers names, per event, up to MaxArgMembers members of the event's first
+	// argument that its handler routes by: the pass that validates an inbound packet
+	// picks them up (Args.Members), so the handler does not scan the payload again.
+	ArgMembers map[string][]string
 }
 
 // RecoveryOptions turns on connection state recovery: outbound EVENT packets carry an
@@ -99,6 +103,24 @@ type Args struct {
 	// Depth is the deepest nesting of objects and arrays within one of Raw's arguments (0
 	// when all are scalars), measured by the pass that validated them.
 	Depth int
+	// Members are the members of Raw[0] that Options.ArgMembers names for the event,
+	// found by the pass that validated the packet (EVENT packets only).
+	Members Members
+}
+
+// Members are the values of the top-level members of an event's first argument that
+// Options.ArgMembers names for the event.
+type Members struct {
+	// Scanned is whether the event has names in Options.ArgMembers (and arguments); when
+	// it is false, nothing was looked for and the other fields are zero.
+	Scanned bool
+	// Object is whether the first argument is a JSON object; when it is false, Values
+	// are all nil.
+	Object bool
+	// Values[k] is the raw value of the member named ArgMembers[event][k]; nil when the
+	// object has no such member (a present value is never empty). Names match after
+	// unescaping, and the last of duplicate names wins, as when decoding into a map.
+	Values [MaxArgMembers]json.RawMessage
 }
 
 // Ack answers a client's acknowledgement request. It is nil when the client asked for none.
