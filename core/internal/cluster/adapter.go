@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,11 @@ type Adapter struct {
 	down      atomic.Bool
 	lastProbe atomic.Int64 // unix nanoseconds of the last publish tried while down
 
+	// rooms holds the per-room subscriptions (rooms.go); nil when the adapter has no
+	// sockets to watch, and then it subscribes to every broadcast by pattern.
+	rooms     *roomSubs
+	sweepDone chan struct{} // closed when the sweeper of rooms ends
+
 	mu     sync.Mutex // guards pubsub, done and closed
 	pubsub *redis.PubSub
 	done   chan struct{} // closed when the receive loop ends
@@ -132,15 +138,24 @@ func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
 		log:        o.Logger,
 		m:          newMetrics(o.Registerer),
 	}
+	if o.Sockets != nil {
+		a.rooms = newRoomSubs(a)
+		o.Sockets.WatchRooms(a.rooms)
+	}
 	return a, nil
 }
 
 // UID is the node's id on the wire.
 func (a *Adapter) UID() string { return a.uid }
 
-// pattern is what a node subscribes to, as the official adapter does: every broadcast of
-// the main namespace, on the all-node channel or a room's.
+// pattern matches every broadcast of the main namespace, on the all-node channel or a
+// room's; the official adapter subscribes to it, and so does this one when it has no
+// sockets to watch. With sockets, it subscribes to allChannel and to the channel of each
+// room with a member here (rooms.go).
 func (a *Adapter) pattern() string { return a.prefix + "#" + mainNamespace + "#*" }
+
+// allChannel carries broadcasts to every node: to no room, or to several.
+func (a *Adapter) allChannel() string { return broadcastChannel(a.prefix, nil) }
 
 // reqChannel carries requests; respChannel the answers of nodes that do not name the
 // requester (the Node.js adapter's default); ownRespChannel(uid) the answers to uid.
@@ -167,19 +182,38 @@ func (a *Adapter) Start(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	ps := a.client.PSubscribe(cctx, a.pattern())
+	own := []string{a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid), a.markChannel()}
+	var ps *redis.PubSub
+	var err error
+	pending := make(map[string]bool)
+	if a.rooms == nil {
+		ps = a.client.PSubscribe(cctx, a.pattern())
+		pending[a.pattern()] = true
+		err = ps.Subscribe(cctx, own...)
+	} else {
+		ps = a.client.Subscribe(cctx)
+		a.rooms.subMu.Lock()
+		own = append(append(own, a.allChannel()), a.rooms.start(ps)...)
+		err = batched(own, func(chs []string) error { return ps.Subscribe(cctx, chs...) })
+		a.rooms.subMu.Unlock()
+	}
+	for _, ch := range own {
+		pending[ch] = true
+	}
 	// Wait for Redis to confirm the subscriptions, so that a broadcast or request published
 	// once Start has returned reaches this node.
-	err := ps.Subscribe(cctx, a.reqChannel(), a.respChannel(), a.ownRespChannel(a.uid), a.markChannel())
 	var early []*redis.Message
-	for confirmed := 0; confirmed < 5 && err == nil; {
+	for len(pending) > 0 && err == nil {
 		var m any
 		if m, err = ps.Receive(cctx); err != nil {
 			break
 		}
 		switch m := m.(type) {
 		case *redis.Subscription:
-			confirmed++
+			delete(pending, m.Channel)
+			if a.rooms != nil {
+				a.rooms.confirmed(m.Channel)
+			}
 		case *redis.Message:
 			// A message can arrive between the confirmations (the pattern is confirmed
 			// first): keep it for the receive loop rather than lose it.
@@ -197,6 +231,10 @@ func (a *Adapter) Start(ctx context.Context) error {
 	a.pubsub = ps
 	a.done = make(chan struct{})
 	go a.receive(ps, a.done, early)
+	if a.rooms != nil {
+		a.sweepDone = make(chan struct{})
+		go a.rooms.run(a.sweepDone)
+	}
 	return nil
 }
 
@@ -210,7 +248,10 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.M
 	for m := range ps.ChannelWithSubscriptions() {
 		switch m := m.(type) {
 		case *redis.Subscription:
-			if m.Kind == "psubscribe" && a.down.Load() {
+			if a.rooms != nil && m.Kind == "subscribe" {
+				a.rooms.confirmed(m.Channel)
+			}
+			if (m.Channel == a.pattern() || m.Channel == a.allChannel()) && a.down.Load() {
 				a.setDown(false)
 				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 			}
@@ -223,7 +264,7 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.M
 // route hands a message to the handler of its channel.
 func (a *Adapter) route(m *redis.Message) {
 	switch {
-	case m.Pattern != "":
+	case m.Pattern != "" || strings.HasPrefix(m.Channel, a.allChannel()):
 		a.onMessage(m.Payload)
 	case m.Channel == a.reqChannel():
 		a.onRequest(m.Payload)
@@ -355,11 +396,20 @@ func (a *Adapter) goBackground(fn func()) bool {
 // Close ends the subscription and the Redis connections.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
-	ps, done, closed := a.pubsub, a.done, a.closed
+	ps, done, closed, sweepDone := a.pubsub, a.done, a.closed, a.sweepDone
 	a.pubsub, a.closed = nil, true
 	a.mu.Unlock()
 	if closed {
 		return nil
+	}
+	if a.rooms != nil {
+		if a.io != nil {
+			a.io.WatchRooms(nil)
+		}
+		close(a.rooms.stop)
+		if sweepDone != nil {
+			<-sweepDone
+		}
 	}
 	var errs []error
 	if ps != nil {

@@ -136,6 +136,16 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		return n, 0, true, err
 	}
 	foreign := all > others // Node.js nodes: reached, not counted
+	channel := a.allChannel()
+	if a.rooms != nil && len(to.Rooms) == 1 {
+		// A broadcast to one room goes on the room's channel, which only the nodes with
+		// a member there hear (rooms.go): those are the answers to wait for.
+		channel = broadcastChannel(a.prefix, to.Rooms)
+		if others, err = a.roomNodes(channel); err != nil {
+			n, err = a.Broadcast(to, event, data)
+			return n, 0, true, err
+		}
+	}
 	if others == 0 {
 		n, err = a.Broadcast(to, event, data)
 		return n, 0, foreign, err
@@ -176,7 +186,7 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		}
 		return t
 	}
-	answers, complete, err := a.askVia(pub, broadcastChannel(a.prefix, to.Rooms), &wireRequest{RequestID: id}, msg, others, nil)
+	answers, complete, err := a.askVia(pub, channel, &wireRequest{RequestID: id}, msg, others, nil)
 	if err != nil && logged {
 		return n, 0, true, err // published and logged; delivering here failed
 	}

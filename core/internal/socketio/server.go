@@ -42,7 +42,8 @@ type Server struct {
 
 	fl flusher // writes what broadcasts queue; see flush.go
 
-	obs atomic.Pointer[observerBox] // see observe.go
+	obs   atomic.Pointer[observerBox] // see observe.go
+	watch atomic.Pointer[watcherBox]  // see watch.go
 }
 
 // NewServer returns a Server with o's zero fields set to their defaults. Mount it (it is
@@ -311,38 +312,44 @@ func (s *Server) collect(dst []*Socket, rooms, except []string) []*Socket {
 	return dst
 }
 
-// joinLocked adds so to room unless room is so's own id or reserved. Caller holds s.mu.
-func (s *Server) joinLocked(so *Socket, room string) {
+// joinLocked adds so to room unless room is so's own id or reserved; it reports whether
+// room had no member before (RoomWatcher). Caller holds s.mu.
+func (s *Server) joinLocked(so *Socket, room string) (opened bool) {
 	if room == so.id || s.reservedLocked(room) {
-		return
+		return false
 	}
 	if so.rooms == nil {
 		so.rooms = make(map[string]struct{}, 2)
 	}
 	if _, ok := so.rooms[room]; ok {
-		return
+		return false
 	}
 	so.rooms[room] = struct{}{}
 	m := s.rooms[room]
 	if m == nil {
 		m = make(map[*Socket]struct{})
 		s.rooms[room] = m
+		opened = true
 	}
 	m[so] = struct{}{}
+	return opened
 }
 
-// leaveLocked removes so from room. Caller holds s.mu.
-func (s *Server) leaveLocked(so *Socket, room string) {
+// leaveLocked removes so from room; it reports whether room has no member left
+// (RoomWatcher). Caller holds s.mu.
+func (s *Server) leaveLocked(so *Socket, room string) (closed bool) {
 	if _, ok := so.rooms[room]; !ok {
-		return
+		return false
 	}
 	delete(so.rooms, room)
 	if m := s.rooms[room]; m != nil {
 		delete(m, so)
 		if len(m) == 0 {
 			delete(s.rooms, room)
+			return true
 		}
 	}
+	return false
 }
 
 // newID returns a random, URL-safe 20-character id.

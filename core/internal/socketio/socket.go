@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,21 +292,28 @@ func (s *Socket) Join(rooms ...string) {
 	if s.nsp != "/" {
 		return
 	}
+	var opened []string
 	s.srv.mu.Lock()
 	if s.state.Load() == stateConnected {
 		for _, r := range rooms {
-			s.srv.joinLocked(s, r)
+			if s.srv.joinLocked(s, r) {
+				opened = append(opened, r)
+			}
 		}
 	}
 	s.srv.mu.Unlock()
+	s.srv.roomsOpened(opened)
 	s.sharedChanged()
 }
 
 // Leave removes the socket from room.
 func (s *Socket) Leave(room string) {
 	s.srv.mu.Lock()
-	s.srv.leaveLocked(s, room)
+	closed := s.srv.leaveLocked(s, room)
 	s.srv.mu.Unlock()
+	if closed {
+		s.srv.roomsClosed([]string{room})
+	}
 	s.sharedChanged()
 }
 
@@ -516,6 +524,32 @@ func (s *Socket) refuse(err error) {
 // replay, all under the write lock: a broadcast either ran before (and is in replay) or
 // sees the socket after its CONNECT. Returns false when the server or socket is closed.
 func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio.Message) bool {
+	// The socket's own room and the rooms it gets back are opened before its CONNECT is
+	// sent: nothing sent to them once the client knows its id may be missed.
+	want := []string{s.id}
+	if restored != nil {
+		want = append(want, restored.rooms...)
+	}
+	srv.roomsOpened(want)
+	var opened, closed []string
+	ok := srv.acceptLocked(s, restored, &opened, &closed, replay)
+	// Rooms this socket did not open after all, or opened first, are balanced here.
+	srv.roomsClosed(closed)
+	if ok {
+		closed = nil
+		for _, r := range want[1:] {
+			if !slices.Contains(opened, r) {
+				closed = append(closed, r) // another member opened it already
+			}
+		}
+		srv.roomsClosed(closed)
+	} else {
+		srv.roomsClosed(want)
+	}
+	return ok
+}
+
+func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, closed *[]string, replay []*engineio.Message) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.closed || s.state.Load() != statePending {
@@ -530,10 +564,14 @@ func (srv *Server) accept(s *Socket, restored *savedSession, replay ...*engineio
 		// Between takeSession and here the id was free: whoever joined its room then
 		// must not receive what is sent to the recovered socket.
 		for intruder := range srv.rooms[s.id] {
-			srv.leaveLocked(intruder, s.id)
+			if srv.leaveLocked(intruder, s.id) {
+				*closed = append(*closed, s.id)
+			}
 		}
 		for _, r := range restored.rooms {
-			srv.joinLocked(s, r)
+			if srv.joinLocked(s, r) {
+				*opened = append(*opened, r)
+			}
 		}
 		s.recovered = true
 	}
@@ -580,14 +618,20 @@ func (s *Socket) onClose(reason string) bool {
 	if srv.rec != nil && s.nsp == "/" {
 		srv.rec.persist(s, reason)
 	}
+	closed := []string{s.id}
 	srv.mu.Lock()
 	if srv.sockets[s.id] == s {
 		delete(srv.sockets, s.id)
 	}
 	for r := range s.rooms {
-		srv.leaveLocked(s, r)
+		if srv.leaveLocked(s, r) {
+			closed = append(closed, r)
+		}
 	}
 	srv.mu.Unlock()
+	if s.nsp == "/" {
+		srv.roomsClosed(closed)
+	}
 	for _, pa := range acks {
 		pa.finish(Args{}, ErrDisconnected)
 	}
