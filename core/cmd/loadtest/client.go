@@ -118,8 +118,11 @@ type dialOptions struct {
 	auth map[string]any
 	// welcome makes dial wait for the system:welcome event after the CONNECT ack.
 	welcome bool
-	hooks   hooks
-	idx     int
+	// register (with welcome) makes dial emit `register` for the token's user after the
+	// welcome and wait for its successful register:ack.
+	register string
+	hooks    hooks
+	idx      int
 }
 
 // dial opens a websocket, reads the Engine.IO open packet, sends the Socket.IO CONNECT with
@@ -200,8 +203,26 @@ func (c *client) handshake(o dialOptions, start time.Time) (time.Duration, error
 			return 0, fmt.Errorf("%w: %s", errConnectRefused, clip(p[2:]))
 		case connected && bytes.HasPrefix(p, []byte("42")):
 			name, _ := eventName(p[2:])
-			if string(name) == "system:welcome" {
-				return lat, nil
+			switch string(name) {
+			case "system:welcome":
+				if o.register == "" {
+					return lat, nil
+				}
+				reg, err := json.Marshal([]any{"register", map[string]string{"userId": o.register}})
+				if err != nil {
+					return 0, fmt.Errorf("register: %w", err)
+				}
+				if err := c.send(append([]byte("42"), reg...)); err != nil {
+					return 0, fmt.Errorf("send register: %w", err)
+				}
+				continue
+			case "register:ack":
+				if o.register != "" {
+					if !bytes.Contains(p, []byte(`"success":true`)) {
+						return 0, fmt.Errorf("register refused: %s", clip(p[2:]))
+					}
+					return lat, nil
+				}
 			}
 			c.dispatch(p)
 		case connected:

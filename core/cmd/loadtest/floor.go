@@ -140,6 +140,7 @@ func (r *runner) floor(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.smallWrite = us(perWrite)
 	rows = append(rows, info(name, "CPU per small write to one of many sockets", fmt.Sprintf("%.2f µs (%d writes)", us(perWrite), writes)))
 	return rows, nil
 }

@@ -197,7 +197,7 @@ func TestPrintTable(t *testing.T) {
 
 func TestPick(t *testing.T) {
 	all, err := pick("all")
-	if err != nil || len(all) != 6 {
+	if err != nil || len(all) != 8 {
 		t.Fatalf("pick(all) = %d, %v", len(all), err)
 	}
 	two, err := pick("storm, rss")
@@ -213,7 +213,7 @@ func TestPick(t *testing.T) {
 		}
 	}
 	withSoak, err := pick("all,soak")
-	if err != nil || len(withSoak) != 7 || withSoak[6].name != "soak" {
+	if err != nil || len(withSoak) != 9 || withSoak[8].name != "soak" {
 		t.Fatalf("pick(all,soak) = %d, %v", len(withSoak), err)
 	}
 }
@@ -255,7 +255,7 @@ func TestScenarios(t *testing.T) {
 	code := run([]string{
 		"-server", bin, "-config", "../../../examples/config/loadtest.hcl", "-markdown",
 		"-conns", "60", "-rss-base", "20", "-settle", "100ms",
-		"-room-size", "20", "-room-messages", "10",
+		"-room-size", "20", "-room-messages", "10", "-unbatched-messages", "5", "-unbatched-rate", "50",
 		"-ack-conns", "5", "-storm-conns", "40", "-storm-rate", "400", "-plugin-conns", "3",
 		"-warmup", "200ms", "-duration", "300ms", "-timeout", "40s",
 	}, &out, &errb)
@@ -267,6 +267,12 @@ func TestScenarios(t *testing.T) {
 		"| rss | RSS per idle connection (marginal, 20 -> 60) |",
 		"| room | deliveries | 200 (10 POSTs x 20 sockets) |",
 		"| room | server CPU per delivery |",
+		"| room-unbatched | deliveries | 100 (5 POSTs x 20 sockets) |",
+		"| room-unbatched | server CPU per delivery / small-write floor |",
+		"| room-unbatched | server write calls per delivery (unbatched) |",
+		"| rss-register | RSS per idle registered connection (marginal, 20 -> 60) |",
+		"| rss-register | of which Go heap in use, per connection |",
+		"| rss-register | of which goroutine stacks, per connection |",
 		"| ack | server CPU per ack round trip |",
 		"| storm | failed connects | 0 | <= 0 | ok |",
 		"| plugin | failed round trips | 0 | <= 0 | ok |",

@@ -9,7 +9,7 @@
 // The soak scenario (not part of all) mixes well-behaved, slow, large and churning clients
 // for -soak-duration and checks that nothing was lost and nothing leaked.
 //
-//	go run ./core/cmd/loadtest [-scenario all|room|ack|plugin|floor|rss|storm|soak[,...]] [-markdown]
+//	go run ./core/cmd/loadtest [-scenario all|room|room-unbatched|ack|plugin|floor|rss|rss-register|storm|soak[,...]] [-markdown]
 package main
 
 import (
@@ -37,7 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, ack, plugin, floor, rss, storm, soak (soak is not part of all)")
+	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak (soak is not part of all)")
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
 	echo := fs.String("echo", "", "echo plugin binary for the plugin and soak scenarios (default: build ./examples/echo)")
@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.connPar, "connect-par", 64, "connects in flight when opening connections unpaced")
 	fs.IntVar(&o.roomSize, "room-size", 1000, "room: sockets in the room")
 	fs.IntVar(&o.roomMsgs, "room-messages", 1000, "room: POST /api/room calls")
+	fs.IntVar(&o.ubRate, "unbatched-rate", 50, "room-unbatched: POST /api/room calls per second")
+	fs.IntVar(&o.ubMsgs, "unbatched-messages", 250, "room-unbatched: POST /api/room calls")
 	fs.IntVar(&o.posters, "room-posters", 4, "room: concurrent HTTP API callers")
 	fs.IntVar(&o.ackConns, "ack-conns", 200, "ack: connections, each with one ping in flight")
 	fs.IntVar(&o.storm, "storm-conns", 19000, "storm: connections to open")
@@ -218,7 +220,7 @@ func pick(which string) ([]scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (all, room, ack, plugin, floor, rss, storm, soak, cluster)", name)
+			return nil, fmt.Errorf("unknown scenario %q (all, room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak, cluster)", name)
 		}
 	}
 	return out, nil
@@ -228,7 +230,7 @@ func (o *options) validate() error {
 	switch {
 	case o.rssBase < 1 || o.conns <= o.rssBase:
 		return errors.New("-conns must be larger than -rss-base, both positive")
-	case o.connPar < 1, o.roomSize < 1, o.roomMsgs < 1, o.posters < 1, o.ackConns < 1,
+	case o.connPar < 1, o.roomSize < 1, o.roomMsgs < 1, o.ubRate < 1, o.ubMsgs < 1, o.posters < 1, o.ackConns < 1,
 		o.storm < 1, o.rate < 1, o.plugConn < 1:
 		return errors.New("sizes and rates must be positive")
 	case o.window <= 0 || o.warmup <= 0 || o.timeout <= 0:

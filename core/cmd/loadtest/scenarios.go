@@ -32,6 +32,8 @@ type options struct {
 	connPar  int // concurrent connects when connecting unpaced
 	roomSize int
 	roomMsgs int
+	ubRate   int // room-unbatched: POST /api/room calls per second
+	ubMsgs   int // room-unbatched: POST /api/room calls
 	posters  int
 	ackConns int
 	storm    int
@@ -49,7 +51,9 @@ type runner struct {
 	log hclog.Logger
 	// otherLoad is the CPU (in cores) that other processes used during the last scenario.
 	otherLoad float64
-	current   string // the scenario running
+	// smallWrite is the floor's CPU per small write (µs) from its last run.
+	smallWrite float64
+	current    string // the scenario running
 }
 
 // scenario is one measurement; it returns its table rows.
@@ -67,7 +71,9 @@ var scenarios = []scenario{
 	{"ack", (*runner).ack},
 	{"plugin", (*runner).plugin},
 	{"floor", (*runner).floor},
+	{"room-unbatched", (*runner).roomUnbatched},
 	{"rss", (*runner).rss},
+	{"rss-register", (*runner).rssRegistered},
 	{"storm", (*runner).storm},
 }
 
@@ -133,6 +139,12 @@ func tokens(secret string, from, to int) ([]string, error) {
 // connectMany opens connections from..to-1 (unpaced, par at a time), each waiting for its
 // system:welcome. It fails on the first connection that fails.
 func (r *runner) connectMany(ctx context.Context, srv *serverProc, from, to int, h hooks) ([]*client, error) {
+	return r.connectManyAs(ctx, srv, from, to, h, false)
+}
+
+// connectManyAs is connectMany; with register, each connection also registers its token's
+// user ("load-N") and waits for the register:ack.
+func (r *runner) connectManyAs(ctx context.Context, srv *serverProc, from, to int, h hooks, register bool) ([]*client, error) {
 	toks, err := tokens(srv.secret, from, to)
 	if err != nil {
 		return nil, err
@@ -153,7 +165,11 @@ func (r *runner) connectMany(ctx context.Context, srv *serverProc, from, to int,
 					return
 				}
 				dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-				c, _, err := dial(dctx, dialOptions{url: srv.wsURL(), token: toks[i], welcome: true, hooks: h, idx: from + i})
+				o := dialOptions{url: srv.wsURL(), token: toks[i], welcome: true, hooks: h, idx: from + i}
+				if register {
+					o.register = "load-" + strconv.Itoa(from+i)
+				}
+				c, _, err := dial(dctx, o)
 				cancel()
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", from+i, err) })
@@ -225,6 +241,41 @@ func settledRSS(ctx context.Context, srv *serverProc, settle time.Duration) (int
 	return prev, nil
 }
 
+// mem is the server's Go memory split, from its /metrics.
+type mem struct {
+	heap, stack int64
+	goroutines  int
+}
+
+// memSplit reads the server's heap and stack in use and its goroutines from /metrics, so
+// that an RSS slope can be split into what the Go heap, the stacks and the rest (kernel
+// socket buffers are not in RSS; runtime and fragmentation are) account for.
+func memSplit(ctx context.Context, srv *serverProc) (mem, error) {
+	var m mem
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.httpURL("/metrics"), nil)
+	if err != nil {
+		return m, err
+	}
+	// No keep-alive: the reading leaves no connection (or goroutine) behind.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return m, fmt.Errorf("GET /metrics: %w", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return m, fmt.Errorf("GET /metrics: %w", err)
+	}
+	h := parseMetric(bytes.NewReader(body), "go_memstats_heap_inuse_bytes")
+	st := parseMetric(bytes.NewReader(body), "go_memstats_stack_inuse_bytes")
+	g := parseMetric(bytes.NewReader(body), "go_goroutines")
+	if h < 0 || st < 0 || g < 0 {
+		return m, errors.New("GET /metrics: no go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes or go_goroutines")
+	}
+	return mem{heap: int64(h), stack: int64(st), goroutines: int(g)}, nil
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -238,8 +289,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // rss measures the server's resident memory with rssBase and conns idle, welcomed
 // connections; the figure is the slope between the two.
-func (r *runner) rss(ctx context.Context) ([]row, error) {
-	const name = "rss"
+func (r *runner) rss(ctx context.Context) ([]row, error) { return r.rssOf(ctx, "rss", false) }
+
+// rssRegistered is rss with every connection registered: the state a real client holds
+// (user index entry, registered flag, recovery state), not just a welcomed socket.
+func (r *runner) rssRegistered(ctx context.Context) ([]row, error) {
+	return r.rssOf(ctx, "rss-register", true)
+}
+
+func (r *runner) rssOf(ctx context.Context, name string, register bool) ([]row, error) {
+	what := "idle connection"
+	if register {
+		what = "idle registered connection"
+	}
 	var rows []row
 	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		rss0, err := settledRSS(ctx, srv, r.o.settle/2)
@@ -249,36 +311,47 @@ func (r *runner) rss(ctx context.Context) ([]row, error) {
 		var all []*client
 		defer func() { closeAll(all) }()
 		t0 := time.Now()
-		cs, err := r.connectMany(ctx, srv, 0, r.o.rssBase, hooks{})
+		cs, err := r.connectManyAs(ctx, srv, 0, r.o.rssBase, hooks{}, register)
 		if err != nil {
 			return err
 		}
 		all = append(all, cs...)
-		r.log.Info("rss: connected", "conns", len(all), "in", time.Since(t0).Round(time.Millisecond))
+		r.log.Info(name+": connected", "conns", len(all), "in", time.Since(t0).Round(time.Millisecond))
 		rss1, err := settledRSS(ctx, srv, r.o.settle)
 		if err != nil {
 			return err
 		}
+		m1, err := memSplit(ctx, srv)
+		if err != nil {
+			return err
+		}
 		t1 := time.Now()
-		cs, err = r.connectMany(ctx, srv, r.o.rssBase, r.o.conns, hooks{})
+		cs, err = r.connectManyAs(ctx, srv, r.o.rssBase, r.o.conns, hooks{}, register)
 		if err != nil {
 			return err
 		}
 		all = append(all, cs...)
-		r.log.Info("rss: connected", "conns", len(all), "in", time.Since(t1).Round(time.Millisecond))
+		r.log.Info(name+": connected", "conns", len(all), "in", time.Since(t1).Round(time.Millisecond))
 		rss2, err := settledRSS(ctx, srv, r.o.settle)
+		if err != nil {
+			return err
+		}
+		m2, err := memSplit(ctx, srv)
 		if err != nil {
 			return err
 		}
 		if n, err := deadClients(all); n > 0 {
 			return fmt.Errorf("%d idle connections were closed, first: %v", n, err)
 		}
-		per := float64(rss2-rss1) / float64(r.o.conns-r.o.rssBase) / 1024
+		added := float64(r.o.conns - r.o.rssBase)
+		per := float64(rss2-rss1) / added / 1024
 		rows = append(rows,
 			info(name, "server RSS, no connections", fmt.Sprintf("%.1f MB", float64(rss0)/(1<<20))),
-			info(name, fmt.Sprintf("server RSS, %d idle connections", r.o.rssBase), fmt.Sprintf("%.1f MB", float64(rss1)/(1<<20))),
-			info(name, fmt.Sprintf("server RSS, %d idle connections", r.o.conns), fmt.Sprintf("%.1f MB", float64(rss2)/(1<<20))),
-			atMost(name, fmt.Sprintf("RSS per idle connection (marginal, %d -> %d)", r.o.rssBase, r.o.conns), per, 8, "%.2f KB"),
+			info(name, fmt.Sprintf("server RSS, %d %ss", r.o.rssBase, what), fmt.Sprintf("%.1f MB", float64(rss1)/(1<<20))),
+			info(name, fmt.Sprintf("server RSS, %d %ss", r.o.conns, what), fmt.Sprintf("%.1f MB", float64(rss2)/(1<<20))),
+			atMost(name, fmt.Sprintf("RSS per %s (marginal, %d -> %d)", what, r.o.rssBase, r.o.conns), per, 8, "%.2f KB"),
+			info(name, "of which Go heap in use, per connection", fmt.Sprintf("%.2f KB", float64(m2.heap-m1.heap)/added/1024)),
+			info(name, "of which goroutine stacks, per connection", fmt.Sprintf("%.2f KB (%.2f goroutines)", float64(m2.stack-m1.stack)/added/1024, float64(m2.goroutines-m1.goroutines)/added)),
 		)
 		return nil
 	})
@@ -288,8 +361,40 @@ func (r *runner) rss(ctx context.Context) ([]row, error) {
 // room measures the server's CPU per delivery: roomSize sockets in one room, roomMsgs
 // POST /api/room calls, until every socket has every message.
 func (r *runner) room(ctx context.Context) ([]row, error) {
-	const name = "room"
+	rows, _, _, err := r.roomRun(ctx, "room", r.o.roomMsgs, 0)
+	return rows, err
+}
+
+// roomUnbatched is room with the POSTs paced at ubRate a second, one at a time, so that
+// each socket has at most one frame queued at a time and every delivery is its own write
+// call. The floor's small write of the same run is measured first and set beside it.
+func (r *runner) roomUnbatched(ctx context.Context) ([]row, error) {
+	const name = "room-unbatched"
+	rows, err := r.floor(ctx)
+	if err != nil {
+		return rows, err
+	}
+	floor := r.smallWrite
+	more, per, wpd, err := r.roomRun(ctx, name, r.o.ubMsgs, time.Second/time.Duration(r.o.ubRate))
+	rows = append(rows, more...)
+	if err != nil {
+		return rows, err
+	}
+	// The figure is only that of unbatched delivery when the writes were: a server that
+	// falls behind the pace queues frames per socket and writes them together.
+	rows = append(rows, atLeast(name, "server write calls per delivery (unbatched)", wpd, 0.95, "%.3f"))
+	if floor > 0 {
+		rows = append(rows, atMost(name, "server CPU per delivery / small-write floor", per/floor, 1.4, "%.2fx"))
+	}
+	return rows, nil
+}
+
+// roomRun posts msgs messages to a room of roomSize sockets: with every > 0 one at a time,
+// one per every, otherwise as fast as the posters go. It returns the rows, the server CPU
+// per delivery in µs and the server's write calls per delivery.
+func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.Duration) ([]row, float64, float64, error) {
 	var rows []row
+	var per, wpd float64
 	err := r.withServer(ctx, nil, func(srv *serverProc) error {
 		var joined, got atomic.Int64
 		h := hooks{event: func(c *client, ev, pkt []byte) {
@@ -341,13 +446,28 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 		t0 := time.Now()
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		errs := make(chan error, r.o.posters)
-		for range r.o.posters {
+		posters := r.o.posters
+		var tick *time.Ticker
+		if every > 0 {
+			posters = 1
+			tick = time.NewTicker(every)
+			defer tick.Stop()
+		}
+		errs := make(chan error, posters)
+		for range posters {
 			wg.Go(func() {
 				for {
 					i := next.Add(1) - 1
-					if i >= int64(r.o.roomMsgs) {
+					if i >= int64(msgs) {
 						return
+					}
+					if tick != nil {
+						select {
+						case <-ctx.Done():
+							errs <- ctx.Err()
+							return
+						case <-tick.C:
+						}
 					}
 					n, err := api.postRoom(ctx, i)
 					if err == nil && n != size {
@@ -365,7 +485,7 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 		if err := <-errs; err != nil {
 			return err
 		}
-		want := int64(r.o.roomMsgs) * size
+		want := int64(msgs) * size
 		if err := waitFor(ctx, srv, cs, "every delivery", func() bool { return got.Load() >= want }); err != nil {
 			return fmt.Errorf("%w (%d of %d delivered)", err, got.Load(), want)
 		}
@@ -383,18 +503,19 @@ func (r *runner) room(ctx context.Context) ([]row, error) {
 		if extra := got.Load() - want; extra != 0 {
 			return fmt.Errorf("%d deliveries more than sent", extra)
 		}
-		per := us(used.user+used.sys) / float64(want)
+		per = us(used.user+used.sys) / float64(want)
+		wpd = float64(writes1-writes0) / float64(want)
 		rows = append(rows,
-			info(name, "deliveries", fmt.Sprintf("%d (%d POSTs x %d sockets)", want, r.o.roomMsgs, size)),
+			info(name, "deliveries", fmt.Sprintf("%d (%d POSTs x %d sockets)", want, msgs, size)),
 			info(name, "deliveries/s", fmt.Sprintf("%.0f", float64(want)/elapsed.Seconds())),
 			atMost(name, "server CPU per delivery", per, 4, "%.2f µs"),
 			split(name, used, float64(want)),
-			info(name, "server write calls per delivery", fmt.Sprintf("%.3f (frames for one socket share a write)", float64(writes1-writes0)/float64(want))),
+			info(name, "server write calls per delivery", fmt.Sprintf("%.3f (frames for one socket share a write)", wpd)),
 			info(name, "load generator CPU per delivery", fmt.Sprintf("%.2f µs", us(gen)/float64(want))),
 		)
 		return nil
 	})
-	return rows, err
+	return rows, per, wpd, err
 }
 
 // apiClient calls the HTTP API with keep-alive connections.
