@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // TestNodeInterop runs core/internal/cluster/testdata/node: @socket.io/redis-emitter and a
@@ -18,7 +19,7 @@ func TestNodeInterop(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed; the npm suite needs Node.js 18+")
 	}
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	dir := filepath.Join(moduleRoot(t), "core", "internal", "cluster", "testdata", "node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@socket.io", "redis-adapter")); err != nil {
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")

@@ -3,10 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // Connection state recovery across the nodes of a cluster: sessions and missed packets are
@@ -194,7 +192,7 @@ func TestClusterRecoveryAfterSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startClusterAt(t, addr, 1)
 	b := nodes[0]
 	rdb := redisClient(t, addr)
@@ -239,7 +237,7 @@ cluster {
 // TestClusterRecoveryBounds: the stream keeps about max_packets_total entries; a client
 // whose offset was trimmed away, or whose session expired, is not recovered.
 func TestClusterRecoveryBounds(t *testing.T) {
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startClusterAt(t, addr, 2, func(c *config.Config) {
 		c.Recovery.MaxPacketsTotal = 100
 		c.Recovery.MaxDisconnectionDuration = 3 * time.Second
@@ -282,12 +280,11 @@ func TestClusterRecoveryBounds(t *testing.T) {
 	}
 }
 
-// startClusterAt is startCluster with a config change applied to every node.
+// startClusterAt runs n nodes joined through the Redis at addr under a key prefix of their
+// own, with every mutate applied to each node's configuration after the cluster settings.
 func startClusterAt(t *testing.T, addr string, n int, mutate ...func(*config.Config)) ([]*env, string, string) {
 	t.Helper()
-	var rb [6]byte
-	_, _ = rand.Read(rb[:])
-	prefix := "rt-test-" + hex.EncodeToString(rb[:])
+	prefix := redistest.Prefix(t, "rt-test")
 	nodes := make([]*env, n)
 	for i := range nodes {
 		nodes[i] = startServer(t, func(c *config.Config) {
@@ -341,12 +338,7 @@ func startBinary(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 // cleanly (a fresh session and system:state_recovery_failed, without waiting on Redis) and
 // the store's failures are counted.
 func TestClusterRecoveryRedisDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	dead := redistest.DeadAddr(t) // nothing listens there
 	e := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + dead + "/0"
 		c.Cluster.ConnectTimeout = 300 * time.Millisecond
