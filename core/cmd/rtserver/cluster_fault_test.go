@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/proctest"
 	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
@@ -31,7 +32,7 @@ type node struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string
-	logs *logBuffer
+	logs *proctest.Logs
 }
 
 func startNode(t *testing.T, redisAddr, prefix string) *node {

@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/proctest"
 	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
@@ -298,40 +297,13 @@ func startClusterAt(t *testing.T, addr string, n int, mutate ...func(*config.Con
 	return nodes, addr, prefix
 }
 
-var listenLine = regexp.MustCompile(`listening: addr=([0-9.:]+)`)
-
 // startBinary runs the server binary with a config and returns it and its base URL once it
 // listens; the test's end kills it.
 func startBinary(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server binary did not start")
-		return nil, ""
-	}
+	addr, _ := proctest.Start(t, cmd)
+	return cmd, "http://" + addr
 }
 
 // TestClusterRecoveryRedisDown: with the cluster's Redis unreachable, a recovery fails
