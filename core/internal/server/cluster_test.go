@@ -2,11 +2,8 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,77 +183,6 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 }
 
-// flakyProxy forwards TCP to Redis and can cut every connection and refuse new ones, to
-// take Redis away from one node only (the Redis server is shared with other tests).
-type flakyProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newFlakyProxy(t *testing.T, target string) *flakyProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &flakyProxy{ln: ln, target: target}
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	go p.serve()
-	return p
-}
-
-func (p *flakyProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *flakyProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		r, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, r)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(r, c); r.Close() }()
-		go func() { _, _ = io.Copy(c, r); c.Close() }()
-	}
-}
-
-// cut closes every forwarded connection and refuses new ones until restore.
-func (p *flakyProxy) cut() {
-	p.mu.Lock()
-	p.down = true
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-func (p *flakyProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestClusterRedisComesBack: a node that loses Redis keeps serving its own sockets, reports
 // itself down, and once Redis answers again resubscribes and delivers other nodes'
 // broadcasts and publishes its own.
@@ -264,7 +190,7 @@ func TestClusterRedisComesBack(t *testing.T) {
 	addr := redistest.Addr(t)
 	nodes, _, prefix := startCluster(t, 1)
 	a := nodes[0]
-	proxy := newFlakyProxy(t, addr)
+	proxy := newCutProxy(t, addr)
 	b := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + proxy.addr() + "/0"
 		c.Cluster.KeyPrefix = prefix
