@@ -57,6 +57,13 @@ func TestStartCloseLeavesNothing(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
+	waitGoroutines(t, base)
+}
+
+// waitGoroutines waits until no more goroutines run than base, and fails with all their
+// stacks when some stay.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {

@@ -128,14 +128,7 @@ func TestSharedStores(t *testing.T) {
 		}
 		rc.Del(ctx, k)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines %d > %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGoroutines(t, base)
 }
 
 // TestSharedRedisDown: with Redis unreachable every call says so at once, counting a

@@ -7,8 +7,37 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// serverBinary builds the server once for the tests of this package.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "proctest-"); buildErr == nil {
+			buildErr = Build(filepath.Join(binDir, "rtserver"), ServerPackage)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "rtserver")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // TestBuildAndStart builds the real server and runs it on an ephemeral port: Start returns
 // the address from its listening line and the logs hold that line.
@@ -17,10 +46,7 @@ func TestBuildAndStart(t *testing.T) {
 		t.Skip("builds the server")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rtserver")
-	if err := Build(bin, ServerPackage); err != nil {
-		t.Fatal(err)
-	}
+	bin := serverBinary(t)
 	cfg := filepath.Join(dir, "test.hcl")
 	body := `
 environment = "test"
@@ -53,10 +79,7 @@ func TestStartFailsOnExit(t *testing.T) {
 		t.Skip("builds the server")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rtserver")
-	if err := Build(bin, ServerPackage); err != nil {
-		t.Fatal(err)
-	}
+	bin := serverBinary(t)
 	ft := &fakeT{TB: t}
 	done := make(chan struct{})
 	go func() {
