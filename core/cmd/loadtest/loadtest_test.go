@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/proctest"
 )
 
 func TestEventName(t *testing.T) {
@@ -319,10 +318,7 @@ func serverBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "rtserver")
-		build := exec.Command("go", "build", "-o", binPath, "github.com/rtserver/rtserver/core/cmd/rtserver")
-		if out, err := build.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build rtserver: %v\n%s", err, out)
-		}
+		buildErr = proctest.Build(binPath, proctest.ServerPackage)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

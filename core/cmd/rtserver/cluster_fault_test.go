@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -20,71 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/proctest"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
-
-// privateRedis is a redis-server of the test's own on a free loopback port, so it can be
-// stopped and started again without touching the Redis other tests share.
-type privateRedis struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server is required (REQUIRE_REDIS=1) but not installed")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &privateRedis{t: t, port: port}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *privateRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-// start runs redis-server on the port, keeping nothing on disk, and waits for its PING.
-func (r *privateRedis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.t.TempDir())
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	rc := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer rc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := rc.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("private redis-server on %d does not answer: %v", r.port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop kills it outright, as a crash would.
-func (r *privateRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 const (
 	faultJWTSecret = "fault-test-jwt-secret-0123456789"
@@ -96,7 +32,7 @@ type node struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string
-	logs *logBuffer
+	logs *proctest.Logs
 }
 
 func startNode(t *testing.T, redisAddr, prefix string) *node {
@@ -288,10 +224,10 @@ func (s *sock) expect(event string) string {
 //  3. one node SIGKILLed: the other keeps serving, and the dead node's per-IP counts stop
 //     counting once its heartbeat expires.
 func TestClusterFaults(t *testing.T) {
-	rds := startPrivateRedis(t)
-	prefix := "fault-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	a := startNode(t, rds.addr(), prefix)
-	b := startNode(t, rds.addr(), prefix)
+	rds := redistest.StartPrivate(t)
+	prefix := redistest.Prefix(t, "fault")
+	a := startNode(t, rds.Addr(), prefix)
+	b := startNode(t, rds.Addr(), prefix)
 	a.waitHealth("ok")
 	b.waitHealth("ok")
 	alice := a.member("alice", "lobby")
@@ -304,7 +240,7 @@ func TestClusterFaults(t *testing.T) {
 	bob.expect("before")
 
 	// 1. Redis dies.
-	rds.stop()
+	rds.Stop()
 	if st, m := a.api("POST", "/api/push", map[string]any{"userId": "alice", "event": "local-a", "data": 1}); st != 200 || m["delivered"] != true {
 		t.Fatalf("push on A while Redis is down: %d %v", st, m)
 	}
@@ -336,12 +272,12 @@ func TestClusterFaults(t *testing.T) {
 	extra.ws.Close()
 
 	// 2. Redis comes back, empty.
-	rds.start()
+	rds.Start()
 	a.waitHealth("ok")
 	b.waitHealth("ok")
 	_, _, uidA := a.health()
 	_, _, uidB := b.health()
-	rc := redis.NewClient(&redis.Options{Addr: rds.addr()})
+	rc := redis.NewClient(&redis.Options{Addr: rds.Addr()})
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

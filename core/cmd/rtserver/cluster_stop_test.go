@@ -1,36 +1,21 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // TestClusterStoppedNode: with one of two nodes stopped (SIGSTOP: subscribed to Redis but
 // answering nothing), the other's counts and status still answer, marked partial; once the
 // node runs again they are complete.
 func TestClusterStoppedNode(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required (REQUIRE_REDIS=1) but unreachable: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s: %v", addr, err)
-	} else {
-		c.Close()
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
+	addr := redistest.Addr(t)
 	cfg := writeConfig(t, `
 environment = "test"
 server {
@@ -47,7 +32,7 @@ api {
 }
 cluster {
   redis_url       = "redis://`+addr+`/0"
-  key_prefix      = "rt-stop-`+hex.EncodeToString(b[:])+`"
+  key_prefix      = "`+redistest.Prefix(t, "rt-stop")+`"
   request_timeout = "400ms"
 }
 `)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
 	"os"
@@ -11,12 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/proctest"
 )
 
 // The binary under test, built once.
@@ -28,10 +27,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "rtserver")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
+	if err := proctest.Build(binary, "."); err != nil {
 		os.RemoveAll(dir)
-		panic("build: " + err.Error() + "\n" + string(out))
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -52,66 +50,24 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
-// logBuffer collects the server's log lines while the test reads them.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) WriteString(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var listenRE = regexp.MustCompile(`listening: addr=([0-9.:]+)`)
-
 // start runs the binary and waits for its listening line.
-func start(t *testing.T, cfg string, env ...string) (*exec.Cmd, string, *logBuffer) {
+func start(t *testing.T, cfg string, env ...string) (*exec.Cmd, string, *proctest.Logs) {
 	t.Helper()
 	return startArgs(t, []string{"run", "--config", cfg}, env...)
 }
 
 // startArgs is start with the command line given.
-func startArgs(t *testing.T, args []string, env ...string) (*exec.Cmd, string, *logBuffer) {
+func startArgs(t *testing.T, args []string, env ...string) (*exec.Cmd, string, *proctest.Logs) {
 	t.Helper()
 	return startCmd(t, exec.Command(binary, args...), env...)
 }
 
 // startCmd starts a prepared command of the binary and waits for its listen line.
-func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) (*exec.Cmd, string, *logBuffer) {
+func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) (*exec.Cmd, string, *proctest.Logs) {
 	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	logs := &logBuffer{}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			logs.WriteString(line + "\n")
-			if m := listenRE.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, logs
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server did not start:\n%s", logs)
-		return nil, "", nil
-	}
+	addr, logs := proctest.Start(t, cmd)
+	return cmd, addr, logs
 }
 
 func TestGracefulShutdownExitsZero(t *testing.T) {
@@ -254,7 +210,7 @@ func echoPluginDir(t *testing.T) string {
 
 // waitExit waits for the server to exit after what (a signal), and fails unless it exits
 // with status 0 within 20 s.
-func waitExit(t *testing.T, cmd *exec.Cmd, logs *logBuffer, what string) {
+func waitExit(t *testing.T, cmd *exec.Cmd, logs *proctest.Logs, what string) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

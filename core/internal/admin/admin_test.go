@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtserver/rtserver/core/internal/admin"
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/nodetest"
 	"github.com/rtserver/rtserver/core/internal/server"
 )
 
@@ -35,16 +36,13 @@ func nodeDir(t testing.TB) string {
 func npmInstall(t testing.TB) string {
 	t.Helper()
 	dir := nodeDir(t)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@socket.io", "admin-ui", "ui", "dist", "index.html")); err != nil {
+	built := filepath.Join("node_modules", "@socket.io", "admin-ui", "ui", "dist", "index.html")
+	if _, err := os.Stat(filepath.Join(dir, built)); err != nil {
 		if _, err := exec.LookPath("npm"); err != nil {
 			t.Skip("npm is not installed; the admin suite needs Node.js 18+")
 		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, b)
-		}
 	}
+	nodetest.Install(t, dir, built, "--ignore-scripts")
 	return dir
 }
 
@@ -109,10 +107,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // TestNodeAdminClient runs the npm suite (official socket.io-client 4.8.4) against /admin
 // in each mode: development, read-only and production; and the failed-login limit.
 func TestNodeAdminClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; the admin suite needs Node.js 18+")
-	}
+	node := nodetest.Node(t)
 	dir := npmInstall(t)
 	for _, mode := range []string{"development", "readonly", "production", "limits"} {
 		t.Run(mode, func(t *testing.T) {
@@ -127,15 +122,8 @@ func TestNodeAdminClient(t *testing.T) {
 			if mode == "limits" {
 				file = "limits.test.mjs"
 			}
-			cmd := exec.Command(node, "--test", "--test-reporter=spec", file)
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "SERVER_URL="+ts.url, "JWT_SECRET="+testSecret,
-				"ADMIN_USER=admin", "ADMIN_PASSWORD="+testPassword, "MODE="+mode)
-			out, err := cmd.CombinedOutput()
-			t.Logf("node --test:\n%s", out)
-			if err != nil {
-				t.Fatalf("node suite failed: %v", err)
-			}
+			nodetest.Run(t, node, dir, []string{"SERVER_URL=" + ts.url, "JWT_SECRET=" + testSecret,
+				"ADMIN_USER=admin", "ADMIN_PASSWORD=" + testPassword, "MODE=" + mode}, file)
 			// Every session of the suite is gone with its process: nothing of them, the
 			// stats loop or the actions' goroutines, stays.
 			deadline := time.Now().Add(15 * time.Second)

@@ -3,13 +3,12 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"net"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/hub"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // localOnly is the part of hub.Adapter a broadcast reaches on this node.
@@ -26,25 +25,14 @@ func (l *localOnly) Broadcast(_ hub.Target, event string, _ json.RawMessage) (in
 // TestStartCloseLeavesNothing: an adapter that joined Redis and published leaves no
 // goroutine behind once closed, and a second Close is harmless.
 func TestStartCloseLeavesNothing(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required (REQUIRE_REDIS=1) but unreachable: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s (set REDIS_ADDR, or REQUIRE_REDIS=1 to fail instead): %v", addr, err)
-	} else {
-		c.Close()
-	}
+	addr := redistest.Addr(t)
 	base := runtime.NumGoroutine()
 	local := &localOnly{sent: make(chan string, 1)}
 	got := make(chan string, 1)
 	a, err := New(local, func(_, _ []string, event string, _ ...any) (int, error) {
 		got <- event
 		return 1, nil
-	}, Options{RedisURL: "redis://" + addr + "/0", KeyPrefix: "rt-unit-" + time.Now().Format("150405.000000000")})
+	}, Options{RedisURL: "redis://" + addr + "/0", KeyPrefix: redistest.Prefix(t, "rt-unit")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +57,13 @@ func TestStartCloseLeavesNothing(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
+	waitGoroutines(t, base)
+}
+
+// waitGoroutines waits until no more goroutines run than base, and fails with all their
+// stacks when some stay.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {

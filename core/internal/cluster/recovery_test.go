@@ -2,37 +2,21 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rtserver/rtserver/core/internal/redistest"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
 // testStore is a RecoveryStore on the test Redis under a key prefix of its own.
 func testStore(t *testing.T, maxLen int) *RecoveryStore {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s: %v", addr, err)
-	} else {
-		c.Close()
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
+	addr := redistest.Addr(t)
 	s, err := NewRecoveryStore(RecoveryOptions{
 		RedisURL:  "redis://" + addr + "/0",
-		KeyPrefix: "rt-test-" + hex.EncodeToString(b[:]),
+		KeyPrefix: redistest.Prefix(t, "rt-test"),
 		MaxLen:    maxLen,
 		StreamTTL: time.Minute,
 	})

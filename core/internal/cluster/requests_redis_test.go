@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rtserver/rtserver/core/internal/hub"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // unknownLocal is a node with one socket ("mine") that answers ErrUnknownSocket for others.
@@ -29,20 +28,9 @@ func (u *unknownLocal) Join(id string, _ ...string) error {
 // the other's 2), ask about a socket neither holds (unknown once the other said so), and
 // leave no goroutine once closed.
 func TestCountAndAskLeaveNothing(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required (REQUIRE_REDIS=1) but unreachable: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s: %v", addr, err)
-	} else {
-		c.Close()
-	}
+	addr := redistest.Addr(t)
 	base := runtime.NumGoroutine()
-	prefix := "rt-unit-req-" + time.Now().Format("150405.000000000")
+	prefix := redistest.Prefix(t, "rt-unit-req")
 	mk := func(reached int) *Adapter {
 		local := &unknownLocal{localOnly{sent: make(chan string, 8)}}
 		a, err := New(local, func(_, _ []string, _ string, _ ...any) (int, error) { return reached, nil },
@@ -77,12 +65,5 @@ func TestCountAndAskLeaveNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines %d > %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGoroutines(t, base)
 }

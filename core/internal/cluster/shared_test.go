@@ -3,32 +3,15 @@ package cluster
 import (
 	"context"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// sharedRedis is the Redis shared tests use, or a skip (a failure with REQUIRE_REDIS=1).
-func sharedRedis(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required (REQUIRE_REDIS=1) but unreachable: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s: %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
+	"github.com/rtserver/rtserver/core/internal/redistest"
+)
 
 // newSharedNode is one node's adapter and stores under prefix, closed at cleanup.
 func newSharedNode(t *testing.T, addr, prefix string) (*Adapter, *Shared) {
@@ -50,16 +33,12 @@ func newSharedNode(t *testing.T, addr, prefix string) (*Adapter, *Shared) {
 	return a, s
 }
 
-func testPrefix(t *testing.T) string {
-	return "rt-unit-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-" + time.Now().Format("150405.000000000")
-}
-
 // TestSharedStores: nonces, rates and per-IP counts are one across two nodes; a node's
 // Close takes its counts out at once; nothing is left running.
 func TestSharedStores(t *testing.T) {
-	addr := sharedRedis(t)
+	addr := redistest.Addr(t)
 	base := runtime.NumGoroutine()
-	prefix := testPrefix(t)
+	prefix := redistest.Prefix(t, "rt-unit")
 	t.Run("stores", func(t *testing.T) {
 		_, s1 := newSharedNode(t, addr, prefix)
 		a2, s2 := newSharedNode(t, addr, prefix)
@@ -149,14 +128,7 @@ func TestSharedStores(t *testing.T) {
 		}
 		rc.Del(ctx, k)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines %d > %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGoroutines(t, base)
 }
 
 // TestSharedRedisDown: with Redis unreachable every call says so at once, counting a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtserver/rtserver/core/internal/config"
 	"github.com/rtserver/rtserver/core/internal/hub"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 var welcomeSID = regexp.MustCompile(`"socketId":"([^"]+)"`)
@@ -93,7 +94,7 @@ func TestClusterRemoteSocket(t *testing.T) {
 // request timeout with the nodes that answered, marked partial; /api/status shows the
 // cluster and says it is partial too.
 func TestClusterCountsPartial(t *testing.T) {
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startCluster(t, 1)
 	b := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + addr + "/0"
@@ -226,7 +227,7 @@ func TestClusterRequestsFromRedis(t *testing.T) {
 // by node B to a room through the host services; a room message then reaches it, and a
 // socket no node holds is reported unknown to the plugin.
 func TestClusterPluginJoinsRemoteSocket(t *testing.T) {
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	_, _, prefix := startCluster(t, 0) // a key prefix of this test's own
 	dir := t.TempDir()
 	buildPlugin(t, "core/internal/pluginhost/testdata/testplugin", dir, "")

@@ -2,14 +2,8 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"io"
-	"net"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,40 +11,14 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
-
-// redisAddr is the Redis the cluster tests use ($REDIS_ADDR, default 127.0.0.1:6379). Without
-// one the test is skipped, unless REQUIRE_REDIS=1 says it must run.
-func redisAddr(t *testing.T) string {
-	t.Helper()
-	addr := envOr("REDIS_ADDR", "127.0.0.1:6379")
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		if os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis at %s is required (REQUIRE_REDIS=1) but unreachable: %v", addr, err)
-		}
-		t.Skipf("no Redis at %s (set REDIS_ADDR, or REQUIRE_REDIS=1 to fail instead): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
 
 // startCluster runs n nodes joined through Redis under a key prefix of their own, so tests
 // running side by side do not hear each other.
 func startCluster(t *testing.T, n int) ([]*env, string, string) {
 	t.Helper()
-	addr := redisAddr(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "rt-test-" + hex.EncodeToString(b[:])
-	nodes := make([]*env, n)
-	for i := range nodes {
-		nodes[i] = startServer(t, func(c *config.Config) {
-			c.Cluster.RedisURL = "redis://" + addr + "/0"
-			c.Cluster.KeyPrefix = prefix
-		})
-	}
-	return nodes, addr, prefix
+	return startClusterAt(t, redistest.Addr(t), n)
 }
 
 // recoveryOffset is the last argument connection state recovery adds to a broadcast.
@@ -193,12 +161,7 @@ func TestClusterEmitterWire(t *testing.T) {
 // TestClusterRedisDown: a node whose Redis does not answer at start still starts, serves
 // its own sockets, and says so in its metrics.
 func TestClusterRedisDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	dead := redistest.DeadAddr(t) // nothing listens there
 	e := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + dead + "/0"
 		c.Cluster.ConnectTimeout = 300 * time.Millisecond
@@ -220,85 +183,14 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 }
 
-// flakyProxy forwards TCP to Redis and can cut every connection and refuse new ones, to
-// take Redis away from one node only (the Redis server is shared with other tests).
-type flakyProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newFlakyProxy(t *testing.T, target string) *flakyProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &flakyProxy{ln: ln, target: target}
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	go p.serve()
-	return p
-}
-
-func (p *flakyProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *flakyProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		r, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, r)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(r, c); r.Close() }()
-		go func() { _, _ = io.Copy(c, r); c.Close() }()
-	}
-}
-
-// cut closes every forwarded connection and refuses new ones until restore.
-func (p *flakyProxy) cut() {
-	p.mu.Lock()
-	p.down = true
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-func (p *flakyProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestClusterRedisComesBack: a node that loses Redis keeps serving its own sockets, reports
 // itself down, and once Redis answers again resubscribes and delivers other nodes'
 // broadcasts and publishes its own.
 func TestClusterRedisComesBack(t *testing.T) {
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startCluster(t, 1)
 	a := nodes[0]
-	proxy := newFlakyProxy(t, addr)
+	proxy := newCutProxy(t, addr)
 	b := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + proxy.addr() + "/0"
 		c.Cluster.KeyPrefix = prefix

@@ -1,16 +1,11 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/proctest"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // Connection state recovery across the nodes of a cluster: sessions and missed packets are
@@ -194,7 +191,7 @@ func TestClusterRecoveryAfterSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startClusterAt(t, addr, 1)
 	b := nodes[0]
 	rdb := redisClient(t, addr)
@@ -239,7 +236,7 @@ cluster {
 // TestClusterRecoveryBounds: the stream keeps about max_packets_total entries; a client
 // whose offset was trimmed away, or whose session expired, is not recovered.
 func TestClusterRecoveryBounds(t *testing.T) {
-	addr := redisAddr(t)
+	addr := redistest.Addr(t)
 	nodes, _, prefix := startClusterAt(t, addr, 2, func(c *config.Config) {
 		c.Recovery.MaxPacketsTotal = 100
 		c.Recovery.MaxDisconnectionDuration = 3 * time.Second
@@ -282,12 +279,11 @@ func TestClusterRecoveryBounds(t *testing.T) {
 	}
 }
 
-// startClusterAt is startCluster with a config change applied to every node.
+// startClusterAt runs n nodes joined through the Redis at addr under a key prefix of their
+// own, with every mutate applied to each node's configuration after the cluster settings.
 func startClusterAt(t *testing.T, addr string, n int, mutate ...func(*config.Config)) ([]*env, string, string) {
 	t.Helper()
-	var rb [6]byte
-	_, _ = rand.Read(rb[:])
-	prefix := "rt-test-" + hex.EncodeToString(rb[:])
+	prefix := redistest.Prefix(t, "rt-test")
 	nodes := make([]*env, n)
 	for i := range nodes {
 		nodes[i] = startServer(t, func(c *config.Config) {
@@ -301,52 +297,20 @@ func startClusterAt(t *testing.T, addr string, n int, mutate ...func(*config.Con
 	return nodes, addr, prefix
 }
 
-var listenLine = regexp.MustCompile(`listening: addr=([0-9.:]+)`)
-
 // startBinary runs the server binary with a config and returns it and its base URL once it
 // listens; the test's end kills it.
 func startBinary(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server binary did not start")
-		return nil, ""
-	}
+	addr, _ := proctest.Start(t, cmd)
+	return cmd, "http://" + addr
 }
 
 // TestClusterRecoveryRedisDown: with the cluster's Redis unreachable, a recovery fails
 // cleanly (a fresh session and system:state_recovery_failed, without waiting on Redis) and
 // the store's failures are counted.
 func TestClusterRecoveryRedisDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	dead := redistest.DeadAddr(t) // nothing listens there
 	e := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + dead + "/0"
 		c.Cluster.ConnectTimeout = 300 * time.Millisecond

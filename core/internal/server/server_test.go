@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/rtserver/rtserver/core/internal/config"
+	"github.com/rtserver/rtserver/core/internal/nodetest"
 )
 
 var isoTime = func(s any) bool {
@@ -367,18 +366,9 @@ func TestGoroutinesReturnAfterClientsLeave(t *testing.T) {
 
 // TestNodeClient runs the end-to-end suite of the official npm socket.io-client@4.
 func TestNodeClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; the npm suite needs Node.js 18+")
-	}
+	node := nodetest.Node(t)
 	dir := filepath.Join(moduleRoot(t), "core", "internal", "server", "testdata", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, b)
-		}
-	}
+	nodetest.Install(t, dir, filepath.Join("node_modules", "socket.io-client"))
 	for _, withEcho := range []bool{false, true} {
 		name := "no-plugins"
 		if withEcho {
@@ -392,14 +382,8 @@ func TestNodeClient(t *testing.T) {
 				plugins = "echo"
 			}
 			e := startServer(t, func(c *config.Config) { c.Plugins.Dir = pluginDir })
-			cmd := exec.Command(node, "--test", "--test-reporter=spec", "e2e.test.mjs", "recovery.test.mjs")
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "SERVER_URL="+e.url, "JWT_SECRET="+testSecret, "API_KEY="+testAPIKey, "PLUGINS="+plugins)
-			out, err := cmd.CombinedOutput()
-			t.Logf("node --test:\n%s", out)
-			if err != nil {
-				t.Fatalf("node suite failed: %v", err)
-			}
+			nodetest.Run(t, node, dir, []string{"SERVER_URL=" + e.url, "JWT_SECRET=" + testSecret, "API_KEY=" + testAPIKey, "PLUGINS=" + plugins},
+				"e2e.test.mjs", "recovery.test.mjs")
 		})
 	}
 }

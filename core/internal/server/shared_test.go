@@ -3,9 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,26 +14,18 @@ import (
 
 	"github.com/rtserver/rtserver/core/internal/config"
 	"github.com/rtserver/rtserver/core/internal/httpapi"
+	"github.com/rtserver/rtserver/core/internal/redistest"
 )
 
 // startClusterWith is startCluster with every node's configuration changed by mutate
 // after the cluster settings are in.
 func startClusterWith(t *testing.T, n int, mutate func(*config.Config)) ([]*env, string, string) {
 	t.Helper()
-	addr := redisAddr(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "rt-test-" + hex.EncodeToString(b[:])
-	nodes := make([]*env, n)
-	for i := range nodes {
-		nodes[i] = startServer(t, func(c *config.Config) {
-			c.Cluster.RedisURL = "redis://" + addr + "/0"
-			c.Cluster.KeyPrefix = prefix
-			if mutate != nil {
-				mutate(c)
-			}
-		})
+	var mutates []func(*config.Config)
+	if mutate != nil {
+		mutates = append(mutates, mutate)
 	}
+	nodes, addr, prefix := startClusterAt(t, redistest.Addr(t), n, mutates...)
 	t.Cleanup(func() { dropKeys(t, addr, prefix) })
 	return nodes, addr, prefix
 }
@@ -243,12 +232,7 @@ func TestClusterDeadNodeCountsExpire(t *testing.T) {
 // store and limits: a replay to it is refused, its API budget holds, and each decision
 // made alone is counted; /health says degraded.
 func TestClusterLimitsWithoutRedis(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	dead := redistest.DeadAddr(t) // nothing listens there
 	e := startServer(t, func(c *config.Config) {
 		c.Cluster.RedisURL = "redis://" + dead + "/0"
 		c.Cluster.ConnectTimeout = 300 * time.Millisecond
