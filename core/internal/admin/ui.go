@@ -2,49 +2,36 @@ package admin
 
 import (
 	"net/http"
-	"os"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/rtserver/rtserver/core/internal/webassets"
 )
 
+// uiHint is the 404 hint when the UI's files are absent; the server runs without them.
+const uiHint = "The Admin UI files are not installed: run `make admin-ui` (npm ci in web/admin-ui) or set admin.ui_dir."
+
 // UIHandler serves the Admin UI's built files (ui/dist of the npm package
-// @socket.io/admin-ui, fetched at build time) from dir under prefix. When dir holds no
-// index.html, every request answers 404 with a hint on how to fetch the files, and the
-// first one logs it.
+// @socket.io/admin-ui, fetched at build time) from dir under prefix, through a
+// webassets.Set: ETag/304, gzip and brotli, and a 404 with uiHint (logged once) when a
+// file is absent. Every file is revalidated (no-cache): index.html carries no content
+// hash and must pick up a rebuilt UI.
 func UIHandler(prefix, dir string, log hclog.Logger) http.Handler {
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	var once sync.Once
-	root := os.DirFS(dir)
+	set := webassets.New(webassets.Options{
+		Dir:    dir,
+		Hint:   uiHint,
+		Logger: log,
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		if _, err := os.Stat(path.Join(dir, "index.html")); err != nil {
-			once.Do(func() {
-				log.Warn("admin UI files are absent; run `make admin-ui`", "dir", dir)
-			})
-			http.Error(w, "The Admin UI files are not installed: run `make admin-ui` (npm ci in web/admin-ui) or set admin.ui_dir.", http.StatusNotFound)
-			return
-		}
+		// Cleaning against the root keeps "..", encoded or not, inside dir; the Set
+		// refuses dot-prefixed names as well.
 		name := strings.TrimPrefix(r.URL.Path, prefix)
 		name = strings.TrimPrefix(path.Clean("/"+name), "/")
 		if name == "" {
 			name = "index.html"
 		}
-		if fi, err := os.Stat(path.Join(dir, name)); err != nil || fi.IsDir() {
-			http.NotFound(w, r)
-			return
-		}
-		// The built file names carry content hashes except index.html: revalidate all
-		// (Last-Modified) rather than cache blindly.
-		w.Header().Set("Cache-Control", "public, max-age=0")
-		http.ServeFileFS(w, r, root, name)
+		set.Serve(w, r, name)
 	})
 }

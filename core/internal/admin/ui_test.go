@@ -148,6 +148,17 @@ func TestUIHandler(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Socket.IO Admin UI") {
 		t.Fatalf("index: %d", res.StatusCode)
 	}
+	// Served through webassets: revalidated by ETag.
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/admin-ui/", nil)
+	req.Header.Set("If-None-Match", res.Header.Get("ETag"))
+	if res.Header.Get("ETag") == "" || res.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("index headers: %v", res.Header)
+	}
+	if res2, err := http.DefaultClient.Do(req); err != nil || res2.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %v %v", res2, err)
+	} else {
+		res2.Body.Close()
+	}
 	for _, p := range []string{"/admin-ui/../go.mod", "/admin-ui/%2e%2e/package.json", "/admin-ui/nope.js"} {
 		if res, _ := get(t, ts.url+p); res.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", p, res.StatusCode)

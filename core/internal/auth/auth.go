@@ -26,15 +26,7 @@ import (
 	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
-// Error codes carried by *Error; the client sees them in its connect_error.
 const (
-	CodeMissing         = coded.TokenMissing
-	CodeMalformed       = coded.TokenMalformed
-	CodeInvalidSig      = coded.TokenInvalidSignature
-	CodeExpired         = coded.TokenExpired
-	CodeAlgNotAllowed   = coded.TokenAlgNotAllowed
-	CodeMissingClaim    = coded.TokenMissingClaim
-	CodeInvalid         = coded.TokenInvalid
 	claimUserID         = "userId"
 	supportedAlgorithms = "HS256, HS384, HS512, RS256, ES256"
 )
@@ -76,20 +68,10 @@ func CheckUserID(id string) error {
 	return nil
 }
 
-// Error is a refused token. Message is safe to show the client: it never echoes the token.
-type Error struct {
-	Code    string
-	Message string
-	err     error // the jwt library's error, for logs
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// Unwrap returns the underlying jwt error, if any.
-func (e *Error) Unwrap() error { return e.err }
-
-func refuse(code, msg string, cause error) *Error {
-	return &Error{Code: code, Message: msg, err: cause}
+// refuse returns a refused token as a *coded.Error with one of the coded.Token* codes.
+// msg never echoes the token; cause is the jwt library's error, kept for logs.
+func refuse(code, msg string, cause error) *coded.Error {
+	return &coded.Error{Code: code, Message: msg, Cause: cause}
 }
 
 // Claims is what the server keeps from a verified token.
@@ -295,7 +277,7 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 var errAlg = errors.New("algorithm not allowed")
 
 // Verify checks the token's algorithm, signature and claims, in that order, and returns its
-// claims, or an *Error whose Code says why it was refused.
+// claims, or a *coded.Error whose Code (coded.Token*) says why it was refused.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	token = strings.TrimSpace(token)
 	// "Bearer x" is what an HTTP-minded client often sends; accept it.
@@ -303,10 +285,10 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		token = strings.TrimSpace(token[7:])
 	}
 	if token == "" {
-		return nil, refuse(CodeMissing, "authentication token is missing", nil)
+		return nil, refuse(coded.TokenMissing, "authentication token is missing", nil)
 	}
 	if len(token) > MaxTokenLength {
-		return nil, refuse(CodeMalformed, fmt.Sprintf("token is longer than %d bytes", MaxTokenLength), nil)
+		return nil, refuse(coded.TokenMalformed, fmt.Sprintf("token is longer than %d bytes", MaxTokenLength), nil)
 	}
 	var tc tokenClaims
 	t, err := v.parser.ParseWithClaims(token, &tc, v.key)
@@ -317,27 +299,27 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	uid, ok := tc.UserID.(string)
 	switch {
 	case tc.UserID == nil:
-		return nil, refuse(CodeMissingClaim, "token has no userId claim", nil)
+		return nil, refuse(coded.TokenMissingClaim, "token has no userId claim", nil)
 	case !ok || strings.TrimSpace(uid) == "":
-		return nil, refuse(CodeMissingClaim, "token userId claim must be a non-empty string", nil)
+		return nil, refuse(coded.TokenMissingClaim, "token userId claim must be a non-empty string", nil)
 	case tc.IssuedAt == nil:
-		return nil, refuse(CodeMissingClaim, "token has no iat claim", nil)
+		return nil, refuse(coded.TokenMissingClaim, "token has no iat claim", nil)
 	}
 	if err := CheckUserID(uid); err != nil {
-		return nil, refuse(CodeInvalid, "token "+err.Error(), err)
+		return nil, refuse(coded.TokenInvalid, "token "+err.Error(), err)
 	}
 	// The parser requires exp, so ExpiresAt is set here.
 	return &Claims{UserID: uid, ExpiresAt: tc.ExpiresAt.t, IssuedAt: tc.IssuedAt.t}, nil
 }
 
-func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *Error {
+func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *coded.Error {
 	algRefused := errors.Is(err, errAlg) || errors.Is(err, jwt.ErrTokenUnverifiable) ||
 		(t != nil && t.Method != nil && !slices.Contains(v.algs, t.Method.Alg()))
 	switch {
 	case errors.Is(err, errClaimNotNumber):
-		return refuse(CodeMalformed, "token is malformed: "+errClaimNotNumber.Error(), err)
+		return refuse(coded.TokenMalformed, "token is malformed: "+errClaimNotNumber.Error(), err)
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return refuse(CodeMalformed, "token is malformed", err)
+		return refuse(coded.TokenMalformed, "token is malformed", err)
 	case algRefused:
 		var alg string
 		if t != nil {
@@ -346,27 +328,27 @@ func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *Error {
 		if len(alg) > maxAlgInMessage {
 			alg = alg[:maxAlgInMessage] + "..."
 		}
-		return refuse(CodeAlgNotAllowed, fmt.Sprintf("token algorithm %q is not allowed", alg), err)
+		return refuse(coded.TokenAlgNotAllowed, fmt.Sprintf("token algorithm %q is not allowed", alg), err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return refuse(CodeInvalidSig, "token signature is invalid", err)
+		return refuse(coded.TokenInvalidSignature, "token signature is invalid", err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && tc.ExpiresAt == nil:
-		return refuse(CodeMissingClaim, "token has no exp claim", err)
+		return refuse(coded.TokenMissingClaim, "token has no exp claim", err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && tc.Issuer == "":
-		return refuse(CodeInvalid, "token has no issuer (iss)", err)
+		return refuse(coded.TokenInvalid, "token has no issuer (iss)", err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && len(tc.Audience) == 0:
-		return refuse(CodeInvalid, "token has no audience (aud)", err)
+		return refuse(coded.TokenInvalid, "token has no audience (aud)", err)
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return refuse(CodeExpired, "token has expired", err)
+		return refuse(coded.TokenExpired, "token has expired", err)
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return refuse(CodeInvalid, "token is not valid yet (nbf)", err)
+		return refuse(coded.TokenInvalid, "token is not valid yet (nbf)", err)
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return refuse(CodeInvalid, "token is issued in the future (iat)", err)
+		return refuse(coded.TokenInvalid, "token is issued in the future (iat)", err)
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return refuse(CodeInvalid, "token issuer (iss) is not accepted", err)
+		return refuse(coded.TokenInvalid, "token issuer (iss) is not accepted", err)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return refuse(CodeInvalid, "token audience (aud) is not accepted", err)
+		return refuse(coded.TokenInvalid, "token audience (aud) is not accepted", err)
 	}
-	return refuse(CodeInvalid, "token is invalid", err)
+	return refuse(coded.TokenInvalid, "token is invalid", err)
 }
 
 // Mint signs a token for userID valid for ttl (a ttl <= 0 yields an already expired token,

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtserver/rtserver/core/internal/coded"
 )
 
 var secret = []byte("test-secret-of-a-decent-length-0123456789")
@@ -75,50 +77,50 @@ func TestVerifyHS256(t *testing.T) {
 	}{
 		{"valid", sign(t, jwt.SigningMethodHS256, secret, good(nil)), ""},
 		{"valid with Bearer prefix", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, good(nil)), ""},
-		{"missing", "", CodeMissing},
-		{"blank", "   ", CodeMissing},
-		{"one segment", "abc", CodeMalformed},
-		{"four segments", "a.b.c.d", CodeMalformed},
-		{"bad base64", "!!!.???.###", CodeMalformed},
-		{"header not JSON", raw("nope", "{}", ""), CodeMalformed},
-		{"claims not JSON", raw(`{"alg":"HS256"}`, "nope", ""), CodeMalformed},
-		{"exp not a number", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "soon"})), CodeMalformed},
-		{"exp a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "9999999999"})), CodeMalformed},
-		{"exp an object", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": map[string]any{"n": 9999999999}})), CodeMalformed},
-		{"exp a boolean", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": true})), CodeMalformed},
-		{"exp past year 9999", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": 1e300})), CodeMalformed},
-		{"iat a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": "1"})), CodeMalformed},
-		{"iat negative", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": -1})), CodeMalformed},
-		{"nbf a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"nbf": "1"})), CodeMalformed},
+		{"missing", "", coded.TokenMissing},
+		{"blank", "   ", coded.TokenMissing},
+		{"one segment", "abc", coded.TokenMalformed},
+		{"four segments", "a.b.c.d", coded.TokenMalformed},
+		{"bad base64", "!!!.???.###", coded.TokenMalformed},
+		{"header not JSON", raw("nope", "{}", ""), coded.TokenMalformed},
+		{"claims not JSON", raw(`{"alg":"HS256"}`, "nope", ""), coded.TokenMalformed},
+		{"exp not a number", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "soon"})), coded.TokenMalformed},
+		{"exp a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": "9999999999"})), coded.TokenMalformed},
+		{"exp an object", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": map[string]any{"n": 9999999999}})), coded.TokenMalformed},
+		{"exp a boolean", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": true})), coded.TokenMalformed},
+		{"exp past year 9999", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": 1e300})), coded.TokenMalformed},
+		{"iat a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": "1"})), coded.TokenMalformed},
+		{"iat negative", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": -1})), coded.TokenMalformed},
+		{"nbf a numeric string", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"nbf": "1"})), coded.TokenMalformed},
 		{"fractional exp", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": float64(now.Unix()) + 3600.5})), ""},
-		{"token too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"pad": strings.Repeat("x", MaxTokenLength)})), CodeMalformed},
-		{"wrong secret", sign(t, jwt.SigningMethodHS256, []byte("other"), good(nil)), CodeInvalidSig},
+		{"token too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"pad": strings.Repeat("x", MaxTokenLength)})), coded.TokenMalformed},
+		{"wrong secret", sign(t, jwt.SigningMethodHS256, []byte("other"), good(nil)), coded.TokenInvalidSignature},
 		{"tampered payload", func() string {
 			tok := sign(t, jwt.SigningMethodHS256, secret, good(nil))
 			parts := strings.Split(tok, ".")
 			forged := good(map[string]any{"userId": "admin"})
 			b, _ := json.Marshal(forged)
 			return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
-		}(), CodeInvalidSig},
-		{"expired", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix()})), CodeExpired},
+		}(), coded.TokenInvalidSignature},
+		{"expired", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix()})), coded.TokenExpired},
 		{"expired within leeway", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": now.Add(-10 * time.Second).Unix()})), ""},
-		{"alg none", raw(`{"alg":"none","typ":"JWT"}`, string(claimsJSON), ""), CodeAlgNotAllowed},
-		{"alg none signed by the library", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good(nil)), CodeAlgNotAllowed},
-		{"alg NONE", raw(`{"alg":"NONE"}`, string(claimsJSON), ""), CodeAlgNotAllowed},
-		{"alg not in list", sign(t, jwt.SigningMethodHS512, secret, good(nil)), CodeAlgNotAllowed},
-		{"alg unknown", raw(`{"alg":"XX256"}`, string(claimsJSON), "c2ln"), CodeAlgNotAllowed},
-		{"alg missing", raw(`{"typ":"JWT"}`, string(claimsJSON), "c2ln"), CodeAlgNotAllowed},
-		{"no userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": nil})), CodeMissingClaim},
-		{"empty userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": ""})), CodeMissingClaim},
-		{"numeric userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": 42})), CodeMissingClaim},
-		{"userId too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": strings.Repeat("u", MaxUserIDLength+1)})), CodeInvalid},
-		{"userId with a control character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\n1"})), CodeInvalid},
-		{"userId with a format character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\u202e1"})), CodeInvalid},
-		{"no exp", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": nil})), CodeMissingClaim},
-		{"no iat", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": nil})), CodeMissingClaim},
-		{"iat in the future", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": now.Add(10 * time.Minute).Unix()})), CodeInvalid},
+		{"alg none", raw(`{"alg":"none","typ":"JWT"}`, string(claimsJSON), ""), coded.TokenAlgNotAllowed},
+		{"alg none signed by the library", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good(nil)), coded.TokenAlgNotAllowed},
+		{"alg NONE", raw(`{"alg":"NONE"}`, string(claimsJSON), ""), coded.TokenAlgNotAllowed},
+		{"alg not in list", sign(t, jwt.SigningMethodHS512, secret, good(nil)), coded.TokenAlgNotAllowed},
+		{"alg unknown", raw(`{"alg":"XX256"}`, string(claimsJSON), "c2ln"), coded.TokenAlgNotAllowed},
+		{"alg missing", raw(`{"typ":"JWT"}`, string(claimsJSON), "c2ln"), coded.TokenAlgNotAllowed},
+		{"no userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": nil})), coded.TokenMissingClaim},
+		{"empty userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": ""})), coded.TokenMissingClaim},
+		{"numeric userId", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": 42})), coded.TokenMissingClaim},
+		{"userId too long", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": strings.Repeat("u", MaxUserIDLength+1)})), coded.TokenInvalid},
+		{"userId with a control character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\n1"})), coded.TokenInvalid},
+		{"userId with a format character", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"userId": "user\u202e1"})), coded.TokenInvalid},
+		{"no exp", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"exp": nil})), coded.TokenMissingClaim},
+		{"no iat", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": nil})), coded.TokenMissingClaim},
+		{"iat in the future", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": now.Add(10 * time.Minute).Unix()})), coded.TokenInvalid},
 		{"iat in the future within leeway", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"iat": now.Add(10 * time.Second).Unix()})), ""},
-		{"nbf in the future", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"nbf": now.Add(10 * time.Minute).Unix()})), CodeInvalid},
+		{"nbf in the future", sign(t, jwt.SigningMethodHS256, secret, good(map[string]any{"nbf": now.Add(10 * time.Minute).Unix()})), coded.TokenInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ func TestVerifyHS256(t *testing.T) {
 				}
 				return
 			}
-			var ae *Error
+			var ae *coded.Error
 			if !errors.As(err, &ae) {
 				t.Fatalf("err = %v (%T), want *auth.Error %s", err, err, tc.code)
 			}
@@ -173,8 +175,8 @@ func TestVerifyUserIDWithInvalidUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(signing + "." + enc(sig)); codeOf(err) != CodeInvalid {
-		t.Fatalf("err = %v (%v), want %s", err, errors.Unwrap(err), CodeInvalid)
+	if _, err := v.Verify(signing + "." + enc(sig)); codeOf(err) != coded.TokenInvalid {
+		t.Fatalf("err = %v (%v), want %s", err, errors.Unwrap(err), coded.TokenInvalid)
 	}
 }
 
@@ -187,10 +189,10 @@ func TestIssuerAndAudience(t *testing.T) {
 	}{
 		{"both right", map[string]any{"iss": "rt", "aud": "app"}, ""},
 		{"audience in a list", map[string]any{"iss": "rt", "aud": []string{"x", "app"}}, ""},
-		{"wrong issuer", map[string]any{"iss": "evil", "aud": "app"}, CodeInvalid},
-		{"missing issuer", map[string]any{"aud": "app"}, CodeInvalid},
-		{"wrong audience", map[string]any{"iss": "rt", "aud": "other"}, CodeInvalid},
-		{"missing audience", map[string]any{"iss": "rt"}, CodeInvalid},
+		{"wrong issuer", map[string]any{"iss": "evil", "aud": "app"}, coded.TokenInvalid},
+		{"missing issuer", map[string]any{"aud": "app"}, coded.TokenInvalid},
+		{"wrong audience", map[string]any{"iss": "rt", "aud": "other"}, coded.TokenInvalid},
+		{"missing audience", map[string]any{"iss": "rt"}, coded.TokenInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,26 +254,26 @@ func TestRS256WithKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodRS256, other, good(nil))); codeOf(err) != CodeInvalidSig {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodRS256, other, good(nil))); codeOf(err) != coded.TokenInvalidSignature {
 		t.Fatalf("other key: %v", err)
 	}
 
 	// Key confusion: an HS256 token whose HMAC secret is the public key's PEM must not be
 	// checked with that public key.
 	confused := sign(t, jwt.SigningMethodHS256, pemBytes, good(nil))
-	if _, err := v.Verify(confused); codeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(confused); codeOf(err) != coded.TokenAlgNotAllowed {
 		t.Fatalf("HS256 token accepted by an RS256-only verifier: %v", err)
 	}
-	if _, err := v.Verify(must(Mint(secret, "HS256", "u", time.Hour))); codeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(must(Mint(secret, "HS256", "u", time.Hour))); codeOf(err) != coded.TokenAlgNotAllowed {
 		t.Fatalf("HS256 token: %v", err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodRS512, priv, good(nil))); codeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodRS512, priv, good(nil))); codeOf(err) != coded.TokenAlgNotAllowed {
 		t.Fatalf("RS512 token: %v", err)
 	}
 
 	// With both HS256 and RS256 allowed, the confused token meets the HMAC secret and fails.
 	both := newVerifier(t, Options{Secret: secret, Algorithms: []string{"HS256", "RS256"}, PublicKeyFile: path})
-	if _, err := both.Verify(confused); codeOf(err) != CodeInvalidSig {
+	if _, err := both.Verify(confused); codeOf(err) != coded.TokenInvalidSignature {
 		t.Fatalf("confused token with HS256+RS256: %v", err)
 	}
 	if _, err := both.Verify(sign(t, jwt.SigningMethodRS256, priv, good(nil))); err != nil {
@@ -293,14 +295,14 @@ func TestES256WithKeyFile(t *testing.T) {
 		t.Fatalf("valid ES256 refused: %v", err)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, other, good(nil))); codeOf(err) != CodeInvalidSig {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodES256, other, good(nil))); codeOf(err) != coded.TokenInvalidSignature {
 		t.Fatalf("other key: %v", err)
 	}
-	if _, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, good(nil))); codeOf(err) != CodeAlgNotAllowed {
+	if _, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, good(nil))); codeOf(err) != coded.TokenAlgNotAllowed {
 		t.Fatalf("HS256 token: %v", err)
 	}
 	expired := sign(t, jwt.SigningMethodES256, priv, good(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}))
-	if _, err := v.Verify(expired); codeOf(err) != CodeExpired {
+	if _, err := v.Verify(expired); codeOf(err) != coded.TokenExpired {
 		t.Fatalf("expired: %v", err)
 	}
 }
@@ -393,7 +395,7 @@ func TestMint(t *testing.T) {
 		}
 	}
 	v := newVerifier(t, Options{Secret: secret})
-	if _, err := v.Verify(must(Mint(secret, "HS256", "u", -time.Minute))); codeOf(err) != CodeExpired {
+	if _, err := v.Verify(must(Mint(secret, "HS256", "u", -time.Minute))); codeOf(err) != coded.TokenExpired {
 		t.Fatalf("negative ttl: %v", err)
 	}
 	for _, bad := range []struct {
@@ -411,7 +413,7 @@ func TestNowOption(t *testing.T) {
 	tok := must(Mint(secret, "HS256", "u", time.Minute))
 	later := func() time.Time { return time.Now().Add(10 * time.Minute) }
 	v := newVerifier(t, Options{Secret: secret, Now: later})
-	if _, err := v.Verify(tok); codeOf(err) != CodeExpired {
+	if _, err := v.Verify(tok); codeOf(err) != coded.TokenExpired {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -420,7 +422,7 @@ func TestErrorDoesNotLeakToken(t *testing.T) {
 	v := newVerifier(t, Options{Secret: secret})
 	tok := sign(t, jwt.SigningMethodHS256, []byte("other"), good(nil))
 	_, err := v.Verify(tok)
-	var ae *Error
+	var ae *coded.Error
 	if !errors.As(err, &ae) || strings.Contains(ae.Message, tok) || strings.Contains(err.Error(), tok) {
 		t.Fatalf("err = %v", err)
 	}
@@ -443,7 +445,7 @@ func TestVerifyConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := v.Verify(bad); codeOf(err) != CodeInvalidSig {
+				if _, err := v.Verify(bad); codeOf(err) != coded.TokenInvalidSignature {
 					t.Errorf("worker %d: %v", i, err)
 					return
 				}
@@ -484,9 +486,9 @@ func BenchmarkVerifyRS256(b *testing.B) {
 	}
 }
 
-// codeOf returns the code of an *Error in err's chain, or "" when there is none.
+// codeOf returns the code of an *coded.Error in err's chain, or "" when there is none.
 func codeOf(err error) string {
-	var e *Error
+	var e *coded.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}

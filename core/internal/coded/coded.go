@@ -12,16 +12,22 @@ import (
 	"github.com/rtserver/rtserver/proto/plugin/v1/wire"
 )
 
-// Error is a refusal with the code the caller sees. Status is the HTTP status where one
-// applies (the HTTP API, a refused handshake); RetryAfter is set on rate limits.
+// Error is a refusal with the code the caller sees. Message is safe to show the caller.
+// Status is the HTTP status where one applies (the HTTP API, a refused handshake);
+// RetryAfter is set on rate limits. Cause is the underlying error, kept for logs and
+// errors.Is, never shown to the caller (a token library's error may echo the token).
 type Error struct {
 	Code       string
 	Message    string
 	Status     int
 	RetryAfter time.Duration
+	Cause      error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Unwrap returns Cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // New returns an *Error without an HTTP status.
 func New(code, message string) *Error { return &Error{Code: code, Message: message} }

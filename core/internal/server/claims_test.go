@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtserver/rtserver/core/internal/auth"
+	"github.com/rtserver/rtserver/core/internal/coded"
 	"github.com/rtserver/rtserver/core/internal/config"
 	"github.com/rtserver/rtserver/core/internal/httpapi"
 )
@@ -55,19 +56,19 @@ func TestTokenClaimRulesAtConnect(t *testing.T) {
 	}{
 		{"userId at the limit", claims(map[string]any{"userId": strings.Repeat("u", auth.MaxUserIDLength)}), ""},
 		{"userId with accents", claims(map[string]any{"userId": "José"}), ""},
-		{"userId over the limit", claims(map[string]any{"userId": strings.Repeat("u", auth.MaxUserIDLength+1)}), auth.CodeInvalid},
-		{"userId with a newline", claims(map[string]any{"userId": "u\nadmin"}), auth.CodeInvalid},
-		{"userId with NUL", claims(map[string]any{"userId": "u\x00"}), auth.CodeInvalid},
-		{"userId with a bidi override", claims(map[string]any{"userId": "u\u202e"}), auth.CodeInvalid},
-		{"userId with U+FFFD", claims(map[string]any{"userId": "u\ufffd"}), auth.CodeInvalid},
-		{"blank userId", claims(map[string]any{"userId": "   "}), auth.CodeMissingClaim},
-		{"exp a numeric string", claims(map[string]any{"exp": "9999999999"}), auth.CodeMalformed},
-		{"exp an object", claims(map[string]any{"exp": map[string]any{"$date": now + 600}}), auth.CodeMalformed},
-		{"exp an array", claims(map[string]any{"exp": []any{now + 600}}), auth.CodeMalformed},
-		{"exp past year 9999", claims(map[string]any{"exp": 1e19}), auth.CodeMalformed},
-		{"iat a numeric string", claims(map[string]any{"iat": "0"}), auth.CodeMalformed},
-		{"nbf a numeric string", claims(map[string]any{"nbf": "0"}), auth.CodeMalformed},
-		{"token over the length limit", claims(map[string]any{"pad": strings.Repeat("p", auth.MaxTokenLength)}), auth.CodeMalformed},
+		{"userId over the limit", claims(map[string]any{"userId": strings.Repeat("u", auth.MaxUserIDLength+1)}), coded.TokenInvalid},
+		{"userId with a newline", claims(map[string]any{"userId": "u\nadmin"}), coded.TokenInvalid},
+		{"userId with NUL", claims(map[string]any{"userId": "u\x00"}), coded.TokenInvalid},
+		{"userId with a bidi override", claims(map[string]any{"userId": "u\u202e"}), coded.TokenInvalid},
+		{"userId with U+FFFD", claims(map[string]any{"userId": "u\ufffd"}), coded.TokenInvalid},
+		{"blank userId", claims(map[string]any{"userId": "   "}), coded.TokenMissingClaim},
+		{"exp a numeric string", claims(map[string]any{"exp": "9999999999"}), coded.TokenMalformed},
+		{"exp an object", claims(map[string]any{"exp": map[string]any{"$date": now + 600}}), coded.TokenMalformed},
+		{"exp an array", claims(map[string]any{"exp": []any{now + 600}}), coded.TokenMalformed},
+		{"exp past year 9999", claims(map[string]any{"exp": 1e19}), coded.TokenMalformed},
+		{"iat a numeric string", claims(map[string]any{"iat": "0"}), coded.TokenMalformed},
+		{"nbf a numeric string", claims(map[string]any{"nbf": "0"}), coded.TokenMalformed},
+		{"token over the length limit", claims(map[string]any{"pad": strings.Repeat("p", auth.MaxTokenLength)}), coded.TokenMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,7 +165,7 @@ func handshakeRefusal(code, msg string, retryAfter *int) []byte {
 func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 	claims, p, err := g.verify(raw)
 	if err != nil {
-		var ae *auth.Error
+		var ae *coded.Error
 		code, msg := CodeUnauthorized, err.Error()
 		if errors.As(err, &ae) {
 			code, msg = ae.Code, ae.Message
@@ -194,7 +194,7 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 func (g *connGuard) verify(raw json.RawMessage) (*auth.Claims, authPayload, error) {
 	var p authPayload
 	if len(raw) == 0 || json.Unmarshal(raw, &p) != nil || p.Token == nil || *p.Token == "" {
-		return nil, p, &auth.Error{Code: auth.CodeMissing, Message: "auth.token is required"}
+		return nil, p, &coded.Error{Code: coded.TokenMissing, Message: "auth.token is required"}
 	}
 	c, err := g.o.Verifier.Verify(*p.Token)
 	return c, p, err
