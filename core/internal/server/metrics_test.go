@@ -162,7 +162,14 @@ func TestEveryMetricMoves(t *testing.T) {
 		t.Run(tc.series, func(t *testing.T) {
 			before := scrapeMetrics(t, e)[tc.series]
 			tc.act(t)
+			// A series may move just after the client has seen the packet that moved it
+			// (a counter is bumped once the write is queued): wait for it to move, then
+			// check it moved by exactly delta.
 			after, ok := scrapeMetrics(t, e)[tc.series]
+			for deadline := time.Now().Add(5 * time.Second); (!ok || after-before < tc.delta) && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+				after, ok = scrapeMetrics(t, e)[tc.series]
+			}
 			if !ok || after-before != tc.delta {
 				t.Fatalf("%s: %v -> %v (present %v), want +%v", tc.series, before, after, ok, tc.delta)
 			}
