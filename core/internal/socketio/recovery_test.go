@@ -203,6 +203,8 @@ func TestRecoveryLogBytesBound(t *testing.T) {
 	// Missed: 10 KB in all, well under the bound: recovered.
 	r1 := dialRaw(t, url)
 	id, pid := r1.connectPID("")
+	// The CONNECT reply can arrive before the connection handler has joined "r".
+	eventually(t, "joined r", func() bool { return slices.Contains(srv.RoomMembers("r"), id) })
 	_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
 	off := r1.nextOffset()
 	drop(r1, id)
