@@ -383,8 +383,12 @@ func (r *runner) roomUnbatched(ctx context.Context) ([]row, error) {
 	// The figure is only that of unbatched delivery when the writes were: a server that
 	// falls behind the pace queues frames per socket and writes them together.
 	rows = append(rows, atLeast(name, "server write calls per delivery (unbatched)", wpd, 0.95, "%.3f"))
-	if floor > 0 {
+	if floor > 0 && per > 0 {
 		rows = append(rows, atMost(name, "server CPU per delivery / small-write floor", per/floor, 1.4, "%.2fx"))
+	} else {
+		// CPU time is read in clock ticks: a run this small may show none at all.
+		rows = append(rows, info(name, "server CPU per delivery / small-write floor",
+			"not measurable: too little CPU time in this run (raise -unbatched-messages)"))
 	}
 	return rows, nil
 }

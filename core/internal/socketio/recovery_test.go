@@ -262,6 +262,7 @@ func TestRecoveryReplayWithinOutboundCap(t *testing.T) {
 	}{{20 << 10, true}, {40 << 10, false}} {
 		r := dialRaw(t, url)
 		sid, pid := r.connectPID("")
+		eventually(t, "joined r", func() bool { return slices.Contains(srv.RoomMembers("r"), sid) })
 		_, _ = srv.EmitTo([]string{"r"}, nil, "n", 0)
 		off := r.nextOffset()
 		_ = r.ws.UnderlyingConn().Close()
