@@ -318,7 +318,9 @@ func TestReloadDrainsCallsInFlight(t *testing.T) {
 	}
 	slow := make(chan result, 1)
 	go func() {
-		r, err := e.h.Dispatch(ctx, testEvent(map[string]any{"sleep_ms": 700}))
+		// Long enough to outlast the reload and the check below on a loaded machine (a
+		// reload took 650 ms on one), well under the 5 s default timeout.
+		r, err := e.h.Dispatch(ctx, testEvent(map[string]any{"sleep_ms": 3000}))
 		slow <- result{r, err}
 	}()
 	time.Sleep(50 * time.Millisecond)
