@@ -21,7 +21,9 @@ function mint(userId) {
 const sockets = [];
 after(() => { for (const s of sockets) s.disconnect(); });
 
-const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
+// Generous: under a loaded -race run the old transport's close and the reconnection can
+// take seconds; a real failure shows as a wrong value, not as a slow one.
+const once = (s, ev, ms = 15000) => new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`timeout waiting for ${ev}`)), ms);
   s.once(ev, (a) => { clearTimeout(t); resolve(a); });
 });
