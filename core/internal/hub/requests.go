@@ -80,7 +80,9 @@ func (h *Hub) onClientRequest(kind dispatch.Kind) argsHandler {
 			SocketID:  s.ID(),
 			UserID:    ss.userID,
 			Rooms:     clientRooms(s.ID(), s.Rooms()),
-			Payload:   append(json.RawMessage(nil), arg...),
+			// arg aliases socketio's private copy of the message, which nothing else
+			// writes: the request may keep it without a copy of its own.
+			Payload: arg,
 		}
 		if kind == dispatch.KindMessage {
 			req.MessageID = h.ids.next()

@@ -298,6 +298,12 @@ func splitArray(b []byte, isEvent bool, memberKeys map[string][]string) (split, 
 		if err != nil {
 			return out, err
 		}
+		if out.elems == nil && isEvent {
+			// Room for an event name and its argument in one allocation: appending to nil
+			// allocates for one element, then again at the second. (An ACK's array mostly
+			// holds one element: appending to nil is right for it.)
+			out.elems = make([]json.RawMessage, 0, 2)
+		}
 		out.elems = append(out.elems, b[i:end:end])
 		if isEvent && len(out.elems) == 1 {
 			ev, ok := eventName(out.elems[0])
