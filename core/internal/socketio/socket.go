@@ -494,10 +494,6 @@ func (s *Socket) connect(auth []byte) {
 			onConn(s)
 		}()
 	}
-	// The CONNECT reply was only queued (acceptLocked): it leaves now, with what
-	// OnConnection sent meanwhile (the welcome), in one write. Any earlier write to the
-	// socket, by the handler or a broadcast, already carried it, in order.
-	s.conn.Flush()
 }
 
 func (s *Socket) runMiddleware(mw Middleware, auth []byte) (err error) {
@@ -583,10 +579,7 @@ func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, close
 	msgs := make([]*engineio.Message, 0, 1+len(replay))
 	msgs = append(msgs, engineio.NewMessage(encodeConnect(s.id, s.pid), false))
 	msgs = append(msgs, replay...)
-	// Queued, not written: connect flushes it once OnConnection has run, so that the
-	// reply and the first events of the handler share a system call. Queue never writes,
-	// so nothing blocks here under srv.mu.
-	_, _ = s.conn.Queue(msgs...)
+	_ = s.conn.Send(msgs...)
 	return true
 }
 
