@@ -127,6 +127,8 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 	}
 	var latMu sync.Mutex
 	lat := make([]time.Duration, 0, o.sockets*o.rate*int(o.duration/time.Second+1))
+	// latRemote holds the latencies of node 2's sockets (also in lat), reached through Redis.
+	latRemote := make([]time.Duration, 0, cap(lat)/2+1)
 	measuring := atomic.Bool{}
 	h := hooks{event: func(c *client, ev, pkt []byte) {
 		switch string(ev) {
@@ -145,6 +147,9 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 				d := time.Duration(time.Now().UnixNano() - t)
 				latMu.Lock()
 				lat = append(lat, d)
+				if c.idx >= o.sockets/2 {
+					latRemote = append(latRemote, d)
+				}
 				latMu.Unlock()
 			}
 		case "room:join:ack":
@@ -252,6 +257,8 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 	latMu.Lock()
 	slices.Sort(lat)
 	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
+	slices.Sort(latRemote)
+	r50, r99 := percentile(latRemote, 0.50), percentile(latRemote, 0.99)
 	latMu.Unlock()
 	nodesCPU := us(used.user + used.sys)
 	redisCPU := us(rd.user + rd.sys)
@@ -268,6 +275,7 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		info(name, "server CPU in the kernel (system time)", fmt.Sprintf("%.0f%%", 100*us(used.sys)/max(nodesCPU, 1))),
 		info(name, "delivery latency p50", p50.Round(time.Microsecond).String()),
 		below(name, "delivery latency p99", float64(p99)/float64(time.Millisecond), 10, "%.2f ms"),
+		info(name, "of which node 2's sockets (through Redis) p50 / p99", r50.Round(time.Microsecond).String()+" / "+r99.Round(time.Microsecond).String()),
 	}
 	if o.connects > 0 {
 		closeAll(cs)
@@ -283,10 +291,17 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 
 // clusterConnects compares the cost of a connect on a cluster node (its id room's
 // subscription and, with recovery on, its session in Redis) with a node without cluster.
-// CPU: o.connects connections opened 64 at a time, over the node and Redis; latency: 100
-// opened one after the other, from the dial to the CONNECT ack.
+// Latency: 100 connections opened one after the other on an idle node, from the dial to
+// the CONNECT ack; then CPU: o.connects opened 64 at a time, over the node and Redis.
 func (r *runner) clusterConnects(ctx context.Context, node *serverProc, rds *redisProc) ([]row, error) {
 	const name = "cluster"
+	// Let the closes of the room's sockets settle first (their session writes, and their
+	// id rooms' unsubscriptions after a second's linger).
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
 	spec := r.o.spec
 	spec.label = name + "-single"
 	single, err := startServer(ctx, spec, r.log)
@@ -315,8 +330,8 @@ func (r *runner) clusterConnects(ctx context.Context, node *serverProc, rds *red
 	return rows, nil
 }
 
-// connectCost opens clusterOpts.connects connections to srv and reports the CPU per
-// connect of srv and rds (nil: none), then the latency of 100 connects one at a time.
+// connectCost reports the latency of 100 connects to srv one at a time, then opens
+// clusterOpts.connects connections for the CPU per connect of srv and rds (nil: none).
 func (r *runner) connectCost(ctx context.Context, srv *serverProc, rds *redisProc) (float64, time.Duration, time.Duration, error) {
 	const base = 1 << 20 // user ids apart from the room's sockets
 	cpu := func() (time.Duration, error) {
@@ -327,22 +342,8 @@ func (r *runner) connectCost(ctx context.Context, srv *serverProc, rds *redisPro
 		rt, err := procTimes(rds.cmd.Process.Pid)
 		return t.user + t.sys + rt.user + rt.sys, err
 	}
-	c0, err := cpu()
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	n := clusterOpts.connects
-	cs, err := r.connectMany(ctx, srv, base, base+n, hooks{})
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	c1, err := cpu()
-	closeAll(cs)
-	if err != nil {
-		return 0, 0, 0, err
-	}
 	const serial = 100
-	toks, err := tokens(srv.secret, base+n, base+n+serial)
+	toks, err := tokens(srv.secret, base, base+serial)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -356,6 +357,20 @@ func (r *runner) connectCost(ctx context.Context, srv *serverProc, rds *redisPro
 		}
 		lat = append(lat, d)
 		c.close()
+	}
+	c0, err := cpu()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	n := clusterOpts.connects
+	cs, err := r.connectMany(ctx, srv, base+serial, base+serial+n, hooks{})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c1, err := cpu()
+	closeAll(cs)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	slices.Sort(lat)
 	return us(c1-c0) / float64(n), percentile(lat, 0.50), percentile(lat, 0.99), nil
