@@ -22,6 +22,7 @@ type clusterOptions struct {
 	sockets  int
 	rate     int
 	duration time.Duration
+	connects int // connections opened to measure the cost of a connect
 }
 
 var clusterOpts clusterOptions
@@ -31,6 +32,7 @@ func clusterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&clusterOpts.sockets, "cluster-sockets", 1000, "cluster: sockets in the room, half on each node")
 	fs.IntVar(&clusterOpts.rate, "cluster-rate", 50, "cluster: room messages per second, all sent through the first node")
 	fs.DurationVar(&clusterOpts.duration, "cluster-duration", 10*time.Second, "cluster: how long messages are sent")
+	fs.IntVar(&clusterOpts.connects, "cluster-connects", 500, "cluster: connections opened to a cluster node and to a node without cluster, to compare the cost of a connect (0: skip)")
 }
 
 func init() {
@@ -115,9 +117,18 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		nodes = append(nodes, n)
 	}
 
-	var joined, got, extraWarm atomic.Int64
+	var joined, got, extraWarm, dups atomic.Int64
+	total := int(float64(o.rate) * o.duration.Seconds())
+	// seen[socket][message] tells a duplicate from a first delivery, so that a socket that
+	// hears a message twice cannot make up for one that missed it.
+	seen := make([][]atomic.Bool, o.sockets)
+	for i := range seen {
+		seen[i] = make([]atomic.Bool, total)
+	}
 	var latMu sync.Mutex
 	lat := make([]time.Duration, 0, o.sockets*o.rate*int(o.duration/time.Second+1))
+	// latRemote holds the latencies of node 2's sockets (also in lat), reached through Redis.
+	latRemote := make([]time.Duration, 0, cap(lat)/2+1)
 	measuring := atomic.Bool{}
 	h := hooks{event: func(c *client, ev, pkt []byte) {
 		switch string(ev) {
@@ -126,11 +137,19 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 				extraWarm.Add(1)
 				return
 			}
+			n := stampAfter(pkt, `"n":`)
+			if c.idx < 0 || c.idx >= len(seen) || n < 0 || n >= int64(total) || seen[c.idx][n].Swap(true) {
+				dups.Add(1)
+				return
+			}
 			got.Add(1)
 			if t := sentAt(pkt); t > 0 {
 				d := time.Duration(time.Now().UnixNano() - t)
 				latMu.Lock()
 				lat = append(lat, d)
+				if c.idx >= o.sockets/2 {
+					latRemote = append(latRemote, d)
+				}
 				latMu.Unlock()
 			}
 		case "room:join:ack":
@@ -185,7 +204,6 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	// Paced sends: one per tick, at most 8 in flight.
-	total := int(float64(o.rate) * o.duration.Seconds())
 	tick := time.NewTicker(time.Second / time.Duration(o.rate))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -219,6 +237,7 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	var used cpuTimes
+	perNode := make([]time.Duration, len(nodes))
 	for i, n := range nodes {
 		t, err := n.times()
 		if err != nil {
@@ -227,6 +246,7 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		d := t.sub(cpu0[i])
 		used.user += d.user
 		used.sys += d.sys
+		perNode[i] = d.user + d.sys
 	}
 	redis1, err := procTimes(rds.cmd.Process.Pid)
 	if err != nil {
@@ -234,24 +254,142 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 	}
 	rd := redis1.sub(redis0)
 	delivered := got.Load()
-	if delivered > want {
-		return nil, fmt.Errorf("%d deliveries more than sent", delivered-want)
-	}
 	latMu.Lock()
 	slices.Sort(lat)
 	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
+	slices.Sort(latRemote)
+	r50, r99 := percentile(latRemote, 0.50), percentile(latRemote, 0.99)
 	latMu.Unlock()
 	nodesCPU := us(used.user + used.sys)
 	redisCPU := us(rd.user + rd.sys)
-	per := (nodesCPU + redisCPU) / float64(max(delivered, 1))
-	return []row{
+	d := float64(max(delivered, 1))
+	per := (nodesCPU + redisCPU) / d
+	rows := []row{
 		info(name, "deliveries", fmt.Sprintf("%d (%d messages x %d sockets, half on each node)", want, total, size)),
 		atMost(name, "deliveries lost", float64(want-delivered), 0, "%.0f"),
+		atMost(name, "deliveries duplicated", float64(dups.Load()), 0, "%.0f"),
 		atMost(name, "CPU per delivery, both nodes + Redis", per, 4, "%.2f µs"),
-		info(name, "of which Redis", fmt.Sprintf("%.2f µs", redisCPU/float64(max(delivered, 1)))),
+		info(name, "of which Redis", fmt.Sprintf("%.2f µs", redisCPU/d)),
+		info(name, "of which node 1 (API, publish, its half)", fmt.Sprintf("%.2f µs", us(perNode[0])/d)),
+		info(name, "of which node 2 (from Redis, its half)", fmt.Sprintf("%.2f µs", us(perNode[1])/d)),
+		info(name, "server CPU in the kernel (system time)", fmt.Sprintf("%.0f%%", 100*us(used.sys)/max(nodesCPU, 1))),
 		info(name, "delivery latency p50", p50.Round(time.Microsecond).String()),
 		below(name, "delivery latency p99", float64(p99)/float64(time.Millisecond), 10, "%.2f ms"),
-	}, nil
+		info(name, "of which node 2's sockets (through Redis) p50 / p99", r50.Round(time.Microsecond).String()+" / "+r99.Round(time.Microsecond).String()),
+	}
+	if o.connects > 0 {
+		closeAll(cs)
+		cs = nil
+		more, err := r.clusterConnects(ctx, nodes[1], rds)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, more...)
+	}
+	return rows, nil
+}
+
+// clusterConnects compares the cost of a connect on a cluster node (its id room's
+// subscription and, with recovery on, its session in Redis) with a node without cluster.
+// Latency: 100 connections opened one after the other on an idle node, from the dial to
+// the CONNECT ack; then CPU: o.connects opened 64 at a time, over the node and Redis.
+func (r *runner) clusterConnects(ctx context.Context, node *serverProc, rds *redisProc) ([]row, error) {
+	const name = "cluster"
+	// Let the closes of the room's sockets settle first (their session writes, and their
+	// id rooms' unsubscriptions after a second's linger).
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	spec := r.o.spec
+	spec.label = name + "-single"
+	single, err := startServer(ctx, spec, r.log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := single.stop(spec.keep); err != nil {
+			r.log.Warn("server stop", "error", err)
+		}
+	}()
+	var rows []row
+	for _, c := range []struct {
+		what string
+		srv  *serverProc
+		rds  *redisProc
+	}{{"cluster node", node, rds}, {"no cluster", single, nil}} {
+		cpu, p50, p99, err := r.connectCost(ctx, c.srv, c.rds)
+		if err != nil {
+			return nil, fmt.Errorf("connects, %s: %w", c.what, err)
+		}
+		rows = append(rows,
+			info(name, "CPU per connect, "+c.what, fmt.Sprintf("%.1f µs", cpu)),
+			info(name, "connect latency p50 / p99, "+c.what, p50.Round(time.Microsecond).String()+" / "+p99.Round(time.Microsecond).String()))
+	}
+	return rows, nil
+}
+
+// connectCost reports the latency of 100 connects to srv one at a time, then opens
+// clusterOpts.connects connections for the CPU per connect of srv and rds (nil: none).
+func (r *runner) connectCost(ctx context.Context, srv *serverProc, rds *redisProc) (float64, time.Duration, time.Duration, error) {
+	const base = 1 << 20 // user ids apart from the room's sockets
+	cpu := func() (time.Duration, error) {
+		t, err := srv.times()
+		if err != nil || rds == nil {
+			return t.user + t.sys, err
+		}
+		rt, err := procTimes(rds.cmd.Process.Pid)
+		return t.user + t.sys + rt.user + rt.sys, err
+	}
+	const serial = 100
+	toks, err := tokens(srv.secret, base, base+serial)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	lat := make([]time.Duration, 0, serial)
+	for i, tok := range toks {
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, d, err := dial(dctx, dialOptions{url: srv.wsURL(), token: tok, welcome: true, idx: -1})
+		cancel()
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("connection %d: %w", i, err)
+		}
+		lat = append(lat, d)
+		c.close()
+	}
+	c0, err := cpu()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	n := clusterOpts.connects
+	cs, err := r.connectMany(ctx, srv, base+serial, base+serial+n, hooks{})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c1, err := cpu()
+	closeAll(cs)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	slices.Sort(lat)
+	return us(c1-c0) / float64(n), percentile(lat, 0.50), percentile(lat, 0.99), nil
+}
+
+// stampAfter reads the unsigned integer after key in a bench packet (-1 when absent).
+func stampAfter(pkt []byte, key string) int64 {
+	i := bytes.Index(pkt, []byte(key))
+	if i < 0 || i+len(key) >= len(pkt) || pkt[i+len(key)] < '0' || pkt[i+len(key)] > '9' {
+		return -1
+	}
+	var t int64
+	for _, b := range pkt[i+len(key):] {
+		if b < '0' || b > '9' {
+			break
+		}
+		t = t*10 + int64(b-'0')
+	}
+	return t
 }
 
 // benchBody is room message i, stamped with the time it is sent.

@@ -22,7 +22,7 @@ func TestClusterScenario(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{
 		"-server", bin, "-config", "../../../examples/config/loadtest.hcl", "-markdown", "-scenario", "cluster",
-		"-cluster-sockets", "20", "-cluster-rate", "20", "-cluster-duration", "1s", "-timeout", "40s",
+		"-cluster-sockets", "20", "-cluster-rate", "20", "-cluster-duration", "1s", "-cluster-connects", "20", "-timeout", "60s",
 	}, &out, &errb)
 	table := out.String()
 	if code != 0 {
@@ -31,6 +31,9 @@ func TestClusterScenario(t *testing.T) {
 	for _, want := range []string{
 		"| cluster | deliveries | 400 (20 messages x 20 sockets, half on each node) |",
 		"| cluster | deliveries lost | 0 | <= 0 | ok |",
+		"| cluster | deliveries duplicated | 0 | <= 0 | ok |",
+		"| cluster | CPU per connect, cluster node |",
+		"| cluster | CPU per connect, no cluster |",
 		"| cluster | CPU per delivery, both nodes + Redis |",
 		"| cluster | delivery latency p99 |",
 	} {

@@ -112,14 +112,28 @@ var writeKinds = map[socketio.WriteKind]string{
 	socketio.WriteCreate: "c", socketio.WriteUpdate: "u", socketio.WriteDelete: "d", socketio.WriteRefresh: "r",
 }
 
-// Save applies writes in one pipeline.
+// Save applies writes in one pipeline. The script is run by its sha without asking Redis
+// first whether it knows it (a round trip per save, on every connect); a Redis that has
+// forgotten it (restarted, SCRIPT FLUSH) answers NOSCRIPT to every write of the pipeline,
+// and the pipeline is then run again once the script is loaded. Running a write twice
+// is harmless: each sets the same fields, deadline or deletion again.
 func (s *RecoveryStore) Save(ctx context.Context, writes []socketio.SessionWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	if err := s.loadScripts(ctx); err != nil {
+	err := s.savePipeline(ctx, writes)
+	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return err
 	}
+	if err := saveScript.Load(ctx, s.client).Err(); err != nil {
+		return err
+	}
+	return s.savePipeline(ctx, writes)
+}
+
+// savePipeline runs writes by the script's sha; the error is the first command's that
+// failed (NOSCRIPT when Redis does not know the script).
+func (s *RecoveryStore) savePipeline(ctx context.Context, writes []socketio.SessionWrite) error {
 	pipe := s.client.Pipeline()
 	for _, w := range writes {
 		ttl := max(w.TTL.Milliseconds(), 1)
@@ -127,19 +141,6 @@ func (s *RecoveryStore) Save(ctx context.Context, writes []socketio.SessionWrite
 	}
 	_, err := pipe.Exec(ctx)
 	return err
-}
-
-// loadScripts makes sure Redis knows the scripts a pipeline runs by sha (after a restart
-// it has forgotten them).
-func (s *RecoveryStore) loadScripts(ctx context.Context) error {
-	exists, err := s.client.ScriptExists(ctx, saveScript.Hash()).Result()
-	if err != nil {
-		return err
-	}
-	if len(exists) == 1 && exists[0] {
-		return nil
-	}
-	return saveScript.Load(ctx, s.client).Err()
 }
 
 // Take reads and deletes the record saved under pid.
