@@ -66,7 +66,7 @@ func (r *runner) redisScaling(ctx context.Context) ([]row, error) {
 			for j := range o.rooms {
 				chs = append(chs, fmt.Sprintf(scalingRoom, i, j))
 			}
-			sb, err := newScalingSub(rds.addr(), chs)
+			sb, err := newScalingSub(rds.addr(), "SUBSCRIBE", chs)
 			if err != nil {
 				stop()
 				return nil, err
@@ -90,11 +90,28 @@ func (r *runner) redisScaling(ctx context.Context) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The same room message with S nodes of the classic Node adapter, which subscribe to
+		// the pattern and so receive every room's messages.
+		subs = subs[:0]
+		for range s {
+			sb, err := newScalingSub(rds.addr(), "PSUBSCRIBE", []string{scalingAll + "*"})
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			subs = append(subs, sb)
+		}
+		pat, err := r.publishRun(ctx, pub, subs, subs, fmt.Sprintf(scalingRoom, 0, 0), payload, o.messages, 1)
+		stop()
+		if err != nil {
+			return nil, err
+		}
 		xs, ys, ysPiped = append(xs, float64(s)), append(ys, all), append(ysPiped, allPiped)
 		rows = append(rows,
 			info(name, fmt.Sprintf("S=%d: Redis CPU per message to all S", s), fmt.Sprintf("%.2f µs", all)),
 			info(name, fmt.Sprintf("S=%d: Redis CPU per message to all S, %d in flight", s, scalingDepth), fmt.Sprintf("%.2f µs", allPiped)),
-			info(name, fmt.Sprintf("S=%d: Redis CPU per message to a room on 1 node", s), fmt.Sprintf("%.2f µs", one)))
+			info(name, fmt.Sprintf("S=%d: Redis CPU per message to a room on 1 node", s), fmt.Sprintf("%.2f µs", one)),
+			info(name, fmt.Sprintf("S=%d: Redis CPU per room message, S nodes on the pattern", s), fmt.Sprintf("%.2f µs", pat)))
 	}
 	a, b := fitLine(xs, ys)
 	rows = append(rows,
@@ -295,20 +312,21 @@ type scalingSub struct {
 	err  error
 }
 
-func newScalingSub(addr string, chs []string) (*scalingSub, error) {
+// newScalingSub subscribes with cmd (SUBSCRIBE or PSUBSCRIBE) to chs.
+func newScalingSub(addr, cmd string, chs []string) (*scalingSub, error) {
 	c, err := newRespConn(addr)
 	if err != nil {
 		return nil, err
 	}
 	sb := &scalingSub{conn: c, done: make(chan struct{})}
-	if err := c.write(append([]string{"SUBSCRIBE"}, chs...)...); err != nil {
+	if err := c.write(append([]string{cmd}, chs...)...); err != nil {
 		c.close()
 		return nil, err
 	}
 	for range chs {
 		if _, err := c.reply(); err != nil {
 			c.close()
-			return nil, fmt.Errorf("SUBSCRIBE: %w", err)
+			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
 	}
 	go sb.read()
@@ -325,7 +343,7 @@ func (sb *scalingSub) read() {
 			sb.mu.Unlock()
 			return
 		}
-		if m, ok := v.([]any); ok && len(m) == 3 && m[0] == "message" {
+		if m, ok := v.([]any); ok && (len(m) == 3 && m[0] == "message" || len(m) == 4 && m[0] == "pmessage") {
 			sb.got.Add(1)
 		}
 	}

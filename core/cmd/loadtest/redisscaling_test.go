@@ -33,6 +33,7 @@ func TestRedisScalingScenario(t *testing.T) {
 	for _, want := range []string{
 		"| redis-scaling | S=3: Redis CPU per message to all S |",
 		"| redis-scaling | S=3: Redis CPU per message to a room on 1 node |",
+		"| redis-scaling | S=3: Redis CPU per room message, S nodes on the pattern |",
 		"| redis-scaling | fit: Redis CPU per message = a + b x subscribed nodes |",
 		"| redis-scaling | predicted, all-node channel, 10 / 100 nodes |",
 	} {
