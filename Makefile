@@ -8,6 +8,8 @@ BIN     := bin/rtserver
 PLUGINS := $(patsubst examples/%/,%,$(dir $(wildcard examples/*/main.go)))
 # The npm suites that `make test` runs through `go test`.
 NODE_SUITES := $(patsubst %/package.json,%,$(wildcard core/internal/*/testdata/node/package.json))
+# The load tool's Node reference (cluster-node scenario), run small by its Go test.
+NODE_SUITES += core/cmd/loadtest/noderef
 
 .PHONY: all build plugins run cluster test node-deps bench fuzz proto vet check-config clean client admin-ui
 

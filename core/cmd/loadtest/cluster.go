@@ -85,7 +85,14 @@ func (r *redisProc) stop() {
 // messages through the first node at a steady rate and reports what arrived, how late,
 // and the CPU both nodes and Redis spent per delivery.
 func (r *runner) cluster(ctx context.Context) ([]row, error) {
-	const name = "cluster"
+	return r.clusterOf(ctx, "cluster", func(ctx context.Context, spec serverSpec, _ *redisProc) (*serverProc, error) {
+		return startServer(ctx, spec, r.log)
+	})
+}
+
+// clusterOf is the cluster scenario run on the nodes start starts (rtserver, or the Node
+// reference of clusternode.go).
+func (r *runner) clusterOf(ctx context.Context, name string, start func(context.Context, serverSpec, *redisProc) (*serverProc, error)) ([]row, error) {
 	o := clusterOpts
 	if o.sockets < 2 || o.rate < 1 || o.duration <= 0 {
 		return nil, errors.New("cluster: -cluster-sockets >= 2, -cluster-rate >= 1 and -cluster-duration > 0")
@@ -110,7 +117,7 @@ func (r *runner) cluster(ctx context.Context) ([]row, error) {
 		}
 	}()
 	for range 2 {
-		n, err := startServer(ctx, spec, r.log)
+		n, err := start(ctx, spec, rds)
 		if err != nil {
 			return nil, err
 		}
