@@ -9,7 +9,7 @@
 // The soak scenario (not part of all) mixes well-behaved, slow, large and churning clients
 // for -soak-duration and checks that nothing was lost and nothing leaked.
 //
-//	go run ./core/cmd/loadtest [-scenario all|room|room-unbatched|ack|plugin|floor|rss|rss-register|storm|soak[,...]] [-markdown]
+//	go run ./core/cmd/loadtest [-scenario all|room|room-unbatched|ack|plugin|floor|rss|rss-register|storm|soak|cluster|cluster-node|redis-scaling[,...]] [-markdown]
 package main
 
 import (
@@ -37,7 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak (soak is not part of all)")
+	which := fs.String("scenario", "all", "scenarios to run: all, or a comma-separated list of room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak, cluster, cluster-node, redis-scaling (the last four are not part of all)")
 	fs.StringVar(&o.spec.binary, "server", "bin/rtserver", "the rtserver binary")
 	fs.StringVar(&o.spec.config, "config", "examples/config/loadtest.hcl", "configuration to start from (host and plugins.dir are overridden)")
 	echo := fs.String("echo", "", "echo plugin binary for the plugin and soak scenarios (default: build ./examples/echo)")
@@ -220,7 +220,7 @@ func pick(which string) ([]scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (all, room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak, cluster)", name)
+			return nil, fmt.Errorf("unknown scenario %q (all, room, room-unbatched, ack, plugin, floor, rss, rss-register, storm, soak, cluster, cluster-node, redis-scaling)", name)
 		}
 	}
 	return out, nil
