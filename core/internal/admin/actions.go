@@ -135,20 +135,32 @@ func (a *Admin) act(ev string, raw []json.RawMessage) error {
 	return nil
 }
 
-// targets names the sockets an action is for: the members of the filter room on this
-// node (a socket id is a room of one), or every socket without a filter. A socket id not
-// connected here is still tried: the adapter reaches sockets on other nodes.
+// targets names the sockets an action is for: the members of the filter room (a socket
+// id is a room of one), or every socket without a filter, on this node and, in a cluster,
+// on the others. A filter with no member found is still tried as a socket id: the adapter
+// reaches sockets on other nodes.
 func (a *Admin) targets(filter string) []string {
+	var ids []string
 	if filter == "" {
-		socks := a.o.IO.Sockets()
-		ids := make([]string, len(socks))
-		for i, s := range socks {
-			ids[i] = s.ID()
+		for _, s := range a.o.IO.Sockets() {
+			ids = append(ids, s.ID())
 		}
-		return ids
+	} else {
+		ids = a.o.IO.RoomMembers(filter)
 	}
-	if ids := a.o.IO.RoomMembers(filter); len(ids) > 0 {
-		return ids
+	if a.link != nil {
+		var rooms []string
+		if filter != "" {
+			rooms = []string{filter}
+		}
+		remote, complete, err := a.link.SocketIDs(rooms)
+		if err != nil || !complete {
+			a.log.Warn("admin action: some nodes' sockets not found in time", "error", err)
+		}
+		ids = append(ids, remote...)
 	}
-	return []string{filter}
+	if filter != "" && len(ids) == 0 {
+		return []string{filter}
+	}
+	return ids
 }

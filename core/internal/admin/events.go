@@ -90,7 +90,7 @@ func (a *Admin) SocketConnected(s *socketio.Socket) {
 	info.transport.Store(s.Transport())
 	a.since.Store(s, info)
 	s.OnDisconnect(a.socketDisconnected)
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("rawConnection", "", 1)
@@ -101,7 +101,7 @@ func (a *Admin) SocketConnected(s *socketio.Socket) {
 
 func (a *Admin) socketDisconnected(s *socketio.Socket, reason string) {
 	a.since.Delete(s)
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("rawDisconnection", reason, 1)
@@ -114,7 +114,7 @@ var _ socketio.Observer = (*Admin)(nil)
 
 // EventIn reports an event a client of the main namespace sent.
 func (a *Admin) EventIn(s *socketio.Socket, event string, args socketio.Args) {
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("packetsIn", "", 1)
@@ -125,7 +125,7 @@ func (a *Admin) EventIn(s *socketio.Socket, event string, args socketio.Args) {
 
 // EventOut reports an event emitted to one socket of the main namespace.
 func (a *Admin) EventOut(s *socketio.Socket, event string, args []any) {
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("packetsOut", "", 1)
@@ -293,14 +293,14 @@ func (w *watchedAdapter) Leave(socketID string, rooms ...string) error {
 
 func (w *watchedAdapter) Broadcast(to hub.Target, event string, data json.RawMessage) (int, error) {
 	n, err := w.Adapter.Broadcast(to, event, data)
-	if n > 0 && w.a.watching.Load() > 0 {
+	if n > 0 && w.a.watched() {
 		w.a.buf.add("packetsOut", "", n)
 	}
 	return n, err
 }
 
 func (a *Admin) rooms(event, socketID string, rooms []string) {
-	if a.watching.Load() == 0 || a.o.Production {
+	if !a.watched() || a.o.Production {
 		return
 	}
 	for _, r := range rooms {
