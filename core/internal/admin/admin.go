@@ -101,6 +101,9 @@ type Admin struct {
 	userHash [32]byte
 	started  time.Time
 	failures *ratelimit.Limiter
+	// sharedFailures counts failed logins across the cluster (ShareFailures); nil on a
+	// single node.
+	sharedFailures SharedLimiter
 	// logins bounds the bcrypt comparisons running at once: each takes tens of
 	// milliseconds of CPU, on the goroutine that handles the CONNECT.
 	logins  chan struct{}
@@ -207,7 +210,7 @@ func (a *Admin) Authenticate(s *socketio.Socket, raw json.RawMessage) error {
 	ok := a.checkPassword(c.Username, c.Password)
 	<-a.logins
 	if !ok {
-		if r := a.failures.Allow(ip); !r.Allowed {
+		if r := a.failed(ip); !r.Allowed {
 			a.block(ip, r.RetryAfter)
 			a.log.Warn("admin login refused: too many failures", "ip", ip)
 			return &socketio.ConnectError{Message: msgTooManyAttempts}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/rtserver/rtserver/core/internal/ratelimit"
 	"github.com/rtserver/rtserver/core/internal/socketio"
 )
 
@@ -24,6 +25,33 @@ type Cluster interface {
 	SocketIDs(rooms []string) (ids []string, complete bool, err error)
 	SaveSession(hash [32]byte, ttl time.Duration) error
 	SessionExists(hash [32]byte) (bool, error)
+}
+
+// SharedLimiter is a rate limit counted across the cluster (cluster.RateLimiter); on
+// error the node decides alone.
+type SharedLimiter interface {
+	Allow(id string) (ratelimit.Result, error)
+}
+
+// FailuresPerMinute is the failed logins allowed per client IP and minute.
+func (a *Admin) FailuresPerMinute() int { return a.o.FailuresPerMinute }
+
+// ShareFailures counts failed logins across the cluster with l, so that a stranger trying
+// passwords gets no more attempts by spreading them over the nodes. Call it before the
+// server takes connections.
+func (a *Admin) ShareFailures(l SharedLimiter) { a.sharedFailures = l }
+
+// failed counts a failed login of ip: on this node, and across the cluster while this
+// node's count allows it; when Redis does not answer this node's count stands.
+func (a *Admin) failed(ip string) ratelimit.Result {
+	r := a.failures.Allow(ip)
+	if !r.Allowed || a.sharedFailures == nil {
+		return r
+	}
+	if sr, err := a.sharedFailures.Allow(ip); err == nil {
+		return sr
+	}
+	return r
 }
 
 // Between nodes, in a cluster: every node reports its figures to the others while admins

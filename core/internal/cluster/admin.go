@@ -75,13 +75,14 @@ func (l *AdminLink) Start(ctx context.Context) error {
 	}
 	l.ps = ps
 	l.done = make(chan struct{})
-	go l.receive(ps, l.done)
+	// Channel starts go-redis's own goroutines now rather than when the loop first runs.
+	go l.receive(ps.Channel(), l.done)
 	return nil
 }
 
-func (l *AdminLink) receive(ps *redis.PubSub, done chan struct{}) {
+func (l *AdminLink) receive(ch <-chan *redis.Message, done chan struct{}) {
 	defer close(done)
-	for m := range ps.Channel() {
+	for m := range ch {
 		if len(m.Payload) > maxAdminMessage {
 			l.a.m.requests.WithLabelValues("too_large").Inc()
 			continue

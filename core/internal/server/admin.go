@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -58,6 +59,9 @@ func (s *Server) startAdmin(ctx context.Context) {
 	if s.admin == nil {
 		return
 	}
+	if s.shared != nil {
+		s.admin.ShareFailures(s.shared.Limiter(sharedLimitAdminLogin, s.admin.FailuresPerMinute(), time.Minute))
+	}
 	if err := s.admin.Start(ctx); err != nil {
 		s.log.Error("admin: not linked to the other nodes", "error", err)
 	}
@@ -69,6 +73,10 @@ func (s *Server) closeAdmin() {
 		_ = s.admin.Close()
 	}
 }
+
+// sharedLimitAdminLogin names the cluster-wide limit of failed admin logins per IP (part of
+// its Redis keys).
+const sharedLimitAdminLogin = "admin_login"
 
 // connectMiddleware sends the /admin namespace's CONNECTs to the admin login and every
 // other to the client guard (JWT): neither accepts the other's credentials.

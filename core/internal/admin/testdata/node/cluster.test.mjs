@@ -125,3 +125,29 @@ test('one admin sees both nodes, the sockets of the other node and acts on them'
   await gone;
   s.disconnect();
 });
+
+// Last: it leaves this IP refused on both nodes.
+test('failed logins are counted across the nodes', async () => {
+  const attempt = (url, password) => {
+    const s = connect(url + '/admin', { auth: { username: USER, password } });
+    return new Promise((resolve) => {
+      s.once('connect', () => resolve('connected'));
+      s.once('connect_error', (err) => resolve(err.message));
+    });
+  };
+  const TOO_MANY = 'too many failed attempts, try again later';
+  const urls = [A, B];
+  const seen = [];
+  // Each node alone allows 10 failures a minute: alternating, 20 would pass before a
+  // refusal if each counted only its own.
+  for (let i = 0; i < 40; i++) {
+    const r = await attempt(urls[i % 2], 'wrong-' + i);
+    seen.push(r);
+    if (r !== 'invalid credentials') break;
+  }
+  assert.equal(seen.at(-1), TOO_MANY, JSON.stringify(seen));
+  assert.ok(seen.length <= 16, `refused only after ${seen.length - 1} failures on two nodes`);
+  // The other node refuses the next failure too, and then both refuse the right password.
+  assert.equal(await attempt(urls[seen.length % 2], 'wrong-again'), TOO_MANY);
+  for (const url of urls) assert.equal(await attempt(url, PASSWORD), TOO_MANY, url);
+});
