@@ -313,7 +313,7 @@ func (a *Admin) validSession(id string) bool {
 		ok = false
 	}
 	a.smu.Unlock()
-	if ok || a.link == nil {
+	if ok || a.link == nil || !issuedShape(id) {
 		return ok
 	}
 	// A session handed out by another node of the cluster.
@@ -322,6 +322,20 @@ func (a *Admin) validSession(id string) bool {
 		a.log.Warn("admin session not checked in the cluster", "error", err)
 	}
 	return found
+}
+
+// issuedShape reports whether id looks like a session id newSession hands out (32 lower-case
+// hex digits): no other is looked up in the cluster.
+func issuedShape(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // features lists what the UI may offer.

@@ -217,13 +217,20 @@ func (l *AdminLink) adminSessionKey(hash [32]byte) string {
 // SaveSession records the hash of an admin session id for ttl, so that every node
 // accepts the session.
 func (l *AdminLink) SaveSession(hash [32]byte, ttl time.Duration) error {
+	if l.a.down.Load() {
+		return errors.New("cluster: redis unreachable")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminSessionTimeout)
 	defer cancel()
 	return l.a.client.Set(ctx, l.adminSessionKey(hash), "1", ttl).Err()
 }
 
 // SessionExists reports whether another node (or this one) recorded the session.
+// While Redis is known down it answers at once, so a login does not wait for it.
 func (l *AdminLink) SessionExists(hash [32]byte) (bool, error) {
+	if l.a.down.Load() {
+		return false, errors.New("cluster: redis unreachable")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminSessionTimeout)
 	defer cancel()
 	n, err := l.a.client.Exists(ctx, l.adminSessionKey(hash)).Result()
