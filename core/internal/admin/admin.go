@@ -446,6 +446,7 @@ func (a *Admin) statsLoop(stop chan struct{}) {
 		case <-t.C:
 		case <-a.kick:
 		}
+		a.endLease()
 		a.mu.Lock()
 		local := len(a.admins) > 0
 		if !local && !a.remoteWatching() {

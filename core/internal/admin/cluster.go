@@ -137,8 +137,17 @@ func (a *Admin) Close() error {
 }
 
 // remoteWatching reports whether another node's admins watch this node.
+// The hooks ask it on every event: without a lease (0) it reads no clock.
 func (a *Admin) remoteWatching() bool {
-	return a.link != nil && time.Now().UnixNano() < a.remoteUntil.Load()
+	u := a.remoteUntil.Load()
+	return u != 0 && time.Now().UnixNano() < u
+}
+
+// endLease clears a lease that ran out, unless a new one replaced it meanwhile.
+func (a *Admin) endLease() {
+	if u := a.remoteUntil.Load(); u != 0 && time.Now().UnixNano() >= u {
+		a.remoteUntil.CompareAndSwap(u, 0)
+	}
 }
 
 // watched reports whether anyone watches, here or on another node.
@@ -223,10 +232,12 @@ func (a *Admin) AdminMessage(from string, body json.RawMessage) {
 			until := time.Now().Add(leaseRounds * a.o.StatsInterval).UnixNano()
 			was := a.remoteWatching()
 			a.remoteUntil.Store(until)
+			// Every time, not only for a new lease: the loop may have seen the old one
+			// run out just before this renewal.
+			a.mu.Lock()
+			a.ensureLoopLocked()
+			a.mu.Unlock()
 			if !was {
-				a.mu.Lock()
-				a.ensureLoopLocked()
-				a.mu.Unlock()
 				a.kickLoop() // report to the new watcher now
 			}
 		}
