@@ -5,7 +5,8 @@
 // Adapter so that they reach sockets wherever the adapter reaches them.
 //
 // The hooks into the main namespace (SocketConnected, the Adapter wrapper, the
-// socketio.Observer) return at once while no admin socket is connected.
+// socketio.Observer) return at once while no admin socket is connected, here or, in a
+// cluster (cluster.go), on another node.
 //
 // Lock order: Admin.mu, then sessions.mu; neither is held while emitting or calling the
 // Adapter.

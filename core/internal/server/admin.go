@@ -52,9 +52,9 @@ func (s *Server) linkAdmin() {
 	}
 }
 
-// startAdmin subscribes the admin to the other nodes' (after the cluster's adapter started,
-// whose response channel carries the answers to its requests). A failure leaves the
-// admins seeing this node only.
+// startAdmin has failed logins counted across the cluster and subscribes the admin to the
+// other nodes' (after the cluster's adapter started, whose response channel carries the
+// answers to its requests). A failure leaves the admins seeing this node only.
 func (s *Server) startAdmin(ctx context.Context) {
 	if s.admin == nil {
 		return
