@@ -307,14 +307,16 @@ func (a *Admin) clusterSockets(s *socketio.Socket) {
 	a.mu.Unlock()
 	go func() {
 		defer a.bg.Done()
-		all := make([]any, 0)
-		for _, so := range a.allSockets() {
-			all = append(all, so)
-		}
 		req, _ := json.Marshal(clusterMessage{T: "sockets"})
 		answers, complete, err := a.link.Ask(req)
 		if err != nil || !complete {
 			a.log.Warn("admin: some nodes' sockets are missing from the list", "error", err)
+		}
+		// This node's last: the UI replaces its list with this one, so a socket that
+		// connected here while the others answered is in it.
+		all := make([]any, 0)
+		for _, so := range a.allSockets() {
+			all = append(all, so)
 		}
 		for _, ans := range answers {
 			var list []json.RawMessage
