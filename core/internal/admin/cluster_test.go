@@ -42,3 +42,21 @@ func TestNodeAdminCluster(t *testing.T) {
 		t.Fatalf("%d goroutines left over %d:\n%s", n-base, base, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestNodeAdminRedisDown runs the single-node suite on a clustered node whose Redis does
+// not answer: the admin logs in, lists and acts on the node's own sockets, and its session
+// id logs in again, none of it waiting on Redis.
+func TestNodeAdminRedisDown(t *testing.T) {
+	node := nodetest.Node(t)
+	dir := npmInstall(t)
+	dead := redistest.DeadAddr(t)
+	ts := start(t, func(c *config.Config) {
+		c.Cluster.RedisURL = "redis://" + dead + "/0"
+		c.Cluster.KeyPrefix = redistest.Prefix(t, "rt-admin-down")
+		c.Cluster.ConnectTimeout = 500 * time.Millisecond
+		// The shared recovery store's own outage handling is not what this test is about.
+		c.Recovery.Enabled = false
+	})
+	nodetest.Run(t, node, dir, []string{"SERVER_URL=" + ts.url, "JWT_SECRET=" + testSecret,
+		"ADMIN_USER=admin", "ADMIN_PASSWORD=" + testPassword, "MODE=development"}, "admin.test.mjs")
+}
