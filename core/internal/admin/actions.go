@@ -90,7 +90,9 @@ func (a *Admin) act(ev string, raw []json.RawMessage) error {
 		if !ok1 || !ok2 || !validName(room) {
 			return errors.New("invalid room")
 		}
-		if ev == "join" && a.o.IO.Reserved(room) {
+		// Through the adapter: in a cluster a room named after a socket of another node
+		// is reserved too.
+		if ev == "join" && a.fan.Reserved(room) {
 			return errors.New("room is another socket's own room")
 		}
 		for _, id := range a.targets(filter) {

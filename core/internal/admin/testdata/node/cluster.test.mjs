@@ -116,6 +116,11 @@ test('one admin sees both nodes, the sockets of the other node and acts on them'
   assert.deepEqual(await s.timeout(15000).emitWithAck('leave', '/', 'green', 'blue'), { ok: true });
   await left;
 
+  // A socket of A may not join the own room of the socket on B.
+  const d = await client(A, 'on-a');
+  assert.deepEqual(await s.timeout(15000).emitWithAck('join', '/', c.id, d.id), { error: "room is another socket's own room" });
+  d.disconnect();
+
   // _disconnect through A closes the socket on B (the client forgets its id).
   const id = c.id;
   const reason = once(c, 'disconnect');
