@@ -17,29 +17,34 @@ func TestNodeAdminCluster(t *testing.T) {
 	addr := redistest.Addr(t)
 	node := nodetest.Node(t)
 	dir := npmInstall(t)
-	prefix := redistest.Prefix(t, "rt-admin")
-	var urls []string
-	for i := 0; i < 2; i++ {
-		ts := start(t, func(c *config.Config) {
-			c.Cluster.RedisURL = "redis://" + addr + "/0"
-			c.Cluster.KeyPrefix = prefix
-			c.Cluster.RequestTimeout = 2 * time.Second
+	for _, mode := range []string{config.AdminDevelopment, config.AdminProduction} {
+		t.Run(mode, func(t *testing.T) {
+			prefix := redistest.Prefix(t, "rt-admin")
+			var urls []string
+			for i := 0; i < 2; i++ {
+				ts := start(t, func(c *config.Config) {
+					c.Cluster.RedisURL = "redis://" + addr + "/0"
+					c.Cluster.KeyPrefix = prefix
+					c.Cluster.RequestTimeout = 2 * time.Second
+					c.Admin.Mode = mode
+				})
+				urls = append(urls, ts.url)
+			}
+			base := runtime.NumGoroutine()
+			nodetest.Run(t, node, dir, []string{"NODE_A_URL=" + urls[0], "NODE_B_URL=" + urls[1],
+				"JWT_SECRET=" + testSecret, "ADMIN_USER=admin", "ADMIN_PASSWORD=" + testPassword, "MODE=" + mode},
+				"cluster.test.mjs")
+			// The admins are gone with the suite's process: the stats loops end once the
+			// other node's lease on them runs out, and nothing of the requests stays.
+			deadline := time.Now().Add(20 * time.Second)
+			for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > base {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%d goroutines left over %d:\n%s", n-base, base, buf[:runtime.Stack(buf, true)])
+			}
 		})
-		urls = append(urls, ts.url)
-	}
-	base := runtime.NumGoroutine()
-	nodetest.Run(t, node, dir, []string{"NODE_A_URL=" + urls[0], "NODE_B_URL=" + urls[1],
-		"JWT_SECRET=" + testSecret, "ADMIN_USER=admin", "ADMIN_PASSWORD=" + testPassword},
-		"cluster.test.mjs")
-	// The admins are gone with the suite's process: the stats loops end once the other
-	// node's lease on them runs out, and nothing of the requests stays.
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > base {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d goroutines left over %d:\n%s", n-base, base, buf[:runtime.Stack(buf, true)])
 	}
 }
 
