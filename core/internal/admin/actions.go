@@ -90,7 +90,9 @@ func (a *Admin) act(ev string, raw []json.RawMessage) error {
 		if !ok1 || !ok2 || !validName(room) {
 			return errors.New("invalid room")
 		}
-		if ev == "join" && a.o.IO.Reserved(room) {
+		// Through the adapter: in a cluster a room named after a socket of another node
+		// is reserved too.
+		if ev == "join" && a.fan.Reserved(room) {
 			return errors.New("room is another socket's own room")
 		}
 		for _, id := range a.targets(filter) {
@@ -135,20 +137,32 @@ func (a *Admin) act(ev string, raw []json.RawMessage) error {
 	return nil
 }
 
-// targets names the sockets an action is for: the members of the filter room on this
-// node (a socket id is a room of one), or every socket without a filter. A socket id not
-// connected here is still tried: the adapter reaches sockets on other nodes.
+// targets names the sockets an action is for: the members of the filter room (a socket
+// id is a room of one), or every socket without a filter, on this node and, in a cluster,
+// on the others. A filter with no member found is still tried as a socket id: the adapter
+// reaches sockets on other nodes.
 func (a *Admin) targets(filter string) []string {
+	var ids []string
 	if filter == "" {
-		socks := a.o.IO.Sockets()
-		ids := make([]string, len(socks))
-		for i, s := range socks {
-			ids[i] = s.ID()
+		for _, s := range a.o.IO.Sockets() {
+			ids = append(ids, s.ID())
 		}
-		return ids
+	} else {
+		ids = a.o.IO.RoomMembers(filter)
 	}
-	if ids := a.o.IO.RoomMembers(filter); len(ids) > 0 {
-		return ids
+	if a.link != nil {
+		var rooms []string
+		if filter != "" {
+			rooms = []string{filter}
+		}
+		remote, complete, err := a.link.SocketIDs(rooms)
+		if err != nil || !complete {
+			a.log.Warn("admin action: some nodes' sockets not found in time", "error", err)
+		}
+		ids = append(ids, remote...)
 	}
-	return []string{filter}
+	if filter != "" && len(ids) == 0 {
+		return []string{filter}
+	}
+	return ids
 }

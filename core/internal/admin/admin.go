@@ -5,7 +5,8 @@
 // Adapter so that they reach sockets wherever the adapter reaches them.
 //
 // The hooks into the main namespace (SocketConnected, the Adapter wrapper, the
-// socketio.Observer) return at once while no admin socket is connected.
+// socketio.Observer) return at once while no admin socket is connected, here or, in a
+// cluster (cluster.go), on another node.
 //
 // Lock order: Admin.mu, then sessions.mu; neither is held while emitting or calling the
 // Adapter.
@@ -101,6 +102,9 @@ type Admin struct {
 	userHash [32]byte
 	started  time.Time
 	failures *ratelimit.Limiter
+	// sharedFailures counts failed logins across the cluster (ShareFailures); nil on a
+	// single node.
+	sharedFailures SharedLimiter
 	// logins bounds the bcrypt comparisons running at once: each takes tens of
 	// milliseconds of CPU, on the goroutine that handles the CONNECT.
 	logins  chan struct{}
@@ -109,12 +113,24 @@ type Admin struct {
 	buf     eventBuffer
 	since   sync.Map // *socketio.Socket -> time.Time of its connection
 
-	// watching is the number of admin sockets connected: the hooks do nothing at 0.
+	// watching is the number of admin sockets connected here: the hooks do nothing at 0
+	// unless another node's admins watch (remoteUntil).
 	watching atomic.Int32
+
+	// In a cluster (cluster.go): the link to the other nodes, the end of the lease another
+	// node's admins hold on this node's events (unix nanoseconds), and the queue of events
+	// to publish.
+	link        Cluster
+	remoteUntil atomic.Int64
+	pubQ        chan json.RawMessage
+	pubStop     chan struct{}
+	kick        chan struct{} // cap 1: run the stats loop's round now
+	bg          sync.WaitGroup
 
 	mu     sync.Mutex
 	admins map[*socketio.Socket]struct{}
-	stop   chan struct{} // closes the stats loop; nil while no admin is connected
+	stop   chan struct{} // closes the stats loop; nil while it does not run
+	closed bool
 
 	smu      sync.Mutex
 	sessions map[[32]byte]time.Time // sha256 of a session id -> its expiry
@@ -147,6 +163,7 @@ func New(o Options) (*Admin, error) {
 		admins:   make(map[*socketio.Socket]struct{}),
 		sessions: make(map[[32]byte]time.Time),
 		blocked:  make(map[string]time.Time),
+		kick:     make(chan struct{}, 1),
 	}, nil
 }
 
@@ -194,7 +211,7 @@ func (a *Admin) Authenticate(s *socketio.Socket, raw json.RawMessage) error {
 	ok := a.checkPassword(c.Username, c.Password)
 	<-a.logins
 	if !ok {
-		if r := a.failures.Allow(ip); !r.Allowed {
+		if r := a.failed(ip); !r.Allowed {
 			a.block(ip, r.RetryAfter)
 			a.log.Warn("admin login refused: too many failures", "ip", ip)
 			return &socketio.ConnectError{Message: msgTooManyAttempts}
@@ -203,6 +220,7 @@ func (a *Admin) Authenticate(s *socketio.Socket, raw json.RawMessage) error {
 		return &socketio.ConnectError{Message: msgInvalidCredentials}
 	}
 	id := a.newSession()
+	a.shareSession(id)
 	s.SetSession(sessionKey{issued: id})
 	a.log.Info("admin logged in", "ip", ip)
 	return nil
@@ -241,8 +259,20 @@ func (a *Admin) newSession() string {
 		}
 		delete(a.sessions, oldest)
 	}
-	a.sessions[sha256.Sum256([]byte(id))] = now.Add(a.o.SessionTTL)
+	k := sha256.Sum256([]byte(id))
+	a.sessions[k] = now.Add(a.o.SessionTTL)
 	return id
+}
+
+// shareSession records a session id for the other nodes of the cluster. Without Redis the
+// session still logs in on this node.
+func (a *Admin) shareSession(id string) {
+	if a.link == nil {
+		return
+	}
+	if err := a.link.SaveSession(sha256.Sum256([]byte(id)), a.o.SessionTTL); err != nil {
+		a.log.Warn("admin session not shared with the cluster: it logs in on this node only", "error", err)
+	}
 }
 
 func (a *Admin) isBlocked(ip string) bool {
@@ -278,13 +308,35 @@ func (a *Admin) validSession(id string) bool {
 	}
 	k := sha256.Sum256([]byte(id))
 	a.smu.Lock()
-	defer a.smu.Unlock()
 	exp, ok := a.sessions[k]
 	if ok && time.Now().After(exp) {
 		delete(a.sessions, k)
+		ok = false
+	}
+	a.smu.Unlock()
+	if ok || a.link == nil || !issuedShape(id) {
+		return ok
+	}
+	// A session handed out by another node of the cluster.
+	found, err := a.link.SessionExists(k)
+	if err != nil {
+		a.log.Warn("admin session not checked in the cluster", "error", err)
+	}
+	return found
+}
+
+// issuedShape reports whether id looks like a session id newSession hands out (32 lower-case
+// hex digits): no other is looked up in the cluster.
+func issuedShape(id string) bool {
+	if len(id) != 32 {
 		return false
 	}
-	return ok
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // features lists what the UI may offer.
@@ -311,23 +363,29 @@ func (a *Admin) HandleConnection(s *socketio.Socket) {
 	a.mu.Lock()
 	a.admins[s] = struct{}{}
 	a.watching.Store(int32(len(a.admins)))
-	if a.stop == nil {
-		a.stop = make(chan struct{})
-		go a.statsLoop(a.stop)
-	}
+	first := len(a.admins) == 1
+	a.ensureLoopLocked()
 	a.mu.Unlock()
+	if first && a.link != nil {
+		// The other nodes learn at once that someone watches, and report to this node.
+		a.kickLoop()
+	}
 	s.OnDisconnect(func(s *socketio.Socket, _ string) {
 		a.mu.Lock()
 		delete(a.admins, s)
 		a.watching.Store(int32(len(a.admins)))
-		if len(a.admins) == 0 && a.stop != nil {
+		if len(a.admins) == 0 && a.stop != nil && !a.remoteWatching() {
 			close(a.stop)
 			a.stop = nil
 		}
 		a.mu.Unlock()
 	})
 	if !a.o.Production {
-		_ = s.Emit("all_sockets", a.allSockets())
+		if a.link == nil {
+			_ = s.Emit("all_sockets", a.allSockets())
+		} else {
+			a.clusterSockets(s)
+		}
 	}
 	_ = s.Emit("server_stats", a.stats(false))
 }
@@ -343,14 +401,43 @@ func (a *Admin) adminSockets() []*socketio.Socket {
 	return out
 }
 
-// broadcast emits to every admin socket.
+// broadcast emits to every admin socket of this node and, while another node's admins
+// watch, to theirs.
 func (a *Admin) broadcast(event string, args ...any) {
+	a.emitLocal(event, args...)
+	if a.link != nil && a.remoteWatching() {
+		a.publishEvent(event, args)
+	}
+}
+
+// emitLocal emits to this node's admin sockets.
+func (a *Admin) emitLocal(event string, args ...any) {
 	for _, s := range a.adminSockets() {
 		_ = s.Emit(event, args...)
 	}
 }
 
+// ensureLoopLocked starts the stats loop unless it runs; a.mu is held.
+func (a *Admin) ensureLoopLocked() {
+	if a.stop == nil && !a.closed {
+		a.stop = make(chan struct{})
+		a.bg.Add(1)
+		go a.statsLoop(a.stop)
+	}
+}
+
+// kickLoop has the stats loop run a round now rather than at its next tick.
+func (a *Admin) kickLoop() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// statsLoop reports this node's figures every StatsInterval while admins watch, here or
+// on another node; it ends when nobody does.
 func (a *Admin) statsLoop(stop chan struct{}) {
+	defer a.bg.Done()
 	t := time.NewTicker(a.o.StatsInterval)
 	defer t.Stop()
 	for {
@@ -358,8 +445,26 @@ func (a *Admin) statsLoop(stop chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			a.transportUpdates()
-			a.broadcast("server_stats", a.stats(true))
+		case <-a.kick:
+		}
+		a.endLease()
+		a.mu.Lock()
+		local := len(a.admins) > 0
+		if !local && !a.remoteWatching() {
+			if a.stop == stop {
+				a.stop = nil
+			}
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		a.transportUpdates()
+		st := a.stats(true)
+		if local {
+			a.emitLocal("server_stats", st)
+		}
+		if a.link != nil {
+			a.publishStats(st, local)
 		}
 	}
 }

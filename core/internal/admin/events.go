@@ -90,7 +90,7 @@ func (a *Admin) SocketConnected(s *socketio.Socket) {
 	info.transport.Store(s.Transport())
 	a.since.Store(s, info)
 	s.OnDisconnect(a.socketDisconnected)
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("rawConnection", "", 1)
@@ -101,7 +101,7 @@ func (a *Admin) SocketConnected(s *socketio.Socket) {
 
 func (a *Admin) socketDisconnected(s *socketio.Socket, reason string) {
 	a.since.Delete(s)
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("rawDisconnection", reason, 1)
@@ -114,10 +114,11 @@ var _ socketio.Observer = (*Admin)(nil)
 
 // EventIn reports an event a client of the main namespace sent.
 func (a *Admin) EventIn(s *socketio.Socket, event string, args socketio.Args) {
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("packetsIn", "", 1)
+	a.buf.add("bytesIn", "", argsSize(event, args))
 	if !a.o.Production {
 		a.broadcast("event_received", "/", s.ID(), eventArgs(event, args.Raw), timestamp())
 	}
@@ -125,13 +126,56 @@ func (a *Admin) EventIn(s *socketio.Socket, event string, args socketio.Args) {
 
 // EventOut reports an event emitted to one socket of the main namespace.
 func (a *Admin) EventOut(s *socketio.Socket, event string, args []any) {
-	if a.watching.Load() == 0 {
+	if !a.watched() {
 		return
 	}
 	a.buf.add("packetsOut", "", 1)
+	a.buf.add("bytesOut", "", valuesSize(event, args))
 	if !a.o.Production {
 		a.broadcast("event_sent", "/", s.ID(), append([]any{event}, args...), timestamp())
 	}
+}
+
+// packetOverhead approximates what an EVENT packet adds to its event name and arguments
+// (type digit, brackets, quotes, commas).
+const packetOverhead = 6
+
+// argsSize is the size of an event received: its name and arguments as the client sent
+// them, binary attachments included.
+func argsSize(event string, args socketio.Args) int {
+	n := len(event) + packetOverhead
+	for _, r := range args.Raw {
+		n += len(r) + 1
+	}
+	for _, b := range args.Attachments {
+		n += len(b)
+	}
+	return n
+}
+
+// valuesSize is the size of an event sent to one socket. Arguments already encoded are
+// measured as they are; others are encoded to be measured, which only happens while an
+// admin watches.
+func valuesSize(event string, args []any) int {
+	n := len(event) + packetOverhead
+	for _, v := range args {
+		switch v := v.(type) {
+		case json.RawMessage:
+			n += len(v)
+		case []byte:
+			n += len(v)
+		case string:
+			n += len(v) + 2
+		case nil:
+			n += 4
+		default:
+			if b, err := json.Marshal(v); err == nil {
+				n += len(b)
+			}
+		}
+		n++
+	}
+	return n
 }
 
 func eventArgs[T any](event string, args []T) []any {
@@ -293,14 +337,15 @@ func (w *watchedAdapter) Leave(socketID string, rooms ...string) error {
 
 func (w *watchedAdapter) Broadcast(to hub.Target, event string, data json.RawMessage) (int, error) {
 	n, err := w.Adapter.Broadcast(to, event, data)
-	if n > 0 && w.a.watching.Load() > 0 {
+	if n > 0 && w.a.watched() {
 		w.a.buf.add("packetsOut", "", n)
+		w.a.buf.add("bytesOut", "", n*(len(event)+len(data)+packetOverhead))
 	}
 	return n, err
 }
 
 func (a *Admin) rooms(event, socketID string, rooms []string) {
-	if a.watching.Load() == 0 || a.o.Production {
+	if !a.watched() || a.o.Production {
 		return
 	}
 	for _, r := range rooms {

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -15,22 +17,16 @@ import (
 )
 
 // newAdmin builds the /admin namespace's server when the configuration turns it on (nil
-// otherwise). In a cluster every node reports as a server of its own.
+// otherwise). In a cluster every node reports as a server of its own (linkAdmin).
 func (s *Server) newAdmin(cfg *config.Config, log hclog.Logger) (*admin.Admin, error) {
 	if !cfg.Admin.Active() {
 		return nil, nil
-	}
-	serverID := ""
-	if cfg.Cluster.Enabled() {
-		host, _ := os.Hostname()
-		serverID = fmt.Sprintf("%s#%d", host, os.Getpid())
 	}
 	a, err := admin.New(admin.Options{
 		Username:     cfg.Admin.Username,
 		PasswordHash: []byte(cfg.Admin.PasswordHash),
 		ReadOnly:     cfg.Admin.ReadOnly,
 		Production:   cfg.Admin.Mode == config.AdminProduction,
-		ServerID:     serverID,
 		IO:           s.io,
 		ClientIP: func(so *socketio.Socket) string {
 			return s.guard.clientIP(so.RemoteAddr(), so.Header())
@@ -43,6 +39,44 @@ func (s *Server) newAdmin(cfg *config.Config, log hclog.Logger) (*admin.Admin, e
 	s.io.Observe(a)
 	return a, nil
 }
+
+// linkAdmin joins the admin to the other nodes when the node is in a cluster: each node
+// reports to every node's admins, and their actions reach every node's sockets.
+// The server id is the hostname and pid, as a clustered Node.js server's, followed by the
+// node's id in the cluster: nodes in one process (tests, an embedding) stay apart.
+func (s *Server) linkAdmin() {
+	if s.admin != nil && s.cluster != nil {
+		host, _ := os.Hostname()
+		id := fmt.Sprintf("%s#%d#%s", host, os.Getpid(), s.cluster.UID())
+		s.admin.Link(s.cluster.NewAdminLink(s.admin), id)
+	}
+}
+
+// startAdmin has failed logins counted across the cluster and subscribes the admin to the
+// other nodes' (after the cluster's adapter started, whose response channel carries the
+// answers to its requests). A failure leaves the admins seeing this node only.
+func (s *Server) startAdmin(ctx context.Context) {
+	if s.admin == nil {
+		return
+	}
+	if s.shared != nil {
+		s.admin.ShareFailures(s.shared.Limiter(sharedLimitAdminLogin, s.admin.FailuresPerMinute(), time.Minute))
+	}
+	if err := s.admin.Start(ctx); err != nil {
+		s.log.Error("admin: not linked to the other nodes", "error", err)
+	}
+}
+
+// closeAdmin stops the admin's figures and its link, before the cluster's adapter closes.
+func (s *Server) closeAdmin() {
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+}
+
+// sharedLimitAdminLogin names the cluster-wide limit of failed admin logins per IP (part of
+// its Redis keys).
+const sharedLimitAdminLogin = "admin_login"
 
 // connectMiddleware sends the /admin namespace's CONNECTs to the admin login and every
 // other to the client guard (JWT): neither accepts the other's credentials.

@@ -181,6 +181,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	}
 	if s.admin != nil {
 		fan = s.admin.Wrap(fan)
+		s.linkAdmin()
 	}
 	s.hub = hub.New(hub.Options{
 		Version:           Version,
@@ -383,7 +384,9 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	if s.shared != nil {
 		s.shared.Start()
 	}
+	s.startAdmin(ctx)
 	stopCluster := func() {
+		s.closeAdmin()
 		if s.cluster != nil {
 			s.shared.Close()
 			_ = s.cluster.Close()
@@ -494,6 +497,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("plugins: %w", err))
 	}
+	s.closeAdmin()
 	// Last: until the sockets are gone another node's broadcast may still be for them.
 	if s.cluster != nil {
 		s.shared.Close()

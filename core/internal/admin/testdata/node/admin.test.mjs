@@ -235,6 +235,9 @@ if (MODE === 'production') {
     await once(c, 'room:join:ack');
     const [st] = await until(s, 'server_stats', (x) => x.aggregatedEvents.some((e) => e.type === 'packetsIn'));
     assert.ok(st.clientsCount >= 1);
+    // Bytes are counted with the packets: the event's name and arguments at least.
+    const bytesIn = st.aggregatedEvents.find((e) => e.type === 'bytesIn');
+    assert.ok(bytesIn && bytesIn.count >= 'room:join'.length + '{"room":"lobby"}'.length, JSON.stringify(st.aggregatedEvents));
     assert.equal(verbose, 0);
     c.disconnect();
     s.disconnect();
