@@ -106,6 +106,7 @@ func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
+	setRedisLogger(o.Logger)
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}

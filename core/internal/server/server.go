@@ -97,7 +97,7 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		// The hub's handlers never block: a client:* request is handed to the plugin
 		// host, which answers from its own goroutine, or queued for a per-socket runner.
 		NonBlockingHandlers: true,
-		Logger:              log.Named("socketio"),
+		Logger:              log,
 		// The hub's routing members are read by the pass that validates each packet.
 		ArgMembers: hub.ArgMembers(),
 	}
