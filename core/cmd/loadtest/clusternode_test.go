@@ -24,7 +24,7 @@ func TestClusterNodeScenario(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var out, errb bytes.Buffer
 	code := run([]string{
-		"-server", bin, "-markdown", "-scenario", "cluster-node",
+		"-server", bin, "-config", "../../../examples/config/loadtest.hcl", "-markdown", "-scenario", "cluster-node",
 		"-cluster-sockets", "20", "-cluster-rate", "20", "-cluster-duration", "1s", "-timeout", "90s",
 	}, &out, &errb)
 	table := out.String()
