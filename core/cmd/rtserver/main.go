@@ -102,12 +102,14 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	}
 	key := *secret
 	alg := "HS256"
+	var iss, aud string
 	if key == "" {
 		cfg, ok := loadConfig(*path, stderr)
 		if !ok {
 			return 1
 		}
 		key = cfg.Auth.JWTSecret
+		iss, aud = cfg.Auth.Issuer, cfg.Auth.Audience
 		for _, a := range cfg.Auth.Algorithms {
 			if a == "HS256" || a == "HS384" || a == "HS512" {
 				alg = a
@@ -119,7 +121,7 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rtserver token: no JWT secret: set JWT_SECRET (or auth.jwt_secret), or pass --secret")
 		return 1
 	}
-	tok, err := auth.Mint([]byte(key), alg, *user, *ttl)
+	tok, err := auth.MintFor([]byte(key), alg, *user, *ttl, iss, aud)
 	if err != nil {
 		fmt.Fprintf(stderr, "rtserver token: %v\n", err)
 		return 1
@@ -258,7 +260,8 @@ func announceDevSecrets(log hclog.Logger, cfg *config.Config, generated []string
 	log.Warn("development mode: generated secrets for this run only; set JWT_SECRET and API_KEY to keep them",
 		"generated", generated)
 	if cfg.Auth.JWTSecret != "" {
-		if tok, err := auth.Mint([]byte(cfg.Auth.JWTSecret), "HS256", "demo-user", 24*time.Hour); err == nil {
+		if tok, err := auth.MintFor([]byte(cfg.Auth.JWTSecret), "HS256", "demo-user", 24*time.Hour,
+			cfg.Auth.Issuer, cfg.Auth.Audience); err == nil {
 			log.Info("client token for userId demo-user (24h)", "token", tok)
 		}
 		log.Info("JWT secret", "jwt_secret", cfg.Auth.JWTSecret)

@@ -354,6 +354,12 @@ func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) *coded.Err
 // Mint signs a token for userID valid for ttl (a ttl <= 0 yields an already expired token,
 // which tests use). Only HS256, HS384 and HS512 are supported; alg "" means HS256.
 func Mint(secret []byte, alg, userID string, ttl time.Duration) (string, error) {
+	return MintFor(secret, alg, userID, ttl, "", "")
+}
+
+// MintFor is Mint with the "iss" and "aud" claims a verifier configured with
+// auth.issuer and auth.audience requires; an empty one is left out.
+func MintFor(secret []byte, alg, userID string, ttl time.Duration, issuer, audience string) (string, error) {
 	if alg == "" {
 		alg = "HS256"
 	}
@@ -380,6 +386,12 @@ func Mint(secret []byte, alg, userID string, ttl time.Duration) (string, error) 
 		claimUserID: userID,
 		"iat":       now.Unix(),
 		"exp":       now.Add(ttl).Unix(),
+	}
+	if issuer != "" {
+		claims["iss"] = issuer
+	}
+	if audience != "" {
+		claims["aud"] = audience
 	}
 	s, err := jwt.NewWithClaims(m, claims).SignedString(secret)
 	if err != nil {

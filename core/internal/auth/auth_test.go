@@ -494,3 +494,19 @@ func codeOf(err error) string {
 	}
 	return ""
 }
+
+// A token minted for a deployment that pins "iss" and "aud" passes its verifier; one minted
+// without them does not (the demo's /dev/token and `rtserver token` mint with the config's).
+func TestMintForIssuerAudience(t *testing.T) {
+	v := newVerifier(t, Options{Secret: secret, Issuer: "me", Audience: "you"})
+	c, err := v.Verify(must(MintFor(secret, "HS256", "u-1", time.Minute, "me", "you")))
+	if err != nil || c.UserID != "u-1" {
+		t.Fatalf("MintFor with iss/aud: %+v, %v", c, err)
+	}
+	if _, err := v.Verify(must(Mint(secret, "HS256", "u-1", time.Minute))); codeOf(err) != coded.TokenInvalid {
+		t.Fatalf("without iss/aud: %v", err)
+	}
+	if _, err := v.Verify(must(MintFor(secret, "HS256", "u-1", time.Minute, "me", "other"))); codeOf(err) != coded.TokenInvalid {
+		t.Fatalf("wrong aud: %v", err)
+	}
+}

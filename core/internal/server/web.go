@@ -144,7 +144,8 @@ func (w *web) mintToken(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ttl := w.s.cfg.Demo.TokenTTL
-	tok, err := auth.Mint([]byte(w.s.cfg.Auth.JWTSecret), w.hmacAlg, req.UserID, ttl)
+	tok, err := auth.MintFor([]byte(w.s.cfg.Auth.JWTSecret), w.hmacAlg, req.UserID, ttl,
+		w.s.cfg.Auth.Issuer, w.s.cfg.Auth.Audience)
 	if err != nil {
 		w.s.log.Error("demo token", "error", err)
 		webassets.WriteError(rw, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal server error", "")
