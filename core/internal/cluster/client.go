@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,10 @@ func newClient(url string, opts *redis.UniversalOptions, dialTimeout time.Durati
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("cluster: no Redis address")
 	}
+	// A Redis Cluster client appends the nodes it discovers to the Addrs slice it was
+	// given: each client gets a copy, so that the adapter's and the recovery store's clients,
+	// built from one options value, never write into one array (or the caller's).
+	o.Addrs = slices.Clone(o.Addrs)
 	o.DialTimeout = dialTimeout
 	return redis.NewUniversalClient(&o), nil
 }

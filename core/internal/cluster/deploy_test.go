@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,59 +16,7 @@ import (
 )
 
 // Deployments other than one Redis server: a master that Sentinels watch, and a Redis
-// Cluster, each made of real redis-server processes of the test's own on free ports.
-
-// needTools skips the test without the named programs, or fails it when Redis is required.
-func needTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if redistest.Required() {
-				t.Fatalf("%s is required (REQUIRE_REDIS=1) but not installed", n)
-			}
-			t.Skipf("%s is not installed", n)
-		}
-	}
-}
-
-// freeAddr is a loopback host:port nothing listens on, and its port.
-func freeAddr(t *testing.T) (string, string) {
-	t.Helper()
-	addr := redistest.DeadAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	return addr, port
-}
-
-// startRedis runs redis-server with args, logging to a file in dir that a failing test
-// shows, and kills it at the test's end.
-func startRedis(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("redis-server", args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("%s:\n%s", strings.Join(args, " "), lastLines(string(b), 20))
-			}
-		}
-	})
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
-}
+// Cluster, each made of real redis-server processes of the test's own (redistest).
 
 // eventually retries cond every 50ms until it holds, failing with what after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -84,11 +28,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// serverArgs are a redis-server's that keep nothing on disk.
-func serverArgs(port string, more ...string) []string {
-	return append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, more...)
 }
 
 // deployNode is an adapter on opts with the events it received from other nodes.
@@ -139,55 +78,12 @@ func crosses(t *testing.T, from, to *deployNode, event string, timeout time.Dura
 // and a cluster-wide count cross; after SENTINEL FAILOVER to the replica, broadcasts
 // cross again on the new master.
 func TestSentinelDeployment(t *testing.T) {
-	needTools(t, "redis-server")
-	ctx := context.Background()
-	dir := t.TempDir()
-	masterAddr, masterPort := freeAddr(t)
-	replicaAddr, replicaPort := freeAddr(t)
-	sentinelAddr, sentinelPort := freeAddr(t)
-	for _, d := range []string{"master", "replica", "sentinel"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	startRedis(t, filepath.Join(dir, "master"), serverArgs(masterPort)...)
-	startRedis(t, filepath.Join(dir, "replica"), serverArgs(replicaPort, "--replicaof", "127.0.0.1", masterPort)...)
-	replica := redis.NewClient(&redis.Options{Addr: replicaAddr})
-	defer replica.Close()
-	// The Sentinel reads the master's replicas when it starts and then every 10 s: start
-	// it once the replica is in sync, so that it knows the replica at once.
-	eventually(t, 10*time.Second, "replica in sync", func() bool {
-		info, err := replica.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
-	conf := filepath.Join(dir, "sentinel", "sentinel.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`port %s
-bind 127.0.0.1
-sentinel monitor mymaster 127.0.0.1 %s 1
-sentinel down-after-milliseconds mymaster 2000
-sentinel failover-timeout mymaster 10000
-`, sentinelPort, masterPort)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startRedis(t, filepath.Join(dir, "sentinel"), conf, "--sentinel")
-	sentinel := redis.NewSentinelClient(&redis.Options{Addr: sentinelAddr})
-	defer sentinel.Close()
-	eventually(t, 10*time.Second, "the Sentinel knows the master and its replica", func() bool {
-		r, err := sentinel.Replicas(ctx, "mymaster").Result()
-		return err == nil && len(r) == 1
-	})
-	master := func() string {
-		a, err := sentinel.GetMasterAddrByName(ctx, "mymaster").Result()
-		if err != nil || len(a) != 2 {
-			return ""
-		}
-		return net.JoinHostPort(a[0], a[1])
-	}
-	if m := master(); m != masterAddr {
-		t.Fatalf("master %q, want %s", m, masterAddr)
+	sn := redistest.StartSentinel(t)
+	if m := sn.CurrentMaster(t); m != sn.Master {
+		t.Fatalf("master %q, want %s", m, sn.Master)
 	}
 
-	opts := &redis.UniversalOptions{MasterName: "mymaster", Addrs: []string{sentinelAddr}}
+	opts := &redis.UniversalOptions{MasterName: sn.MasterName, Addrs: []string{sn.Addr}}
 	prefix := redistest.Prefix(t, "rt-sentinel")
 	a, b := newDeployNode(t, opts, prefix), newDeployNode(t, opts, prefix)
 	crosses(t, a, b, "before", 5*time.Second)
@@ -197,10 +93,7 @@ sentinel failover-timeout mymaster 10000
 		t.Fatalf("count: local %d remote %d partial %v err %v", local, remote, partial, err)
 	}
 
-	if err := sentinel.Failover(ctx, "mymaster").Err(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 15*time.Second, "the replica promoted", func() bool { return master() == replicaAddr })
+	sn.Failover(t)
 	crosses(t, a, b, "after", 15*time.Second)
 	crosses(t, b, a, "after-back", 5*time.Second)
 }
@@ -210,40 +103,8 @@ sentinel failover-timeout mymaster 10000
 // the other node, the per-IP limit and rate limits hold across nodes (scripts on keys of
 // one slot), and the recovery log records a broadcast delivered under its offset.
 func TestRedisClusterDeployment(t *testing.T) {
-	needTools(t, "redis-server", "redis-cli")
+	addrs := redistest.StartCluster(t, 3)
 	ctx := context.Background()
-	dir := t.TempDir()
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		addr, port := freeAddr(t)
-		_, busPort := freeAddr(t)
-		d := filepath.Join(dir, "n"+port)
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		startRedis(t, d, serverArgs(port, "--cluster-enabled", "yes", "--cluster-port", busPort,
-			"--cluster-config-file", filepath.Join(d, "nodes.conf"), "--cluster-node-timeout", "2000")...)
-		addrs = append(addrs, addr)
-	}
-	for _, addr := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		eventually(t, 10*time.Second, addr+" answers", func() bool { return c.Ping(ctx).Err() == nil })
-		c.Close()
-	}
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(cctx, "redis-cli", append([]string{"--cluster", "create"}, append(addrs, "--cluster-yes")...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, addr := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		eventually(t, 10*time.Second, addr+" sees the cluster ok", func() bool {
-			info, err := c.ClusterInfo(ctx).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		})
-		c.Close()
-	}
 
 	opts := &redis.UniversalOptions{Addrs: addrs[:1], IsClusterMode: true}
 	prefix := redistest.Prefix(t, "rt-rcluster")
