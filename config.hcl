@@ -108,6 +108,27 @@ cluster {
   connect_timeout = "5s"                 # start-up wait for Redis; then serves alone, degraded
   request_timeout = "2s"                 # wait for other nodes' answers; then answers partial
   node_ttl        = "15s"                # a killed node's per-IP connection counts expire after this
+
+  # Instead of redis_url (write at most one of the three), a master that Redis Sentinels
+  # watch; the nodes follow it through failovers:
+  # sentinel {
+  #   master_name       = "mymaster"                            # the Sentinels' "sentinel monitor" name
+  #   addrs             = ["10.0.0.1:26379", "10.0.0.2:26379"]  # host:port of each Sentinel
+  #   username          = ""                                    # ACL user of the master and replicas
+  #   password          = env("REDIS_PASSWORD", "")             # their password
+  #   sentinel_username = ""                                    # the Sentinels' own ACL user, if any
+  #   sentinel_password = ""                                    # the Sentinels' own password, if any
+  #   db                = 0                                     # database number
+  #   tls               = false                                 # TLS to Sentinels and Redis
+  # }
+  # or a Redis Cluster (classic pub/sub is cluster-wide; the keys that scripts use together
+  # share one hash slot):
+  # redis_cluster {
+  #   addrs    = ["10.0.0.1:7000", "10.0.0.2:7000"] # seed nodes, host:port; one is enough
+  #   username = ""                                 # ACL user
+  #   password = env("REDIS_PASSWORD", "")          # password
+  #   tls      = false                              # TLS to every node
+  # }
 }
 
 metrics {

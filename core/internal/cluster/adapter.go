@@ -45,6 +45,9 @@ type Options struct {
 	Sockets *socketio.Server
 	// RequestTimeout bounds the wait for other nodes' answers (default 2s).
 	RequestTimeout time.Duration
+	// Redis, when set, says how to reach Redis instead of RedisURL: a single server, a
+	// master that Sentinels watch, or a Redis Cluster (config.Cluster.RedisOptions).
+	Redis *redis.UniversalOptions
 }
 
 // Deliverer reaches this node's sockets with a broadcast received from another node; its
@@ -99,10 +102,6 @@ var (
 
 // New builds the adapter; nothing connects until Start.
 func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
-	opt, err := redis.ParseURL(o.RedisURL)
-	if err != nil {
-		return nil, errors.New("cluster: redis_url is not a Redis URL")
-	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -110,16 +109,10 @@ func New(local hub.Adapter, deliver Deliverer, o Options) (*Adapter, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
-	opt.DialTimeout = o.ConnectTimeout
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:       []string{opt.Addr},
-		DB:          opt.DB,
-		Username:    opt.Username,
-		Password:    opt.Password,
-		TLSConfig:   opt.TLSConfig,
-		DialTimeout: opt.DialTimeout,
-		Protocol:    opt.Protocol,
-	})
+	client, err := newClient(o.RedisURL, o.Redis, o.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
 	var idBytes [6]byte
 	_, _ = rand.Read(idBytes[:])
 	if o.RequestTimeout <= 0 {

@@ -61,7 +61,7 @@ func (a *Adapter) onResponse(payload string) {
 // serverCount is the number of nodes in the cluster, this one included, counted as the
 // Node.js adapter does: the subscribers of the request channel.
 func (a *Adapter) serverCount(ctx context.Context) (int, error) {
-	m, err := a.client.PubSubNumSub(ctx, a.reqChannel()).Result()
+	m, err := numSub(ctx, a.client, a.reqChannel())
 	if err != nil {
 		return 0, err
 	}
@@ -135,7 +135,7 @@ func (a *Adapter) askVia(pub publishFunc, channel string, req *wireRequest, msg 
 func (a *Adapter) nodeCounts() (others, ours int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.reqTimeout)
 	defer cancel()
-	m, err := a.client.PubSubNumSub(ctx, a.reqChannel(), a.markChannel()).Result()
+	m, err := numSub(ctx, a.client, a.reqChannel(), a.markChannel())
 	if err != nil {
 		return 0, 0, err
 	}

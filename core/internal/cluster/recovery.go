@@ -30,6 +30,7 @@ import (
 // RecoveryOptions configure a RecoveryStore.
 type RecoveryOptions struct {
 	RedisURL       string
+	Redis          *redis.UniversalOptions // as Options.Redis; nil: RedisURL
 	KeyPrefix      string
 	MaxLen         int           // stream entries kept, about (trimming is by whole blocks)
 	StreamTTL      time.Duration // the stream is dropped this long after its last entry
@@ -49,10 +50,6 @@ var _ socketio.SharedStore = (*RecoveryStore)(nil)
 
 // NewRecoveryStore builds the store; it connects on first use.
 func NewRecoveryStore(o RecoveryOptions) (*RecoveryStore, error) {
-	opt, err := redis.ParseURL(o.RedisURL)
-	if err != nil {
-		return nil, errors.New("cluster: redis_url is not a Redis URL")
-	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
@@ -62,15 +59,10 @@ func NewRecoveryStore(o RecoveryOptions) (*RecoveryStore, error) {
 	if o.StreamTTL <= 0 {
 		o.StreamTTL = 4 * time.Minute
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:       []string{opt.Addr},
-		DB:          opt.DB,
-		Username:    opt.Username,
-		Password:    opt.Password,
-		TLSConfig:   opt.TLSConfig,
-		DialTimeout: o.ConnectTimeout,
-		Protocol:    opt.Protocol,
-	})
+	client, err := newClient(o.RedisURL, o.Redis, o.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
 	return &RecoveryStore{
 		client:   client,
 		stream:   o.KeyPrefix + ":recovery",

@@ -251,7 +251,7 @@ func batched(chs []string, fn func([]string) error) error {
 func (a *Adapter) roomNodes(channel string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.reqTimeout)
 	defer cancel()
-	m, err := a.client.PubSubNumSub(ctx, channel).Result()
+	m, err := numSub(ctx, a.client, channel)
 	if err != nil {
 		return 0, err
 	}

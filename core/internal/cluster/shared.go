@@ -29,8 +29,13 @@ import (
 //
 //	<prefix>-nonce#<sha256(key name, nonce)>  a claimed nonce, until its timestamp leaves the window
 //	<prefix>-rate#<limit>#<id>                 a rate limit's GCRA timestamp (µs), until full again
-//	<prefix>-nodes                             sorted set: node uid -> expiry of its heartbeat (ms)
-//	<prefix>-conns#<uid>                       hash: client IP -> that node's connections
+//	{<prefix>}-nodes                           sorted set: node uid -> expiry of its heartbeat (ms)
+//	{<prefix>}-conns#<uid>                     hash: client IP -> that node's connections
+//
+// The nodes' keys are read and written together by scripts and MULTI, which Redis Cluster
+// allows only within one hash slot: the {<prefix>} hash tag puts them all in one. The
+// nonces and rate limits are one key per call and keep no tag, so they spread over the
+// cluster's slots.
 type Shared struct {
 	a           *Adapter
 	rdb         redis.UniversalClient
@@ -284,8 +289,8 @@ if redis.call('PEXPIRE', KEYS[2], ttl) == 0 and tonumber(ARGV[3]) > 0 then retur
 return 1
 `)
 
-func (s *Shared) nodesKey() string        { return s.prefix + "-nodes" }
-func (s *Shared) connsPrefix() string     { return s.prefix + "-conns#" }
+func (s *Shared) nodesKey() string        { return "{" + s.prefix + "}-nodes" }
+func (s *Shared) connsPrefix() string     { return "{" + s.prefix + "}-conns#" }
 func (s *Shared) connsKey() string        { return s.connsPrefix() + s.uid }
 func (s *Shared) ttlMillis() int64        { return s.ttl.Milliseconds() }
 func (s *Shared) change(ip string, d int) { s.mu.Lock(); s.changeLocked(ip, d); s.mu.Unlock() }

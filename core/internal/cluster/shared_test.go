@@ -121,7 +121,8 @@ func TestSharedStores(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	keys, _ := rc.Keys(ctx, prefix+"-*").Result()
-	for _, k := range keys {
+	tagged, _ := rc.Keys(ctx, "{"+prefix+"}-*").Result()
+	for _, k := range append(keys, tagged...) {
 		// Nonces and rates expire by themselves; the per-node keys are gone with the nodes.
 		if strings.Contains(k, "-conns#") {
 			t.Errorf("left behind: %s", k)

@@ -199,9 +199,13 @@ type Recovery struct {
 	MaxBytesTotal            int
 }
 
-// Cluster joins this node to others through Redis. An empty RedisURL is a single node.
+// Cluster joins this node to others through Redis: one server (RedisURL), a master that
+// Redis Sentinels watch (Sentinel), or a Redis Cluster (RedisCluster); at most one is set,
+// and with none the node is alone.
 type Cluster struct {
 	RedisURL       string        // redis://host:port/db (or rediss://); empty: no cluster
+	Sentinel       *Sentinel     // nil: no Sentinel
+	RedisCluster   *RedisCluster // nil: no Redis Cluster
 	KeyPrefix      string        // the prefix of every channel, as the official adapter's "key"
 	ConnectTimeout time.Duration // how long start-up waits for Redis before serving degraded
 	RequestTimeout time.Duration // how long a request waits for other nodes' answers
@@ -211,7 +215,9 @@ type Cluster struct {
 }
 
 // Enabled reports whether the node joins a cluster.
-func (c Cluster) Enabled() bool { return c.RedisURL != "" }
+func (c Cluster) Enabled() bool {
+	return c.RedisURL != "" || c.Sentinel != nil || c.RedisCluster != nil
+}
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {

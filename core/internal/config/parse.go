@@ -208,6 +208,27 @@ type rawCluster struct {
 	ConnectTimeout *string `hcl:"connect_timeout,optional"`
 	RequestTimeout *string `hcl:"request_timeout,optional"`
 	NodeTTL        *string `hcl:"node_ttl,optional"`
+
+	Sentinel     *rawSentinel     `hcl:"sentinel,block"`
+	RedisCluster *rawRedisCluster `hcl:"redis_cluster,block"`
+}
+
+type rawSentinel struct {
+	MasterName       *string   `hcl:"master_name,optional"`
+	Addrs            *[]string `hcl:"addrs,optional"`
+	Username         *string   `hcl:"username,optional"`
+	Password         *string   `hcl:"password,optional"`
+	SentinelUsername *string   `hcl:"sentinel_username,optional"`
+	SentinelPassword *string   `hcl:"sentinel_password,optional"`
+	DB               *int      `hcl:"db,optional"`
+	TLS              *bool     `hcl:"tls,optional"`
+}
+
+type rawRedisCluster struct {
+	Addrs    *[]string `hcl:"addrs,optional"`
+	Username *string   `hcl:"username,optional"`
+	Password *string   `hcl:"password,optional"`
+	TLS      *bool     `hcl:"tls,optional"`
 }
 
 type rawMetrics struct {
@@ -358,6 +379,26 @@ func (d *decoder) apply(r *rawFile) {
 		d.dur(&c.Cluster.ConnectTimeout, cl.ConnectTimeout, "cluster.connect_timeout")
 		d.dur(&c.Cluster.RequestTimeout, cl.RequestTimeout, "cluster.request_timeout")
 		d.dur(&c.Cluster.NodeTTL, cl.NodeTTL, "cluster.node_ttl")
+		if sn := cl.Sentinel; sn != nil {
+			o := &Sentinel{}
+			set(&o.MasterName, sn.MasterName)
+			set(&o.Addrs, sn.Addrs)
+			set(&o.Username, sn.Username)
+			set(&o.Password, sn.Password)
+			set(&o.SentinelUsername, sn.SentinelUsername)
+			set(&o.SentinelPassword, sn.SentinelPassword)
+			set(&o.DB, sn.DB)
+			set(&o.TLS, sn.TLS)
+			c.Cluster.Sentinel = o
+		}
+		if rc := cl.RedisCluster; rc != nil {
+			o := &RedisCluster{}
+			set(&o.Addrs, rc.Addrs)
+			set(&o.Username, rc.Username)
+			set(&o.Password, rc.Password)
+			set(&o.TLS, rc.TLS)
+			c.Cluster.RedisCluster = o
+		}
 	}
 	if dm := r.Demo; dm != nil {
 		set(&c.Demo.Enabled, dm.Enabled)

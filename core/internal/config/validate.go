@@ -2,10 +2,8 @@ package config
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rtserver/rtserver/core/internal/clientip"
 )
@@ -186,16 +183,7 @@ func (c *Config) Validate() error {
 	v.size("recovery.max_bytes_total", r.MaxBytesTotal)
 
 	cl := c.Cluster
-	if cl.RedisURL != "" {
-		if _, err := redis.ParseURL(cl.RedisURL); err != nil {
-			// url.Error repeats the URL, password included: keep only its cause.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			v.fail("cluster.redis_url", "redis_url is not a Redis URL (%v); write e.g. \"redis://127.0.0.1:6379/0\", or \"\" for a single node.", err)
-		}
-	}
+	v.validateRedis(cl)
 	if cl.KeyPrefix == "" || strings.ContainsAny(cl.KeyPrefix, "#*?[]") {
 		v.fail("cluster.key_prefix", "key_prefix %q must be non-empty and hold none of # * ? [ ]: it starts every channel name and is matched as a pattern.", cl.KeyPrefix)
 	}

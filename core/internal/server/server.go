@@ -114,8 +114,13 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 		// In a cluster, sessions and missed packets are kept in Redis (cluster/recovery.go),
 		// so a client recovers on any node, also after its node died.
 		if cfg.Cluster.Enabled() {
+			redisOpts, err := cfg.Cluster.RedisOptions()
+			if err != nil {
+				return nil, err
+			}
 			s.recStore, err = cluster.NewRecoveryStore(cluster.RecoveryOptions{
 				RedisURL:       cfg.Cluster.RedisURL,
+				Redis:          redisOpts,
 				KeyPrefix:      cfg.Cluster.KeyPrefix,
 				MaxLen:         cfg.Recovery.MaxPacketsTotal,
 				StreamTTL:      2 * cfg.Recovery.MaxDisconnectionDuration,
@@ -162,8 +167,13 @@ func New(cfg *config.Config, log hclog.Logger) (_ *Server, err error) {
 	// the Redis adapter wrapping it when the node joins a cluster.
 	var fan hub.Adapter = hub.NewMemoryAdapter(s.io)
 	if cfg.Cluster.Enabled() {
+		redisOpts, err := cfg.Cluster.RedisOptions()
+		if err != nil {
+			return nil, err
+		}
 		s.cluster, err = cluster.New(fan, s.io.EmitTo, cluster.Options{
 			RedisURL:       cfg.Cluster.RedisURL,
+			Redis:          redisOpts,
 			KeyPrefix:      cfg.Cluster.KeyPrefix,
 			ConnectTimeout: cfg.Cluster.ConnectTimeout,
 			RequestTimeout: cfg.Cluster.RequestTimeout,

@@ -213,10 +213,10 @@ func TestClusterDeadNodeCountsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	ghost := "ghost0000000"
-	if err := rc.ZAdd(ctx, prefix+"-nodes", redis.Z{Score: float64(now.Add(1500 * time.Millisecond).UnixMilli()), Member: ghost}).Err(); err != nil {
+	if err := rc.ZAdd(ctx, "{"+prefix+"}-nodes", redis.Z{Score: float64(now.Add(1500 * time.Millisecond).UnixMilli()), Member: ghost}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.HSet(ctx, prefix+"-conns#"+ghost, "127.0.0.1", 2).Err(); err != nil {
+	if err := rc.HSet(ctx, "{"+prefix+"}-conns#"+ghost, "127.0.0.1", 2).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, st, body := dialWS(t, a); st != 403 || !strings.Contains(body, "TOO_MANY_CONNECTIONS_PER_IP") {

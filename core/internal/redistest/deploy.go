@@ -1,0 +1,190 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Deployments other than one server, made of redis-server processes of the test's own on
+// free loopback ports, keeping nothing on disk, killed at the test's end.
+
+// NeedTools skips the test without the named programs, or fails it when Redis is required.
+func NeedTools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			if Required() {
+				t.Fatalf("%s is required (REQUIRE_REDIS=1) but not installed", n)
+			}
+			t.Skipf("%s is not installed", n)
+		}
+	}
+}
+
+// Sentinel is a master, one replica of it and one Sentinel watching them as MasterName.
+type Sentinel struct {
+	MasterName string
+	Addr       string // the Sentinel's
+	Master     string // the first master's address
+	Replica    string // its replica's address, the master after a failover
+}
+
+// StartSentinel starts a master, a replica in sync with it and a Sentinel that knows both
+// (so that SENTINEL FAILOVER may promote the replica at once). Without redis-server the
+// test is skipped, or fails when Redis is required.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	NeedTools(t, "redis-server")
+	ctx := context.Background()
+	s := &Sentinel{MasterName: "mymaster", Master: DeadAddr(t), Replica: DeadAddr(t), Addr: DeadAddr(t)}
+	startServer(t, "master", serverArgs(s.Master)...)
+	_, mport, _ := net.SplitHostPort(s.Master)
+	startServer(t, "replica", serverArgs(s.Replica, "--replicaof", "127.0.0.1", mport)...)
+	replica := redis.NewClient(&redis.Options{Addr: s.Replica})
+	defer replica.Close()
+	// The Sentinel reads the master's replicas when it starts and then every 10 s: start it
+	// once the replica is in sync, so that it knows the replica at once.
+	eventually(t, 10*time.Second, "replica in sync", func() bool {
+		info, err := replica.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	dir := t.TempDir()
+	_, sport, _ := net.SplitHostPort(s.Addr)
+	conf := filepath.Join(dir, "sentinel.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`port %s
+bind 127.0.0.1
+sentinel monitor %s 127.0.0.1 %s 1
+sentinel down-after-milliseconds %[2]s 2000
+sentinel failover-timeout %[2]s 10000
+`, sport, s.MasterName, mport)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, "sentinel", conf, "--sentinel")
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer sc.Close()
+	eventually(t, 10*time.Second, "the Sentinel knows the master and its replica", func() bool {
+		r, err := sc.Replicas(ctx, s.MasterName).Result()
+		return err == nil && len(r) == 1
+	})
+	return s
+}
+
+// CurrentMaster is the master's address as the Sentinel sees it ("" when it cannot say).
+func (s *Sentinel) CurrentMaster(t testing.TB) string {
+	t.Helper()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer sc.Close()
+	a, err := sc.GetMasterAddrByName(context.Background(), s.MasterName).Result()
+	if err != nil || len(a) != 2 {
+		return ""
+	}
+	return net.JoinHostPort(a[0], a[1])
+}
+
+// Failover has the Sentinel promote the replica and waits until it says it did.
+func (s *Sentinel) Failover(t testing.TB) {
+	t.Helper()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer sc.Close()
+	if err := sc.Failover(context.Background(), s.MasterName).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the replica promoted", func() bool { return s.CurrentMaster(t) == s.Replica })
+}
+
+// StartCluster starts a Redis Cluster of n masters (at least 3, as redis-cli requires)
+// without replicas and returns their addresses once every node says the cluster is ok.
+// Without redis-server or redis-cli the test is skipped, or fails when Redis is required.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	NeedTools(t, "redis-server", "redis-cli")
+	ctx := context.Background()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		addr := DeadAddr(t)
+		_, bus, _ := net.SplitHostPort(DeadAddr(t))
+		startServer(t, "cluster node", serverArgs(addr, "--cluster-enabled", "yes", "--cluster-port", bus,
+			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"), "--cluster-node-timeout", "2000")...)
+		addrs = append(addrs, addr)
+	}
+	for _, addr := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		eventually(t, 10*time.Second, addr+" answers", func() bool { return c.Ping(ctx).Err() == nil })
+		c.Close()
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")
+	if out, err := exec.CommandContext(cctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, addr := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		eventually(t, 10*time.Second, addr+" sees the cluster ok", func() bool {
+			info, err := c.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+		c.Close()
+	}
+	return addrs
+}
+
+// serverArgs are a redis-server's on addr that keeps nothing on disk.
+func serverArgs(addr string, more ...string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	return append([]string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no"}, more...)
+}
+
+// startServer runs redis-server with args in a directory of its own, logging to a file
+// whose end a failing test shows, and kills it at the test's end.
+func startServer(t testing.TB, what string, args ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("%s (redis-server %s):\n%s", what, strings.Join(args, " "), lastLines(string(b), 20))
+			}
+		}
+	})
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// eventually retries cond every 50ms until it holds, failing with what after timeout.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
