@@ -284,7 +284,7 @@ func TestClusterFaults(t *testing.T) {
 	// Each node writes its connections per IP again (one each).
 	for _, uid := range []string{uidA, uidB} {
 		deadline := time.Now().Add(20 * time.Second)
-		for rc.HGet(ctx, prefix+"-conns#"+uid, "127.0.0.1").Val() != "1" {
+		for rc.HGet(ctx, "{"+prefix+"}-conns#"+uid, "127.0.0.1").Val() != "1" {
 			if time.Now().After(deadline) {
 				t.Fatalf("node %s did not write its counts again", uid)
 			}

@@ -37,9 +37,12 @@ func dropKeys(t *testing.T, addr, prefix string) {
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	iter := rc.Scan(ctx, 0, prefix+"-*", 100).Iterator()
-	for iter.Next(ctx) {
-		rc.Del(ctx, iter.Val())
+	// The per-node keys carry the prefix as a hash tag (one Redis Cluster slot).
+	for _, match := range []string{prefix + "-*", "{" + prefix + "}-*"} {
+		iter := rc.Scan(ctx, 0, match, 100).Iterator()
+		for iter.Next(ctx) {
+			rc.Del(ctx, iter.Val())
+		}
 	}
 }
 
