@@ -26,7 +26,9 @@ const (
 )
 
 // HandleConnection sets up an accepted socket: its session, its handlers for the client's
-// events, then the system events of a connection (system.go).
+// events, then the system events of a connection (system.go). The handlers are the hub's
+// one shared table (they find the session through the socket), so an idle connection does
+// not hold a map of closures of its own.
 func (h *Hub) HandleConnection(s *socketio.Socket) {
 	ss := sessionOf(s)
 	if ss == nil { // no guard in front: an anonymous socket
@@ -34,21 +36,36 @@ func (h *Hub) HandleConnection(s *socketio.Socket) {
 		s.SetSession(ss)
 	}
 	h.begin(s, ss)
-	s.OnDisconnect(func(s *socketio.Socket, reason string) {
-		h.end(ss)
-		h.msgRate.Forget(s.ID())
-	})
-	s.OnAny(func(s *socketio.Socket, event string, _ socketio.Args, _ socketio.Ack) {
-		h.onUnknown(s, ss, event)
-	})
-	h.on(s, ss, "register", h.onRegister)
-	h.on(s, ss, "room:join", h.onRoomJoin)
-	h.on(s, ss, "room:leave", h.onRoomLeave)
-	h.on(s, ss, "ping", h.onPing)
-	h.onArgs(s, ss, "client:event", h.onClientRequest(dispatch.KindEvent))
-	h.onArgs(s, ss, "client:message", h.onClientRequest(dispatch.KindMessage))
-	h.onArgs(s, ss, "client:action", h.onClientRequest(dispatch.KindAction))
+	s.OnDisconnect(h.onGone)
+	s.OnAny(h.onAny)
+	s.UseHandlers(h.table)
 	h.welcome(s, ss, wire.FormatTime(time.Now()))
+}
+
+// handlerTable builds the event handlers every socket of the hub shares.
+func (h *Hub) handlerTable() map[string]socketio.EventHandler {
+	t := make(map[string]socketio.EventHandler, 8)
+	h.on(t, "register", h.onRegister)
+	h.on(t, "room:join", h.onRoomJoin)
+	h.on(t, "room:leave", h.onRoomLeave)
+	h.on(t, "ping", h.onPing)
+	h.onArgs(t, "client:event", h.onClientRequest(dispatch.KindEvent))
+	h.onArgs(t, "client:message", h.onClientRequest(dispatch.KindMessage))
+	h.onArgs(t, "client:action", h.onClientRequest(dispatch.KindAction))
+	return t
+}
+
+func (h *Hub) onGone(s *socketio.Socket, reason string) {
+	if ss := sessionOf(s); ss != nil {
+		h.end(ss)
+	}
+	h.msgRate.Forget(s.ID())
+}
+
+func (h *Hub) onAny(s *socketio.Socket, event string, _ socketio.Args, _ socketio.Ack) {
+	if ss := sessionOf(s); ss != nil {
+		h.onUnknown(s, ss, event)
+	}
 }
 
 // handler is a client event handler after the common checks; arg is the first argument.
@@ -57,16 +74,20 @@ type handler func(s *socketio.Socket, ss *session, event string, arg json.RawMes
 // argsHandler is a handler that also reads what socketio found in the arguments.
 type argsHandler func(s *socketio.Socket, ss *session, event string, args *socketio.Args, arg json.RawMessage, ack socketio.Ack)
 
-// on installs a handler behind the checks every client event goes through (admission.go):
-// the message rate, the payload's nesting depth, and metrics.
-func (h *Hub) on(s *socketio.Socket, ss *session, event string, fn handler) {
-	h.onArgs(s, ss, event, func(s *socketio.Socket, ss *session, event string, _ *socketio.Args, arg json.RawMessage, ack socketio.Ack) {
+// on installs in t a handler behind the checks every client event goes through
+// (admission.go): the message rate, the payload's nesting depth, and metrics.
+func (h *Hub) on(t map[string]socketio.EventHandler, event string, fn handler) {
+	h.onArgs(t, event, func(s *socketio.Socket, ss *session, event string, _ *socketio.Args, arg json.RawMessage, ack socketio.Ack) {
 		fn(s, ss, event, arg, ack)
 	})
 }
 
-func (h *Hub) onArgs(s *socketio.Socket, ss *session, event string, fn argsHandler) {
-	s.On(event, func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
+func (h *Hub) onArgs(t map[string]socketio.EventHandler, event string, fn argsHandler) {
+	t[event] = func(s *socketio.Socket, args socketio.Args, ack socketio.Ack) {
+		ss := sessionOf(s)
+		if ss == nil { // HandleConnection sets it before installing the table
+			return
+		}
 		if !h.admit(s, ss, event, args) {
 			return
 		}
@@ -75,7 +96,7 @@ func (h *Hub) onArgs(s *socketio.Socket, ss *session, event string, fn argsHandl
 			arg = args.Raw[0]
 		}
 		fn(s, ss, event, &args, arg, ack)
-	})
+	}
 }
 
 // wsError is the payload of the `error` event.

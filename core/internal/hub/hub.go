@@ -15,6 +15,7 @@ import (
 	"github.com/rtserver/rtserver/core/internal/dispatch"
 	"github.com/rtserver/rtserver/core/internal/metrics"
 	"github.com/rtserver/rtserver/core/internal/ratelimit"
+	"github.com/rtserver/rtserver/core/internal/socketio"
 	"github.com/rtserver/rtserver/core/internal/workpool"
 )
 
@@ -87,6 +88,7 @@ type Hub struct {
 	log     hclog.Logger
 	ids     *idGen
 	msgRate *ratelimit.Limiter
+	table   map[string]socketio.EventHandler // shared by every socket (connection.go)
 
 	dmu        sync.RWMutex
 	dispatcher Dispatcher
@@ -109,6 +111,7 @@ func New(o Options, fan Adapter, m *metrics.Metrics) *Hub {
 		dispatcher: noDispatcher{},
 		users:      make(map[string]int),
 	}
+	h.table = h.handlerTable()
 	if o.MessagesPerMinute > 0 {
 		h.msgRate = ratelimit.New(o.MessagesPerMinute, time.Minute, 1<<20)
 	}

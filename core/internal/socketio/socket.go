@@ -65,6 +65,7 @@ type Socket struct {
 	closeReason  string // set before closing the transport ourselves
 	gone         bool   // disconnect handlers have been taken
 	goneReason   string
+	sharedTable  bool // handlers is UseHandlers' table: copy it before changing it
 }
 
 // ID returns the socket id (also the name of its own room).
@@ -107,6 +108,9 @@ func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Lock()
 	if s.handlers == nil {
 		s.handlers = make(map[string]EventHandler, 4)
+	} else if s.sharedTable {
+		s.handlers = copyHandlers(s.handlers, 1)
+		s.sharedTable = false
 	}
 	s.handlers[event] = h
 	s.mu.Unlock()
