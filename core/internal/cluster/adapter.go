@@ -387,6 +387,24 @@ func (a *Adapter) goBackground(fn func()) bool {
 	return true
 }
 
+// serveBounded runs fn on a background goroutine within the bound on requests served at
+// once (a.serving); a request over the bound, or one arriving while the adapter closes, is
+// dropped and counted.
+func (a *Adapter) serveBounded(fn func()) {
+	select {
+	case a.serving <- struct{}{}:
+	default:
+		a.m.requests.WithLabelValues("dropped").Inc()
+		return
+	}
+	if !a.goBackground(func() {
+		defer func() { <-a.serving }()
+		fn()
+	}) {
+		<-a.serving
+	}
+}
+
 // Close ends the subscription and the Redis connections.
 func (a *Adapter) Close() error {
 	a.mu.Lock()

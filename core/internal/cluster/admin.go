@@ -107,14 +107,7 @@ func (l *AdminLink) receive(ch <-chan *redis.Message, done chan struct{}) {
 // on requests served at once.
 func (l *AdminLink) serve(env adminEnvelope) {
 	a := l.a
-	select {
-	case a.serving <- struct{}{}:
-	default:
-		a.m.requests.WithLabelValues("dropped").Inc()
-		return
-	}
-	if !a.goBackground(func() {
-		defer func() { <-a.serving }()
+	a.serveBounded(func() {
 		body, err := l.h.AdminRequest(env.UID, env.Body)
 		if err != nil {
 			a.log.Debug("admin request ignored", "error", err)
@@ -129,9 +122,7 @@ func (l *AdminLink) serve(env adminEnvelope) {
 			return
 		}
 		a.m.requests.WithLabelValues("served").Inc()
-	}) {
-		<-a.serving
-	}
+	})
 }
 
 // Publish sends body to the other nodes' admin links. It fails at once while Redis is

@@ -47,14 +47,7 @@ func (a *Adapter) onRequest(payload string) {
 		a.m.requests.WithLabelValues("malformed").Inc()
 		return
 	}
-	select {
-	case a.serving <- struct{}{}:
-	default:
-		a.m.requests.WithLabelValues("dropped").Inc()
-		return
-	}
-	if !a.goBackground(func() {
-		defer func() { <-a.serving }()
+	a.serveBounded(func() {
 		if err := a.serve(&req, bcast); errors.Is(err, errNotAnswered) {
 			a.m.requests.WithLabelValues("answer_failed").Inc()
 			a.log.Warn("answer to another node not published", "type", req.Type, "error", err)
@@ -65,9 +58,7 @@ func (a *Adapter) onRequest(payload string) {
 			return
 		}
 		a.m.requests.WithLabelValues("served").Inc()
-	}) {
-		<-a.serving
-	}
+	})
 }
 
 // selectOpts reads a request's {rooms, except}.
