@@ -2,10 +2,10 @@
 // Run by `go test ./core/internal/admin` (TestNodeAdminClient), which starts a server and
 // passes SERVER_URL, JWT_SECRET, ADMIN_USER, ADMIN_PASSWORD and MODE (development,
 // readonly or production).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { io } from 'socket.io-client';
+import { mint as mintToken, sockets, once, until } from './helpers.mjs';
 
 const URL = process.env.SERVER_URL;
 const SECRET = process.env.JWT_SECRET;
@@ -14,17 +14,7 @@ const PASSWORD = process.env.ADMIN_PASSWORD;
 const MODE = process.env.MODE;
 assert.ok(URL && SECRET && USER && PASSWORD && MODE, 'SERVER_URL, JWT_SECRET, ADMIN_USER, ADMIN_PASSWORD and MODE must be set');
 
-const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-function mint(userId) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = b64url({ alg: 'HS256', typ: 'JWT' });
-  const payload = b64url({ userId, iat: now, exp: now + 3600 });
-  const sig = crypto.createHmac('sha256', SECRET).update(`${head}.${payload}`).digest('base64url');
-  return `${head}.${payload}.${sig}`;
-}
-
-const sockets = [];
-after(() => { for (const s of sockets) s.disconnect(); });
+const mint = (userId) => mintToken(SECRET, userId);
 
 function adminSocket(auth, opts = {}) {
   const s = io(URL + '/admin', { auth, reconnection: false, forceNew: true, ...opts });
@@ -37,18 +27,6 @@ function clientSocket(userId) {
   sockets.push(s);
   return s;
 }
-
-const once = (s, ev, ms = 20000) => new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error(`timeout waiting for ${ev}`)), ms);
-  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
-});
-
-// until waits for an event whose arguments pass pred, ignoring the others.
-const until = (s, ev, pred, ms = 20000) => new Promise((resolve, reject) => {
-  const fn = (...a) => { if (pred(...a)) { clearTimeout(t); s.off(ev, fn); resolve(a); } };
-  const t = setTimeout(() => { s.off(ev, fn); reject(new Error(`timeout waiting for ${ev}`)); }, ms);
-  s.on(ev, fn);
-});
 
 // login connects to /admin with the password and returns the socket, the session id and
 // the config, registering the listeners before the first packet can arrive.

@@ -2,10 +2,10 @@
 // the Admin UI uses it. Run by `go test ./core/internal/admin` (TestNodeAdminCluster), which
 // starts two nodes on one Redis and passes NODE_A_URL, NODE_B_URL, JWT_SECRET, ADMIN_USER,
 // ADMIN_PASSWORD and MODE (development or production).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { io } from 'socket.io-client';
+import { mint as mintToken, sockets, once, until } from './helpers.mjs';
 
 const A = process.env.NODE_A_URL;
 const B = process.env.NODE_B_URL;
@@ -15,35 +15,13 @@ const PASSWORD = process.env.ADMIN_PASSWORD;
 const PRODUCTION = process.env.MODE === 'production';
 assert.ok(A && B && SECRET && USER && PASSWORD, 'NODE_A_URL, NODE_B_URL, JWT_SECRET, ADMIN_USER and ADMIN_PASSWORD must be set');
 
-const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-function mint(userId) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = b64url({ alg: 'HS256', typ: 'JWT' });
-  const payload = b64url({ userId, iat: now, exp: now + 3600 });
-  const sig = crypto.createHmac('sha256', SECRET).update(`${head}.${payload}`).digest('base64url');
-  return `${head}.${payload}.${sig}`;
-}
-
-const sockets = [];
-after(() => { for (const s of sockets) s.disconnect(); });
+const mint = (userId) => mintToken(SECRET, userId);
 
 function connect(url, opts) {
   const s = io(url, { reconnection: false, forceNew: true, ...opts });
   sockets.push(s);
   return s;
 }
-
-const once = (s, ev, ms = 20000) => new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error(`timeout waiting for ${ev}`)), ms);
-  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
-});
-
-// until waits for an event whose arguments pass pred, ignoring the others.
-const until = (s, ev, pred, ms = 20000) => new Promise((resolve, reject) => {
-  const fn = (...a) => { if (pred(...a)) { clearTimeout(t); s.off(ev, fn); resolve(a); } };
-  const t = setTimeout(() => { s.off(ev, fn); reject(new Error(`timeout waiting for ${ev}`)); }, ms);
-  s.on(ev, fn);
-});
 
 // login connects to /admin of url and returns the socket, the session id (a login by
 // password), the all_sockets list and the first server_stats.
