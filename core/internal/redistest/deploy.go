@@ -95,8 +95,18 @@ func (s *Sentinel) Failover(t testing.TB) {
 	t.Helper()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
 	defer sc.Close()
-	if err := sc.Failover(context.Background(), s.MasterName).Err(); err != nil {
-		t.Fatal(err)
+	// The Sentinel refuses (NOGOODSLAVE) until it has seen the replica in sync, which
+	// takes a full resync of seconds on a loaded machine: ask again until it accepts.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := sc.Failover(context.Background(), s.MasterName).Err()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "NOGOODSLAVE") || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	eventually(t, 15*time.Second, "the replica promoted", func() bool { return s.CurrentMaster(t) == s.Replica })
 }
