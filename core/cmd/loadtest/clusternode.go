@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -101,22 +98,8 @@ func startNodeRef(ctx context.Context, dir string, rds *redisProc, keep bool, lo
 	s.cmd.Dir = dir
 	s.cmd.Env = append(withoutEnv(os.Environ(), "API_KEY", "PORT", "REDIS_URL"),
 		"API_KEY="+s.apiKey, "PORT="+strconv.Itoa(s.port), "REDIS_URL=redis://"+rds.addr()+"/0")
-	out := io.MultiWriter(logFile, s.logTail)
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start node: %w", err)
-	}
-	s.pid = s.cmd.Process.Pid
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		logFile.Close()
-		close(s.exited)
-	}()
-	if err := s.waitHealthy(ctx, 20*time.Second); err != nil {
-		s.kill()
-		return nil, fmt.Errorf("%w\nnode log (last lines):\n%s", err, s.logTail.String())
+	if err := s.launch(ctx, logFile, "node"); err != nil {
+		return nil, err
 	}
 	log.Debug("node reference started", "pid", s.pid, "port", s.port)
 	ok = true

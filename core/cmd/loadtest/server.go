@@ -124,6 +124,18 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 	}
 	s.cmd.Env = append(withoutEnv(os.Environ(), "JWT_SECRET", "API_KEY", "PORT"),
 		"JWT_SECRET="+s.secret, "API_KEY="+s.apiKey, "PORT="+strconv.Itoa(s.port))
+	if err := s.launch(ctx, logFile, "server"); err != nil {
+		return nil, err
+	}
+	log.Debug("server started", "pid", s.pid, "port", s.port, "dir", dir)
+	ok = true
+	return s, nil
+}
+
+// launch starts s.cmd with its output in logFile (which it closes when the process
+// exits) and in the log tail, and waits until the process answers GET /health; what
+// names the process in errors.
+func (s *serverProc) launch(ctx context.Context, logFile *os.File, what string) error {
 	out := io.MultiWriter(logFile, s.logTail)
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	// Its own process group, so that a server that ignores SIGTERM is killed with its
@@ -131,7 +143,7 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", s.cmd.Path, err)
 	}
 	s.pid = s.cmd.Process.Pid
 	go func() {
@@ -141,11 +153,9 @@ func startServer(ctx context.Context, spec serverSpec, log hclog.Logger) (*serve
 	}()
 	if err := s.waitHealthy(ctx, 20*time.Second); err != nil {
 		s.kill()
-		return nil, fmt.Errorf("%w\nserver log (last lines):\n%s", err, s.logTail.String())
+		return fmt.Errorf("%w\n%s log (last lines):\n%s", err, what, s.logTail.String())
 	}
-	log.Debug("server started", "pid", s.pid, "port", s.port, "dir", dir)
-	ok = true
-	return s, nil
+	return nil
 }
 
 // waitHealthy polls GET /health until it answers 200.
