@@ -349,7 +349,13 @@ func (s *Server) healthOnly(api http.Handler) http.Handler {
 // connections; the plugins load in the background (see PluginsReady).
 func (s *Server) Start(ctx context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Server.Host, strconv.Itoa(s.cfg.Server.Port))
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive on the sockets' listener: a dead peer is found by the Engine.IO
+	// heartbeat (pingInterval + pingTimeout) on sockets and by the HTTP idle timeout
+	// elsewhere, both sooner than keep-alive probes would, and turning it on costs four
+	// setsockopt calls per accepted connection. The separate API listener keeps Go's
+	// default: few connections, and its server may have no idle timeout.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
