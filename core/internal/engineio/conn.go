@@ -26,13 +26,14 @@ const closeLinger = time.Second
 type Conn struct {
 	srv *Server
 	id  string
-	req *http.Request
+	hs  Handshake
 
 	// inMu serializes Handler calls for the session; see deliver and finishClose.
 	inMu         sync.Mutex
 	closeReason  atomic.Pointer[string] // set once the session is closed
 	onCloseFired atomic.Bool
 
+	// The flags sit together: there is a Conn per idle session, so padding counts.
 	mu           sync.Mutex
 	closed       bool
 	transport    uint8
@@ -40,13 +41,14 @@ type Conn struct {
 	awaitingPong bool
 	polling      bool // a GET is being served
 	posting      bool // a POST is being served
+	wsCounted    bool // wsPending is maintained by HTTPServer's written-size hook
+	opened       bool // OnOpen ran; set by it, read by the handshake's goroutine after start
 	timer        *time.Timer
 	queue        []*Message // outbound, while polling or upgrading
 	queued       int        // bytes in queue (polling encoding)
 	pollWake     chan struct{}
 	ws           *websocket.Conn
 	wsRaw        net.Conn // nbio-backed: frames are written as cached bytes
-	wsCounted    bool     // wsPending is maintained by HTTPServer's written-size hook
 	wsPending    atomic.Int64
 	pend         *[]byte         // frames queued by Queue, not yet written (nbio websockets only)
 	inlineWS     *websocket.Conn // the websocket whose messages run on the poller; poller-owned
@@ -56,7 +58,6 @@ type Conn struct {
 
 	// What Options.Admit took for the session, given back once (releaseAdmission).
 	admitted atomic.Pointer[func()]
-	opened   bool // OnOpen ran; set by it, read by the handshake's goroutine after start
 	// Websocket bytes the peer may still send under Options.InboundLimit; -1: no limit.
 	inLeft atomic.Int64
 }
@@ -75,10 +76,14 @@ func (c *Conn) Transport() string {
 }
 
 // RemoteAddr returns the ip:port of the peer that made the handshake.
-func (c *Conn) RemoteAddr() string { return c.req.RemoteAddr }
+func (c *Conn) RemoteAddr() string { return c.hs.RemoteAddr() }
 
-// Request returns the handshake request (headers, query). Do not read its body.
-func (c *Conn) Request() *http.Request { return c.req }
+// Handshake returns what the session kept of its handshake request.
+func (c *Conn) Handshake() Handshake { return c.hs }
+
+// Request rebuilds the handshake request (headers, query), a new one on every call: see
+// Handshake for what is kept.
+func (c *Conn) Request() *http.Request { return c.hs.Request() }
 
 // SetContext stores a value for the layer above.
 func (c *Conn) SetContext(v any) {
