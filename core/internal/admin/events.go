@@ -2,7 +2,7 @@ package admin
 
 import (
 	"encoding/json"
-	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,12 +242,13 @@ func (a *Admin) serialize(s *socketio.Socket) serializedSocket {
 		query[k] = strings.Join(v, ",")
 	}
 	url, secure := "", false
-	if r := requestOf(s); r != nil {
-		url = r.URL.RequestURI()
-		if hiddenQueryIn(r) {
-			url = r.URL.Path
+	if hs := s.Handshake(); !hs.IsZero() {
+		u := hs.URL()
+		url = u.RequestURI()
+		if hiddenQueryIn(u) {
+			url = u.Path
 		}
-		secure = r.TLS != nil
+		secure = hs.Secure()
 	}
 	clientID := s.ClientID()
 	if len(clientID) > 12 {
@@ -272,10 +273,8 @@ func (a *Admin) serialize(s *socketio.Socket) serializedSocket {
 	}
 }
 
-func requestOf(s *socketio.Socket) *http.Request { return s.Request() }
-
-func hiddenQueryIn(r *http.Request) bool {
-	for k := range r.URL.Query() {
+func hiddenQueryIn(u *neturl.URL) bool {
+	for k := range u.Query() {
 		if hiddenQuery[k] {
 			return true
 		}

@@ -26,27 +26,30 @@ const closeLinger = time.Second
 type Conn struct {
 	srv *Server
 	id  string
-	req *http.Request
+	hs  Handshake
 
 	// inMu serializes Handler calls for the session; see deliver and finishClose.
 	inMu         sync.Mutex
 	closeReason  atomic.Pointer[string] // set once the session is closed
 	onCloseFired atomic.Bool
 
+	// The flags sit together: there is a Conn per idle session, so padding counts.
 	mu           sync.Mutex
 	closed       bool
 	transport    uint8
 	upgrading    bool // the probe was answered; polling is paused
 	awaitingPong bool
-	polling      bool // a GET is being served
-	posting      bool // a POST is being served
-	timer        *time.Timer
-	queue        []*Message // outbound, while polling or upgrading
-	queued       int        // bytes in queue (polling encoding)
+	polling      bool          // a GET is being served
+	posting      bool          // a POST is being served
+	wsCounted    bool          // wsPending is maintained by HTTPServer's written-size hook
+	opened       bool          // OnOpen ran; set by it, read by the handshake's goroutine after start
+	hbIdx        int32         // place in Server.hb's heap, -1 when none; guarded by Server.hb.mu
+	hbAt         time.Duration // heartbeat deadline (Server.hb's clock); guarded by Server.hb.mu
+	queue        []*Message    // outbound, while polling or upgrading
+	queued       int           // bytes in queue (polling encoding)
 	pollWake     chan struct{}
 	ws           *websocket.Conn
 	wsRaw        net.Conn // nbio-backed: frames are written as cached bytes
-	wsCounted    bool     // wsPending is maintained by HTTPServer's written-size hook
 	wsPending    atomic.Int64
 	pend         *[]byte         // frames queued by Queue, not yet written (nbio websockets only)
 	inlineWS     *websocket.Conn // the websocket whose messages run on the poller; poller-owned
@@ -56,7 +59,6 @@ type Conn struct {
 
 	// What Options.Admit took for the session, given back once (releaseAdmission).
 	admitted atomic.Pointer[func()]
-	opened   bool // OnOpen ran; set by it, read by the handshake's goroutine after start
 	// Websocket bytes the peer may still send under Options.InboundLimit; -1: no limit.
 	inLeft atomic.Int64
 }
@@ -75,10 +77,14 @@ func (c *Conn) Transport() string {
 }
 
 // RemoteAddr returns the ip:port of the peer that made the handshake.
-func (c *Conn) RemoteAddr() string { return c.req.RemoteAddr }
+func (c *Conn) RemoteAddr() string { return c.hs.RemoteAddr() }
 
-// Request returns the handshake request (headers, query). Do not read its body.
-func (c *Conn) Request() *http.Request { return c.req }
+// Handshake returns what the session kept of its handshake request.
+func (c *Conn) Handshake() Handshake { return c.hs }
+
+// Request rebuilds the handshake request (headers, query), a new one on every call: see
+// Handshake for what is kept.
+func (c *Conn) Request() *http.Request { return c.hs.Request() }
 
 // SetContext stores a value for the layer above.
 func (c *Conn) SetContext(v any) {
@@ -100,7 +106,7 @@ func (c *Conn) Context() any {
 func (c *Conn) start() {
 	c.mu.Lock()
 	if !c.closed {
-		c.timer = time.AfterFunc(c.srv.opts.PingInterval, c.onTimer)
+		c.srv.hb.schedule(c, c.srv.opts.PingInterval)
 	}
 	c.mu.Unlock()
 	if c.closeReason.Load() == nil {
@@ -336,9 +342,7 @@ func (c *Conn) shutdownLocked(reason string, mode closeMode) []*websocket.Conn {
 	c.closed = true
 	c.closeReason.Store(&reason)
 	c.srv.open.Add(-1)
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.srv.hb.stop(c)
 	if c.probeTimer != nil {
 		c.probeTimer.Stop()
 	}
@@ -390,7 +394,7 @@ func (c *Conn) shutdownLocked(reason string, mode closeMode) []*websocket.Conn {
 		if grace > 30*time.Second {
 			grace = 30 * time.Second
 		}
-		c.timer = time.AfterFunc(grace, func() { c.srv.forget(c) })
+		time.AfterFunc(grace, func() { c.srv.forget(c) })
 	}
 	return closers
 }
@@ -456,10 +460,12 @@ func (c *Conn) onPacket(p packet) bool {
 	return c.closeReason.Load() == nil
 }
 
-// onTimer drives the heartbeat: send a ping, then expect the pong within pingTimeout.
+// onTimer drives the heartbeat: send a ping, then expect the pong within pingTimeout. It
+// runs once the session's deadline passed (Server.hb); a session rescheduled meanwhile
+// (its pong came in between) has a deadline again, and this firing is stale.
 func (c *Conn) onTimer() {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.srv.hb.pending(c) {
 		c.mu.Unlock()
 		return
 	}
@@ -470,7 +476,7 @@ func (c *Conn) onTimer() {
 		return
 	}
 	c.awaitingPong = true
-	c.timer.Reset(c.srv.opts.PingTimeout)
+	c.srv.hb.schedule(c, c.srv.opts.PingTimeout)
 	if !c.sendLocked(msgPing) {
 		_ = c.overflowLocked()
 		return
@@ -482,7 +488,7 @@ func (c *Conn) onPong() {
 	c.mu.Lock()
 	if !c.closed && c.awaitingPong {
 		c.awaitingPong = false
-		c.timer.Reset(c.srv.opts.PingInterval)
+		c.srv.hb.schedule(c, c.srv.opts.PingInterval)
 	}
 	c.mu.Unlock()
 }

@@ -47,6 +47,8 @@ type Server struct {
 	handshake []byte // handshake JSON after the sid, identical for every session of a transport
 	wsOnly    []byte
 
+	hb *heartbeats
+
 	mu       sync.Mutex
 	sessions map[string]*Conn
 	closed   bool
@@ -59,7 +61,7 @@ func NewServer(o Options, h Handler) *Server {
 	if o.Admit != nil {
 		h = admittedHandler{h}
 	}
-	s := &Server{opts: o, handler: h, log: o.Logger, sessions: map[string]*Conn{}}
+	s := &Server{opts: o, handler: h, log: o.Logger, hb: newHeartbeats(), sessions: map[string]*Conn{}}
 	upgrades := `[]`
 	if o.AllowUpgrades && s.allows(TransportWebsocket) && s.allows(TransportPolling) {
 		upgrades = `["websocket"]`
@@ -249,7 +251,8 @@ func (s *Server) session(sid string) *Conn {
 // register creates a session and makes it routable; nil once the server is closed (then
 // release has been called). The session's inMu is held until start releases it.
 func (s *Server) register(r *http.Request, transport uint8, release func()) *Conn {
-	c := &Conn{srv: s, id: newSID(), req: keepRequest(r), transport: transport}
+	c := &Conn{srv: s, id: newSID(), hs: newHandshake(r), transport: transport}
+	c.hbIdx = -1
 	c.inLeft.Store(-1)
 	if s.opts.InboundLimit > 0 {
 		c.inLeft.Store(int64(s.opts.InboundLimit))
@@ -325,15 +328,4 @@ func newSID() string {
 	var b [15]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// keepRequest returns a copy of the handshake request that outlives the handler: nbhttp
-// recycles its *http.Request after ServeHTTP, but allocates fresh Header maps and URLs,
-// so a shallow copy without the body is enough.
-func keepRequest(r *http.Request) *http.Request {
-	k := new(http.Request)
-	*k = *r
-	k.Body = http.NoBody
-	k.GetBody = nil
-	return k
 }

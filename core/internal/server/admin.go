@@ -29,7 +29,7 @@ func (s *Server) newAdmin(cfg *config.Config, log hclog.Logger) (*admin.Admin, e
 		Production:   cfg.Admin.Mode == config.AdminProduction,
 		IO:           s.io,
 		ClientIP: func(so *socketio.Socket) string {
-			return s.guard.clientIP(so.RemoteAddr(), so.Header())
+			return s.guard.clientIP(so.RemoteAddr(), so.Handshake().Values(xffHeader))
 		},
 		Logger: log.Named("admin"),
 	})

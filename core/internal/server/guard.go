@@ -69,9 +69,12 @@ func newConnGuard(o guardOptions) *connGuard {
 	return g
 }
 
-// clientIP is the peer's address, or the client's address from X-Forwarded-For when the
-// peer is a trusted proxy (clientip.Proxies.Resolve).
-func (g *connGuard) clientIP(remoteAddr string, h http.Header) string {
+// xffHeader is where a trusted proxy puts the client's address.
+const xffHeader = "X-Forwarded-For"
+
+// clientIP is the peer's address, or the client's address from X-Forwarded-For (xff: the
+// header's values) when the peer is a trusted proxy (clientip.Proxies.Resolve).
+func (g *connGuard) clientIP(remoteAddr string, xff []string) string {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr
@@ -80,7 +83,7 @@ func (g *connGuard) clientIP(remoteAddr string, h http.Header) string {
 	if err != nil {
 		return host
 	}
-	return g.o.TrustedProxies.Resolve(peer, h.Values("X-Forwarded-For")).String()
+	return g.o.TrustedProxies.Resolve(peer, xff).String()
 }
 
 // authPayload is the CONNECT auth object: the token, and on a reconnection what the client
@@ -106,7 +109,7 @@ type refusal struct {
 // RATE_LIMITED (with retryAfter and Retry-After), 503 TOO_MANY_CONNECTIONS, 403
 // TOO_MANY_CONNECTIONS_PER_IP.
 func (g *connGuard) admit(r *http.Request) (func(), *engineio.Refusal) {
-	ip := g.clientIP(r.RemoteAddr, r.Header)
+	ip := g.clientIP(r.RemoteAddr, r.Header.Values(xffHeader))
 	res := g.rate.Allow(ip)
 	if res.Allowed && g.sharedRate != nil {
 		if sr, err := g.sharedRate.Allow(ip); err == nil {
@@ -171,12 +174,12 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 			code, msg = ae.Code, ae.Message
 		}
 		g.refused(s.Transport())
-		g.o.Logger.Debug("connection refused", "ip", g.clientIP(s.RemoteAddr(), s.Header()), "code", code)
+		g.o.Logger.Debug("connection refused", "ip", g.clientIP(s.RemoteAddr(), s.Handshake().Values(xffHeader)), "code", code)
 		return &socketio.ConnectError{Message: connectErrorMessage, Data: refusal{Code: code, Message: msg}}
 	}
 	a := hub.Admission{
 		UserID:    claims.UserID,
-		ClientIP:  g.clientIP(s.RemoteAddr(), s.Header()),
+		ClientIP:  g.clientIP(s.RemoteAddr(), s.Handshake().Values(xffHeader)),
 		Reconnect: hub.Reconnect{AskedRecovery: p.PID != "", Attempt: p.Attempt, Delay: p.Delay},
 	}
 	if g.o.DisconnectOnExpiry {

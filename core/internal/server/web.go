@@ -119,7 +119,7 @@ func (w *web) mintToken(rw http.ResponseWriter, r *http.Request) {
 		webassets.WriteError(rw, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method not allowed", "")
 		return
 	}
-	ip := w.s.guard.clientIP(r.RemoteAddr, r.Header)
+	ip := w.s.guard.clientIP(r.RemoteAddr, r.Header.Values(xffHeader))
 	if res := w.tokens.Allow(ip); !res.Allowed {
 		secs := int64(res.RetryAfter/time.Second) + 1
 		rw.Header().Set("Retry-After", strconv.FormatInt(secs, 10))

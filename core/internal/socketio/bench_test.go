@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -246,11 +245,11 @@ type countingConn struct {
 	closed atomic.Bool
 }
 
-func (c *countingConn) ID() string             { return "fake" }
-func (c *countingConn) Transport() string      { return engineio.TransportWebsocket }
-func (c *countingConn) RemoteAddr() string     { return "127.0.0.1:1" }
-func (c *countingConn) Request() *http.Request { return nil }
-func (c *countingConn) Close(string)           { c.closed.Store(true) }
+func (c *countingConn) ID() string                    { return "fake" }
+func (c *countingConn) Transport() string             { return engineio.TransportWebsocket }
+func (c *countingConn) RemoteAddr() string            { return "127.0.0.1:1" }
+func (c *countingConn) Handshake() engineio.Handshake { return engineio.Handshake{} }
+func (c *countingConn) Close(string)                  { c.closed.Store(true) }
 func (c *countingConn) Send(m ...*engineio.Message) error {
 	if c.closed.Load() {
 		return engineio.ErrClosed

@@ -21,10 +21,7 @@ type client struct {
 	srv  *Server
 	conn transport
 
-	// connectTimer closes the session when no socket is connected ConnectTimeout after
-	// the handshake, or after the last socket was disconnected by the client.
-	connectTimer *time.Timer
-	live         atomic.Int32 // connected sockets
+	live atomic.Int32 // connected sockets
 
 	pending *binaryPacket // owned by the inbound path
 
@@ -33,6 +30,11 @@ type client struct {
 	mu   sync.Mutex
 	main *Socket            // of "/"
 	nsps map[string]*Socket // of Options.Namespaces
+	// connectTimer closes the session when no socket is connected ConnectTimeout after
+	// the handshake, or after the last socket was disconnected by the client. A
+	// connected session drops it: a stopped timer still holds about 150 bytes, for
+	// nothing, as long as the connection is idle.
+	connectTimer *time.Timer
 }
 
 // binaryPacket is a BINARY_EVENT/BINARY_ACK waiting for its attachments.
@@ -48,13 +50,25 @@ const maxAttachmentFactor = 10
 
 func newClient(srv *Server, c transport) *client {
 	cl := &client{srv: srv, conn: c}
-	cl.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, func() {
-		if cl.live.Load() == 0 {
-			srv.log.Debug("no namespace connected in time", "sid", c.ID())
-			c.Close(engineio.ReasonForcedClose)
-		}
-	})
+	cl.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, cl.connectExpired)
 	return cl
+}
+
+// connectExpired closes the session if no socket is connected ConnectTimeout after the
+// handshake or after the last socket went.
+func (cl *client) connectExpired() {
+	if cl.live.Load() == 0 {
+		cl.srv.log.Debug("no namespace connected in time", "sid", cl.conn.ID())
+		cl.conn.Close(engineio.ReasonForcedClose)
+	}
+}
+
+// stopConnectTimerLocked stops and drops the connect timer; the caller holds mu.
+func (cl *client) stopConnectTimerLocked() {
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
+	}
 }
 
 // newSocket returns a socket of the main namespace on a session of its own, not
@@ -88,9 +102,10 @@ func (cl *client) attach(s *Socket) {
 		}
 		cl.nsps[s.nsp] = s
 	}
-	cl.mu.Unlock()
+	// Counted before the timer stops, so that a timer firing meanwhile finds the socket.
 	cl.live.Add(1)
-	cl.connectTimer.Stop()
+	cl.stopConnectTimerLocked()
+	cl.mu.Unlock()
 }
 
 // forget takes s out of the table, unless replaced meanwhile.
@@ -108,7 +123,12 @@ func (cl *client) forget(s *Socket) {
 // session must connect one again within ConnectTimeout, as after the handshake.
 func (cl *client) detached() {
 	if cl.live.Add(-1) == 0 {
-		cl.connectTimer.Reset(cl.srv.opts.ConnectTimeout)
+		cl.mu.Lock()
+		cl.stopConnectTimerLocked()
+		if cl.live.Load() == 0 { // attach counts under mu: none came in between
+			cl.connectTimer = time.AfterFunc(cl.srv.opts.ConnectTimeout, cl.connectExpired)
+		}
+		cl.mu.Unlock()
 	}
 }
 
@@ -244,7 +264,9 @@ func (cl *client) dispatch(p Packet, atts [][]byte) {
 
 // onClose runs once when the engineio session ends: every socket still connected goes.
 func (cl *client) onClose(reason string) {
-	cl.connectTimer.Stop()
+	cl.mu.Lock()
+	cl.stopConnectTimerLocked()
+	cl.mu.Unlock()
 	all := cl.sockets()
 	if len(all) == 0 {
 		cl.srv.log.Debug("session closed before connect", "sid", cl.conn.ID(), "reason", reason)

@@ -1,6 +1,10 @@
 package socketio
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/rtserver/rtserver/core/internal/engineio"
+)
 
 // Observer watches the events of the main namespace's sockets: those handed to a handler
 // and those emitted to one socket. Its methods run on the goroutine that handles or emits
@@ -58,5 +62,10 @@ func (s *Server) RoomMembers(room string) []string {
 // ClientID returns the id of the Engine.IO session the socket rides on.
 func (s *Socket) ClientID() string { return s.conn.ID() }
 
-// Request returns the handshake request (nil in unit tests without one).
-func (s *Socket) Request() *http.Request { return s.conn.Request() }
+// Request rebuilds the handshake request, a new one on every call (nil in unit tests
+// without one).
+func (s *Socket) Request() *http.Request { return s.conn.Handshake().Request() }
+
+// Handshake returns what the session kept of its handshake request: the narrow readers
+// (Handshake.Values, RemoteAddr) build no header map.
+func (s *Socket) Handshake() engineio.Handshake { return s.conn.Handshake() }

@@ -21,7 +21,7 @@ type transport interface {
 	ID() string
 	Transport() string
 	RemoteAddr() string
-	Request() *http.Request
+	Handshake() engineio.Handshake
 	Send(msgs ...*engineio.Message) error
 	Queue(msgs ...*engineio.Message) (first bool, err error)
 	Flush()
@@ -80,21 +80,11 @@ func (s *Socket) Transport() string { return s.conn.Transport() }
 // RemoteAddr returns the peer's ip:port.
 func (s *Socket) RemoteAddr() string { return s.conn.RemoteAddr() }
 
-// Header returns the handshake request's headers.
-func (s *Socket) Header() http.Header {
-	if r := s.conn.Request(); r != nil {
-		return r.Header
-	}
-	return http.Header{}
-}
+// Header returns a copy of the handshake request's headers (never nil).
+func (s *Socket) Header() http.Header { return s.conn.Handshake().Header() }
 
-// Query returns the handshake request's query parameters.
-func (s *Socket) Query() url.Values {
-	if r := s.conn.Request(); r != nil && r.URL != nil {
-		return r.URL.Query()
-	}
-	return url.Values{}
-}
+// Query returns the handshake request's query parameters (never nil).
+func (s *Socket) Query() url.Values { return s.conn.Handshake().Query() }
 
 // Recovered reports whether the socket's id, rooms and session came back through connection
 // state recovery.

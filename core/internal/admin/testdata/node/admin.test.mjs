@@ -118,6 +118,13 @@ if (MODE === 'development') {
     assert.ok(!sock.rooms.some((r) => r.startsWith('\u0000')), 'internal rooms hidden');
     assert.equal(typeof sock.handshake.address, 'string');
     assert.equal(typeof sock.handshake.headers, 'object');
+    // What the session kept of its handshake request (a polling GET), rebuilt for the UI.
+    assert.equal(sock.handshake.address, '127.0.0.1');
+    assert.equal(sock.handshake.headers.host, new globalThis.URL(URL).host);
+    assert.equal(sock.handshake.query.EIO, '4');
+    assert.equal(sock.handshake.query.transport, 'polling');
+    assert.ok(sock.handshake.url.startsWith('/socket.io/?EIO=4&transport=polling'), sock.handshake.url);
+    assert.equal(sock.handshake.secure, false);
     assert.match(when, ISO);
     await once(c, 'connect');
     await upgraded;
