@@ -227,10 +227,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	// this), so there is no moment at which another socket could join it.
 	srv := s.srv
 	srv.mu.Lock()
-	rooms := make([]string, 0, len(s.rooms))
-	for room := range s.rooms {
-		rooms = append(rooms, room)
-	}
+	rooms := s.rooms.appendTo(make([]string, 0, s.rooms.len()))
 	srv.kept[s.id] = struct{}{}
 	srv.mu.Unlock()
 	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, session: session, at: now}

@@ -205,9 +205,7 @@ func (sh *shared) record(s *Socket) ([]byte, error) {
 	rec := sharedRecord{ID: s.id}
 	srv := s.srv
 	srv.mu.RLock()
-	for room := range s.rooms {
-		rec.Rooms = append(rec.Rooms, room)
-	}
+	rec.Rooms = s.rooms.appendTo(rec.Rooms)
 	srv.mu.RUnlock()
 	if v := s.Session(); v != nil && sh.opts.MarshalSession != nil {
 		b, err := sh.opts.MarshalSession(v)

@@ -53,7 +53,7 @@ type Socket struct {
 	owner     string // names this connection in the shared recovery store (shared.go)
 
 	// rooms is guarded by srv.mu.
-	rooms map[string]struct{}
+	rooms roomSet
 
 	mu           sync.Mutex // guards the fields below
 	handlers     map[string]EventHandler
@@ -332,12 +332,9 @@ func (s *Socket) sharedChanged() {
 func (s *Socket) Rooms() []string {
 	s.srv.mu.RLock()
 	defer s.srv.mu.RUnlock()
-	out := make([]string, 0, 1+len(s.rooms))
+	out := make([]string, 0, 1+s.rooms.len())
 	out = append(out, s.id)
-	for r := range s.rooms {
-		out = append(out, r)
-	}
-	return out
+	return s.rooms.appendTo(out)
 }
 
 // Disconnect sends DISCONNECT; OnDisconnect handlers get "server namespace disconnect".
@@ -567,7 +564,7 @@ func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, close
 	if restored != nil {
 		// Between takeSession and here the id was free: whoever joined its room then
 		// must not receive what is sent to the recovered socket.
-		for intruder := range srv.rooms[s.id] {
+		for _, intruder := range slices.Collect(srv.rooms[s.id].all()) {
 			if srv.leaveLocked(intruder, s.id) {
 				*closed = append(*closed, s.id)
 			}
@@ -627,11 +624,7 @@ func (s *Socket) onClose(reason string) bool {
 	if srv.sockets[s.id] == s {
 		delete(srv.sockets, s.id)
 	}
-	for r := range s.rooms {
-		if srv.leaveLocked(s, r) {
-			closed = append(closed, r)
-		}
-	}
+	closed = srv.leaveAllLocked(s, closed)
 	srv.mu.Unlock()
 	if s.nsp == "/" {
 		srv.roomsClosed(closed)
