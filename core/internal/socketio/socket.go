@@ -40,17 +40,18 @@ const (
 // Socket is one client connected to a namespace: the main one, "/", or one of
 // Options.Namespaces.
 type Socket struct {
-	srv   *Server
-	cl    *client // the session's sockets and inbound state
-	conn  transport
-	nsp   string
-	state atomic.Int32
+	srv  *Server
+	cl   *client // the session's sockets and inbound state
+	conn transport
+	nsp  string
 
 	// Set once before the socket is published (connect), read-only afterwards.
 	id        string
 	pid       string
-	recovered bool
 	owner     string // names this connection in the shared recovery store (shared.go)
+	recovered bool
+
+	state atomic.Int32 // after recovered, to share its word
 
 	// rooms is guarded by srv.mu.
 	rooms roomSet
@@ -63,8 +64,8 @@ type Socket struct {
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
 	closeReason  string // set before closing the transport ourselves
-	gone         bool   // disconnect handlers have been taken
 	goneReason   string
+	gone         bool // disconnect handlers have been taken
 	sharedTable  bool // handlers is UseHandlers' table: copy it before changing it
 }
 
