@@ -31,8 +31,9 @@ import (
 //
 // The log is also bounded in age (see maxAge): on an idle server the packets of every
 // socket's first moments (a welcome, say) would otherwise stay until pushed out by newer
-// ones. An entry past that age is dropped on the next append or on the periodic sweep,
-// which also forgets kept sessions past MaxDisconnection and shrinks a ring that emptied.
+// ones. A periodic sweep drops the entries past that age, forgets kept sessions past
+// MaxDisconnection and shrinks a ring that emptied. Ages are counted in sweeps (epochs),
+// so that logging a packet reads no clock.
 //
 // A kept session's id stays reserved (Server.kept) until the session is taken or swept, so
 // no other socket can join the room named by that id while its owner is away and then
@@ -46,17 +47,16 @@ type recovery struct {
 	srv    *Server
 	prefix string // random per process: offsets from another run never match
 
-	base   time.Time     // logged.at is measured from here
-	maxAge time.Duration // see maxAge
-	every  time.Duration // the period of the sweep (tick)
+	every time.Duration // the period of the sweep (tick)
+	span  uint64        // an entry logged in epoch e is dropped by the sweep that starts e+span
 
 	mu       sync.Mutex
-	clock    func() time.Duration // time since base; tests substitute their own
-	sweep    *time.Timer          // the periodic sweep; nil once stopped
-	seq      uint64               // seq of the newest logged packet
-	ring     []logged             // len == MaxTotalPackets once full
-	start    int                  // index of the oldest entry
-	first    uint64               // seq of the oldest entry, when n > 0; the seqs in the ring follow on
+	sweep    *time.Timer // the periodic sweep; nil once stopped
+	epoch    uint64      // sweeps so far
+	seq      uint64      // seq of the newest logged packet
+	ring     []logged    // len == MaxTotalPackets once full
+	start    int         // index of the oldest entry
+	first    uint64      // seq of the oldest entry, when n > 0; the seqs in the ring follow on
 	n        int
 	bytes    int    // kept by the ring's entries (logged.cost)
 	lost     uint64 // newest seq that left the log for a bound other than age
@@ -68,9 +68,9 @@ type recovery struct {
 }
 
 type logged struct {
-	// When it was logged, or last replayed (touchLocked), since recovery.base: the
-	// entries' ages never increase from the oldest to the newest.
-	at     time.Duration
+	// The epoch it was logged in, or last replayed in (touchLocked): it never
+	// decreases from the oldest entry to the newest.
+	epoch  uint64
 	off    string // the shared store's offset (shared.go); empty in memory
 	rooms  []string
 	except []string
@@ -95,12 +95,14 @@ func newRecovery(srv *Server, o RecoveryOptions) *recovery {
 		srv:      srv,
 		prefix:   newID()[:8] + "-",
 		sessions: make(map[string]*savedSession),
-		base:     time.Now(),
-		maxAge:   maxAge(o, srv.opts),
 	}
-	r.clock = func() time.Duration { return time.Since(r.base) }
-	// Coarse: an entry is freed at most this long after its age passed maxAge.
-	r.every = min(30*time.Second, max(time.Second, r.maxAge/4))
+	age := maxAge(o, srv.opts)
+	r.every = min(30*time.Second, max(time.Second, age/4))
+	// An entry of epoch e was logged before sweep e+1 started, and sweeps start at least
+	// every apart (each arms the next when done): when sweep e+span starts, the entry is
+	// at least (span-1)*every old, which span makes at least maxAge. It is dropped then,
+	// at most two periods later than its age alone would allow.
+	r.span = uint64((age+r.every-1)/r.every) + 1
 	r.mu.Lock()
 	r.sweep = time.AfterFunc(r.every, r.tick)
 	r.mu.Unlock()
@@ -180,13 +182,12 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 }
 
 // appendLocked logs e as packet seq (r.seq, one after the previous one logged),
-// dropping the entries past maxAge and then the oldest past MaxTotalPackets or
-// MaxTotalBytes. An entry larger than MaxTotalBytes empties the log and is not kept: a
-// session whose offset is older then finds the entry after its offset lost and is not
-// recovered.
+// dropping the oldest entries past MaxTotalPackets or MaxTotalBytes. An entry larger than
+// MaxTotalBytes empties the log and is not kept: a session whose offset is older then
+// finds the entry after its offset lost and is not recovered. Entries past their age
+// are the sweep's: an epoch only ends there, so this would find none.
 func (r *recovery) appendLocked(e logged, seq uint64) {
-	e.at = r.clock()
-	r.trimLocked(e.at)
+	e.epoch = r.epoch
 	c := e.cost()
 	if c > r.opts.MaxTotalBytes {
 		for r.n > 0 {
@@ -214,10 +215,10 @@ func (r *recovery) appendLocked(e logged, seq uint64) {
 	r.bytes += c
 }
 
-// trimLocked drops the entries older than maxAge at now: no session that may still be
-// recovered can miss them (maxAge).
-func (r *recovery) trimLocked(now time.Duration) {
-	for r.n > 0 && now-r.ring[r.start].at > r.maxAge {
+// trimLocked drops the entries past maxAge: no session that may still be recovered can
+// miss them.
+func (r *recovery) trimLocked() {
+	for r.n > 0 && r.ring[r.start].epoch+r.span <= r.epoch {
 		r.dropOldestLocked()
 	}
 }
@@ -229,26 +230,31 @@ func (r *recovery) touchLocked(seq uint64) {
 	if r.n == 0 {
 		return
 	}
-	now := r.clock()
 	for i := int(max(seq, r.first) - r.first); i < r.n; i++ {
-		r.ring[(r.start+i)%len(r.ring)].at = now
+		r.ring[(r.start+i)%len(r.ring)].epoch = r.epoch
 	}
 }
 
-// tick is the periodic sweep: it drops the entries past maxAge, forgets kept sessions
-// past MaxDisconnection and gives back a ring much larger than what it holds.
+// tick is the periodic sweep: it starts the next epoch, drops the entries past maxAge,
+// forgets kept sessions past MaxDisconnection and gives back a ring much larger than
+// what it holds; then it arms the next one.
 func (r *recovery) tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sweep == nil {
 		return // stopped
 	}
-	r.trimLocked(r.clock())
+	r.sweepOnceLocked()
+	r.sweep.Reset(r.every)
+}
+
+func (r *recovery) sweepOnceLocked() {
+	r.epoch++
+	r.trimLocked()
 	if r.sh == nil {
 		r.sweepLocked(time.Now())
 	}
 	r.shrinkLocked()
-	r.sweep.Reset(r.every)
 }
 
 // shrinkLocked halves a ring that is at most a quarter full, and frees an empty one:

@@ -4,16 +4,29 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// TestRecoveryLogAge: entries older than maxAge leave the log, on append and on the
-// periodic sweep, and their slots are cleared; a session whose missed packets are
-// within the age gets every one of them back, also when the entries right after its
-// offset (for other sockets) aged out; and a replay renews the age of what it replayed,
-// so a session that drops again before reading it can still get it.
+// stopSweeps stops r's timer: the test runs the sweeps itself, each starting an epoch.
+func stopSweeps(r *recovery) (advance func(sweeps uint64)) {
+	r.mu.Lock()
+	r.sweep.Stop()
+	r.mu.Unlock()
+	return func(sweeps uint64) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for range sweeps {
+			r.sweepOnceLocked()
+		}
+	}
+}
+
+// TestRecoveryLogAge: entries older than maxAge leave the log at the sweep and their
+// slots are cleared; a session whose missed packets are within the age gets every one
+// of them back, also when the entries right after its offset (for other sockets) aged
+// out; and a replay renews the age of what it replayed, so a session that drops again
+// before reading it can still get it.
 func TestRecoveryLogAge(t *testing.T) {
 	srv, url := startServer(t, Options{Recovery: &RecoveryOptions{}}, func(s *Server) {
 		s.OnConnection(func(so *Socket) {
@@ -23,14 +36,13 @@ func TestRecoveryLogAge(t *testing.T) {
 		})
 	})
 	rec := srv.rec
-	var now atomic.Int64 // the log's clock, moved by hand
-	rec.mu.Lock()
-	rec.clock = func() time.Duration { return time.Duration(now.Load()) }
-	rec.mu.Unlock()
-	age := rec.maxAge
-	if age != 2*time.Minute+25*time.Second+2*20*time.Second+ageSlack {
-		t.Fatalf("maxAge %s with the defaults", age)
+	advance := stopSweeps(rec)
+	// The defaults: maxAge 3m15s, a sweep every 30 s; an entry is dropped by the 8th
+	// sweep after it was logged, 3m30s to 4m later.
+	if rec.every != 30*time.Second || rec.span != 8 {
+		t.Fatalf("sweep every %s, span %d", rec.every, rec.span)
 	}
+	span := rec.span
 	entries := func() int {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
@@ -67,20 +79,20 @@ func TestRecoveryLogAge(t *testing.T) {
 	_, _ = srv.EmitTo([]string{"other"}, nil, "n", "x") // not for r1
 	drop(r1, id)
 
-	// At exactly maxAge an entry stays; past it, the next append drops it.
-	now.Store(int64(age))
+	// One sweep short of the span an entry stays; the next sweep drops it.
+	advance(span - 1)
 	_, _ = srv.EmitTo([]string{"r"}, nil, "n", "b")
 	if n := entries(); n != 3 {
-		t.Fatalf("%d entries at maxAge, want 3", n)
+		t.Fatalf("%d entries a sweep before their span, want 3", n)
 	}
-	now.Store(int64(age + time.Second))
+	advance(1)
 	_, _ = srv.EmitTo([]string{"r"}, nil, "n", "c")
 	if n := entries(); n != 2 {
-		t.Fatalf("%d entries past maxAge, want 2 (b, c)", n)
+		t.Fatalf("%d entries past their span, want 2 (b, c)", n)
 	}
 
 	// Recovered from "a" although "a" and "x" after it left the log: b and c come back.
-	now.Store(int64(age + 10*time.Second))
+	advance(1)
 	r2 := dialRaw(t, url)
 	if sid, _ := r2.connectPID(mustJSON(t, map[string]string{"pid": pid, "offset": off})); sid != id {
 		t.Fatal("not recovered after older entries aged out")
@@ -90,9 +102,9 @@ func TestRecoveryLogAge(t *testing.T) {
 	}
 	drop(r2, id)
 
-	// "b" was logged maxAge+5s ago but replayed maxAge-5s ago: it is kept, and a
-	// session back from the same offset gets it again.
-	now.Store(int64(2*age + 5*time.Second))
+	// "b" and "c" were logged a span ago or more but replayed less than a span ago:
+	// they are kept, and a session back from the same offset gets them again.
+	advance(span - 1)
 	_, _ = srv.EmitTo([]string{"r"}, nil, "n", "d")
 	if n := entries(); n != 3 {
 		t.Fatalf("%d entries after a replay renewed them, want 3", n)
@@ -105,9 +117,8 @@ func TestRecoveryLogAge(t *testing.T) {
 		t.Fatalf("replayed %v, want [b c d]", got)
 	}
 
-	// The sweep drops what aged without any append and frees the emptied ring.
-	now.Store(int64(4 * age))
-	rec.tick()
+	// The sweeps drop what aged and free the emptied ring.
+	advance(span + 1)
 	rec.mu.Lock()
 	n, ring, bytes := rec.n, rec.ring, rec.bytes
 	rec.mu.Unlock()
@@ -127,32 +138,33 @@ func TestRecoveryShrinks(t *testing.T) {
 	srv := NewServer(Options{Logger: testLogger(), Recovery: &RecoveryOptions{}})
 	t.Cleanup(func() { _ = srv.Close(context.Background()) })
 	rec := srv.rec
-	var now atomic.Int64
-	rec.mu.Lock()
-	rec.clock = func() time.Duration { return time.Duration(now.Load()) }
-	rec.mu.Unlock()
+	advance := stopSweeps(rec)
 	for range 1000 {
 		_, _ = srv.EmitTo([]string{"nobody"}, nil, "burst", 1)
 	}
-	now.Store(int64(rec.maxAge))
+	advance(rec.span - 1)
 	for range 10 {
 		_, _ = srv.EmitTo([]string{"nobody"}, nil, "later", 1)
 	}
-	now.Store(int64(rec.maxAge + time.Second))
 	size := func() (int, int) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return rec.n, len(rec.ring)
 	}
-	rec.tick()
+	if n, l := size(); n != 1010 || l != 1024 {
+		t.Fatalf("before the burst aged: %d entries in a ring of %d, want 1010 in 1024", n, l)
+	}
+	advance(1)
 	if n, l := size(); n != 10 || l != 512 {
-		t.Fatalf("after one sweep: %d entries in a ring of %d, want 10 in 512", n, l)
+		t.Fatalf("after the burst aged: %d entries in a ring of %d, want 10 in 512", n, l)
 	}
-	for range 10 {
-		rec.tick()
-	}
+	advance(4)
 	if n, l := size(); n != 10 || l != 32 {
-		t.Fatalf("after the sweeps: %d entries in a ring of %d, want 10 in 32", n, l)
+		t.Fatalf("after four more sweeps: %d entries in a ring of %d, want 10 in 32", n, l)
+	}
+	advance(rec.span)
+	if n, l := size(); n != 0 || l != 0 {
+		t.Fatalf("after every entry aged: %d entries in a ring of %d", n, l)
 	}
 }
 
