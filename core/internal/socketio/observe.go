@@ -52,8 +52,9 @@ func (s *Server) RoomMembers(room string) []string {
 	if so, ok := s.sockets[room]; ok {
 		return []string{so.id}
 	}
-	out := make([]string, 0, len(s.rooms[room]))
-	for so := range s.rooms[room] {
+	m := s.rooms[room]
+	out := make([]string, 0, m.len())
+	for so := range m.all() {
 		out = append(out, so.id)
 	}
 	return out

@@ -29,6 +29,12 @@ import (
 // MaxPackets or whose offset fell out of the ring is not recovered, and at most MaxSessions
 // disconnected sessions are kept.
 //
+// The log is also bounded in age (see maxAge): on an idle server the packets of every
+// socket's first moments (a welcome, say) would otherwise stay until pushed out by newer
+// ones. A periodic sweep drops the entries past that age, forgets kept sessions past
+// MaxDisconnection and shrinks a ring that emptied. Ages are counted in sweeps (epochs),
+// so that logging a packet reads no clock.
+//
 // A kept session's id stays reserved (Server.kept) until the session is taken or swept, so
 // no other socket can join the room named by that id while its owner is away and then
 // receive the owner's events once it comes back.
@@ -41,12 +47,19 @@ type recovery struct {
 	srv    *Server
 	prefix string // random per process: offsets from another run never match
 
+	every time.Duration // the period of the sweep (tick)
+	span  uint64        // an entry logged in epoch e is dropped by the sweep that starts e+span
+
 	mu       sync.Mutex
-	seq      uint64   // seq of the newest logged packet
-	ring     []logged // len == MaxTotalPackets once full
-	start    int      // index of the oldest entry
+	sweep    *time.Timer // the periodic sweep; nil once stopped
+	epoch    uint64      // sweeps so far
+	seq      uint64      // seq of the newest logged packet
+	ring     []logged    // len == MaxTotalPackets once full
+	start    int         // index of the oldest entry
+	first    uint64      // seq of the oldest entry, when n > 0; the seqs in the ring follow on
 	n        int
-	bytes    int // kept by the ring's entries (logged.cost)
+	bytes    int    // kept by the ring's entries (logged.cost)
+	lost     uint64 // newest seq that left the log for a bound other than age
 	sessions map[string]*savedSession
 	persists int
 
@@ -55,7 +68,9 @@ type recovery struct {
 }
 
 type logged struct {
-	seq    uint64
+	// The epoch it was logged in, or last replayed in (touchLocked): it never
+	// decreases from the oldest entry to the newest.
+	epoch  uint64
 	off    string // the shared store's offset (shared.go); empty in memory
 	rooms  []string
 	except []string
@@ -75,16 +90,47 @@ type savedSession struct {
 }
 
 func newRecovery(srv *Server, o RecoveryOptions) *recovery {
-	return &recovery{
+	r := &recovery{
 		opts:     o,
 		srv:      srv,
 		prefix:   newID()[:8] + "-",
 		sessions: make(map[string]*savedSession),
 	}
+	age := maxAge(o, srv.opts)
+	r.every = min(30*time.Second, max(time.Second, age/4))
+	// An entry of epoch e was logged before sweep e+1 started, and sweeps start at least
+	// every apart (each arms the next when done): when sweep e+span starts, the entry is
+	// at least (span-1)*every old, which span makes at least maxAge. It is dropped then,
+	// at most two periods later than its age alone would allow.
+	r.span = uint64((age+r.every-1)/r.every) + 1
+	r.mu.Lock()
+	r.sweep = time.AfterFunc(r.every, r.tick)
+	r.mu.Unlock()
+	return r
+}
+
+// ageSlack covers the latency of the heartbeat's timer and of connect middlewares
+// between a session's take and its acceptance.
+const ageSlack = 10 * time.Second
+
+// maxAge is how long a logged packet may still be replayed to a session that can be
+// recovered. A packet queued to a socket at t has reached the client, or the session
+// is closed for a ping timeout, by t + PingInterval + 2*PingTimeout: the pong to a ping
+// sent before t proves nothing about the packet, the next ping goes out PingInterval
+// after that pong (at most PingTimeout after t) and its pong is due PingTimeout later.
+// The closed session is then kept for MaxDisconnection at most. A replay counts as a
+// queueing (touchLocked), so a session recovered and dropped again before it read its
+// replay is covered too.
+func maxAge(o RecoveryOptions, so Options) time.Duration {
+	return o.MaxDisconnection + so.PingInterval + 2*so.PingTimeout + ageSlack
 }
 
 func (r *recovery) stop() {
 	r.mu.Lock()
+	if r.sweep != nil {
+		r.sweep.Stop()
+		r.sweep = nil
+	}
 	r.ring, r.start, r.n, r.bytes = nil, 0, 0, 0
 	clear(r.sessions)
 	r.srv.mu.Lock()
@@ -125,7 +171,7 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{seq: seq, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts})
+	r.appendLocked(logged{rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts}, seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
@@ -135,40 +181,108 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	return n, nil
 }
 
-// appendLocked logs e, dropping the oldest entries past MaxTotalPackets or MaxTotalBytes.
-// An entry larger than MaxTotalBytes empties the log and is not kept: a session whose
-// offset is older then finds the entry after its offset missing and is not recovered.
-func (r *recovery) appendLocked(e logged) {
+// appendLocked logs e as packet seq (r.seq, one after the previous one logged),
+// dropping the oldest entries past MaxTotalPackets or MaxTotalBytes. An entry larger than
+// MaxTotalBytes empties the log and is not kept: a session whose offset is older then
+// finds the entry after its offset lost and is not recovered. Entries past their age
+// are the sweep's: an epoch only ends there, so this would find none.
+func (r *recovery) appendLocked(e logged, seq uint64) {
+	e.epoch = r.epoch
 	c := e.cost()
 	if c > r.opts.MaxTotalBytes {
 		for r.n > 0 {
 			r.dropOldestLocked()
 		}
+		r.lost = seq
 		return
 	}
 	for r.n > 0 && r.bytes+c > r.opts.MaxTotalBytes {
+		r.lost = r.first
 		r.dropOldestLocked()
 	}
 	if r.n == r.opts.MaxTotalPackets {
+		r.lost = r.first
 		r.dropOldestLocked()
 	}
 	if r.n == len(r.ring) {
 		r.growLocked()
+	}
+	if r.n == 0 {
+		r.first = seq
 	}
 	r.ring[(r.start+r.n)%len(r.ring)] = e
 	r.n++
 	r.bytes += c
 }
 
+// trimLocked drops the entries past maxAge: no session that may still be recovered can
+// miss them.
+func (r *recovery) trimLocked() {
+	for r.n > 0 && r.ring[r.start].epoch+r.span <= r.epoch {
+		r.dropOldestLocked()
+	}
+}
+
+// touchLocked renews the age of the entries from seq on, which were just replayed to a
+// session: it may drop again before it reads them and come back with the same offset.
+// The newest entries are renewed with them, so ages stay in order along the ring.
+func (r *recovery) touchLocked(seq uint64) {
+	if r.n == 0 {
+		return
+	}
+	for i := int(max(seq, r.first) - r.first); i < r.n; i++ {
+		r.ring[(r.start+i)%len(r.ring)].epoch = r.epoch
+	}
+}
+
+// tick is the periodic sweep: it starts the next epoch, drops the entries past maxAge,
+// forgets kept sessions past MaxDisconnection and gives back a ring much larger than
+// what it holds; then it arms the next one.
+func (r *recovery) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sweep == nil {
+		return // stopped
+	}
+	r.sweepOnceLocked()
+	r.sweep.Reset(r.every)
+}
+
+func (r *recovery) sweepOnceLocked() {
+	r.epoch++
+	r.trimLocked()
+	if r.sh == nil {
+		r.sweepLocked(time.Now())
+	}
+	r.shrinkLocked()
+}
+
+// shrinkLocked halves a ring that is at most a quarter full, and frees an empty one:
+// after a burst, or once an idle server's entries aged out, the ring does not keep the
+// size of its busiest moment. Growing again by doubling cannot undo a halving at once.
+func (r *recovery) shrinkLocked() {
+	if r.n == 0 {
+		r.ring, r.start = nil, 0
+		return
+	}
+	if len(r.ring) <= 16 || r.n > len(r.ring)/4 {
+		return
+	}
+	r.resizeLocked(len(r.ring) / 2)
+}
+
 // growLocked doubles the ring (up to MaxTotalPackets), oldest entry first: a log that
 // never fills does not cost its whole bound.
 func (r *recovery) growLocked() {
-	size := min(r.opts.MaxTotalPackets, max(16, 2*len(r.ring)))
-	grown := make([]logged, size)
+	r.resizeLocked(min(r.opts.MaxTotalPackets, max(16, 2*len(r.ring))))
+}
+
+func (r *recovery) resizeLocked(size int) {
+	resized := make([]logged, size)
 	for i := range r.n {
-		grown[i] = r.ring[(r.start+i)%len(r.ring)]
+		resized[i] = r.ring[(r.start+i)%len(r.ring)]
 	}
-	r.ring, r.start = grown, 0
+	r.ring, r.start = resized, 0
 }
 
 func (r *recovery) dropOldestLocked() {
@@ -176,6 +290,7 @@ func (r *recovery) dropOldestLocked() {
 	r.bytes -= e.cost()
 	*e = logged{}
 	r.start = (r.start + 1) % len(r.ring)
+	r.first++
 	r.n--
 }
 
@@ -227,10 +342,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	// this), so there is no moment at which another socket could join it.
 	srv := s.srv
 	srv.mu.Lock()
-	rooms := make([]string, 0, len(s.rooms))
-	for room := range s.rooms {
-		rooms = append(rooms, room)
-	}
+	rooms := s.rooms.appendTo(make([]string, 0, s.rooms.len()))
 	srv.kept[s.id] = struct{}{}
 	srv.mu.Unlock()
 	r.sessions[s.pid] = &savedSession{id: s.id, pid: s.pid, rooms: rooms, session: session, at: now}
@@ -292,10 +404,12 @@ func (r *recovery) takeSession(auth []byte) *savedSession {
 }
 
 // missedLocked returns the logged packets after ss.offset that ss's rooms would have
-// received, or false when they cannot all be replayed: some left the log, there are more
-// than MaxPackets, or together they are more than half of MaxOutboundBytes. The replay is
-// queued at once, before the client reads anything, so a larger one would close the
-// session for "buffer full" on every attempt and the client would never come back.
+// received, or false when they cannot all be replayed: some left the log for a bound
+// other than age, there are more than MaxPackets, or together they are more than half
+// of MaxOutboundBytes. The replay is queued at once, before the client reads anything,
+// so a larger one would close the session for "buffer full" on every attempt and the
+// client would never come back. Entries after the offset that left for their age were
+// for other sockets (maxAge): the session is recovered without them.
 func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	if ss.offset > r.seq {
 		return nil, false
@@ -303,14 +417,17 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	if ss.offset == r.seq {
 		return nil, true
 	}
-	if r.n == 0 || r.ring[r.start].seq > ss.offset+1 {
-		return nil, false // the packets right after the offset were dropped from the ring
+	if ss.offset < r.lost {
+		return nil, false // a packet after the offset was pushed out of the ring
 	}
 	in := func(room string) bool { return room == ss.id || slices.Contains(ss.rooms, room) }
 	var out []*engineio.Message
 	count, bytes := 0, 0
 	maxBytes := r.srv.opts.MaxOutboundBytes / 2
-	first := int(ss.offset + 1 - r.ring[r.start].seq)
+	first := 0
+	if r.n > 0 && ss.offset >= r.first {
+		first = int(ss.offset + 1 - r.first)
+	}
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
 		if len(e.rooms) > 0 && !slices.ContainsFunc(e.rooms, in) {
@@ -346,6 +463,9 @@ func (r *recovery) accept(s *Socket, restored *savedSession) bool {
 		missed, ok := r.missedLocked(restored)
 		if ok {
 			replay = missed
+			if len(replay) > 0 {
+				r.touchLocked(restored.offset + 1)
+			}
 		} else {
 			restored = nil
 			s.pid = newID()

@@ -34,8 +34,8 @@ type Server struct {
 
 	mu      sync.RWMutex
 	sockets map[string]*Socket
-	rooms   map[string]map[*Socket]struct{} // explicit rooms; own-id rooms are implicit
-	kept    map[string]struct{}             // ids of sessions kept for recovery (recovery.go)
+	rooms   map[string]members  // explicit rooms (rooms.go); own-id rooms are implicit
+	kept    map[string]struct{} // ids of sessions kept for recovery (recovery.go)
 	closed  bool
 
 	targets sync.Pool // *[]*Socket scratch for broadcasts
@@ -60,7 +60,7 @@ func NewServer(o Options) *Server {
 		opts:    o,
 		log:     o.Logger.Named("socketio"),
 		sockets: make(map[string]*Socket),
-		rooms:   make(map[string]map[*Socket]struct{}),
+		rooms:   make(map[string]members),
 		kept:    make(map[string]struct{}),
 	}
 	s.fl.init(o.MaxOutboundBytes)
@@ -156,11 +156,10 @@ func (s *Server) reservedLocked(room string) bool {
 func (s *Server) RoomSize(room string) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := len(s.rooms[room])
-	if so := s.sockets[room]; so != nil {
-		if _, dup := s.rooms[room][so]; !dup {
-			n++
-		}
+	m := s.rooms[room]
+	n := m.len()
+	if so := s.sockets[room]; so != nil && !m.has(so) {
+		n++
 	}
 	return n
 }
@@ -246,13 +245,13 @@ func (s *Server) putTargets(tp *[]*Socket) {
 func (s *Server) collect(dst []*Socket, rooms, except []string) []*Socket {
 	var excluded map[*Socket]struct{}
 	var excludedOne *Socket
-	if len(except) == 1 && len(s.rooms[except[0]]) == 0 {
+	if len(except) == 1 && s.rooms[except[0]].len() == 0 {
 		// The common "everyone but the sender" case needs no set.
 		excludedOne = s.sockets[except[0]]
 	} else if len(except) > 0 {
 		excluded = make(map[*Socket]struct{})
 		for _, r := range except {
-			for so := range s.rooms[r] {
+			for so := range s.rooms[r].all() {
 				excluded[so] = struct{}{}
 			}
 			if so := s.sockets[r]; so != nil {
@@ -280,16 +279,19 @@ func (s *Server) collect(dst []*Socket, rooms, except []string) []*Socket {
 		return dst
 	}
 	if len(rooms) == 1 {
-		members := s.rooms[rooms[0]]
-		for so := range members {
-			if keep(so) {
-				dst = append(dst, so)
+		m := s.rooms[rooms[0]]
+		// The map is ranged over directly: this is the loop of every room broadcast.
+		if m.many != nil {
+			for so := range m.many {
+				if keep(so) {
+					dst = append(dst, so)
+				}
 			}
+		} else if m.one != nil && keep(m.one) {
+			dst = append(dst, m.one)
 		}
-		if so := s.sockets[rooms[0]]; so != nil && keep(so) {
-			if _, dup := members[so]; !dup {
-				dst = append(dst, so)
-			}
+		if so := s.sockets[rooms[0]]; so != nil && keep(so) && !m.has(so) {
+			dst = append(dst, so)
 		}
 		return dst
 	}
@@ -302,7 +304,7 @@ func (s *Server) collect(dst []*Socket, rooms, except []string) []*Socket {
 		dst = append(dst, so)
 	}
 	for _, r := range rooms {
-		for so := range s.rooms[r] {
+		for so := range s.rooms[r].all() {
 			add(so)
 		}
 		if so := s.sockets[r]; so != nil {
@@ -318,37 +320,50 @@ func (s *Server) joinLocked(so *Socket, room string) (opened bool) {
 	if room == so.id || s.reservedLocked(room) {
 		return false
 	}
-	if so.rooms == nil {
-		so.rooms = make(map[string]struct{}, 2)
-	}
-	if _, ok := so.rooms[room]; ok {
+	if !so.rooms.add(room) {
 		return false
 	}
-	so.rooms[room] = struct{}{}
 	m := s.rooms[room]
-	if m == nil {
-		m = make(map[*Socket]struct{})
-		s.rooms[room] = m
-		opened = true
-	}
-	m[so] = struct{}{}
+	opened = m.len() == 0
+	m.add(so)
+	s.rooms[room] = m
 	return opened
 }
 
 // leaveLocked removes so from room; it reports whether room has no member left
 // (RoomWatcher). Caller holds s.mu.
 func (s *Server) leaveLocked(so *Socket, room string) (closed bool) {
-	if _, ok := so.rooms[room]; !ok {
+	if !so.rooms.remove(room) {
 		return false
 	}
-	delete(so.rooms, room)
-	if m := s.rooms[room]; m != nil {
-		delete(m, so)
-		if len(m) == 0 {
-			delete(s.rooms, room)
-			return true
+	return s.dropMemberLocked(so, room)
+}
+
+// leaveAllLocked removes so from every room it joined, appending to closed those left
+// with no member (RoomWatcher). Caller holds s.mu.
+func (s *Server) leaveAllLocked(so *Socket, closed []string) []string {
+	for room := range so.rooms.all() {
+		if s.dropMemberLocked(so, room) {
+			closed = append(closed, room)
 		}
 	}
+	so.rooms = roomSet{}
+	return closed
+}
+
+// dropMemberLocked removes so from room's members; it reports whether room has no
+// member left. Caller holds s.mu.
+func (s *Server) dropMemberLocked(so *Socket, room string) (closed bool) {
+	m, ok := s.rooms[room]
+	if !ok {
+		return false
+	}
+	m.remove(so)
+	if m.len() == 0 {
+		delete(s.rooms, room)
+		return true
+	}
+	s.rooms[room] = m
 	return false
 }
 

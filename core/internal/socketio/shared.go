@@ -205,9 +205,7 @@ func (sh *shared) record(s *Socket) ([]byte, error) {
 	rec := sharedRecord{ID: s.id}
 	srv := s.srv
 	srv.mu.RLock()
-	for room := range s.rooms {
-		rec.Rooms = append(rec.Rooms, room)
-	}
+	rec.Rooms = s.rooms.appendTo(rec.Rooms)
 	srv.mu.RUnlock()
 	if v := s.Session(); v != nil && sh.opts.MarshalSession != nil {
 		b, err := sh.opts.MarshalSession(v)
@@ -485,10 +483,12 @@ func (r *recovery) sinceLocked(ss *savedSession) bool {
 	if r.seq == rs.s0 {
 		return true
 	}
-	if r.n == 0 || r.ring[r.start].seq > rs.s0+1 {
+	// Unlike missedLocked, an entry after s0 that left for its age is not known to be
+	// for others; only a take and acceptance further apart than maxAge find one gone.
+	if r.n == 0 || r.first > rs.s0+1 {
 		return false
 	}
-	first := int(rs.s0 + 1 - r.ring[r.start].seq)
+	first := int(rs.s0 + 1 - r.first)
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
 		if !r.sh.store.Newer(e.off, rs.last) || !ss.receives(e.rooms, e.except) {
@@ -522,7 +522,7 @@ func (r *recovery) broadcastAt(srv *Server, off string, rooms, except []string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{seq: r.seq, off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts})
+	r.appendLocked(logged{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts}, r.seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()

@@ -40,20 +40,21 @@ const (
 // Socket is one client connected to a namespace: the main one, "/", or one of
 // Options.Namespaces.
 type Socket struct {
-	srv   *Server
-	cl    *client // the session's sockets and inbound state
-	conn  transport
-	nsp   string
-	state atomic.Int32
+	srv  *Server
+	cl   *client // the session's sockets and inbound state
+	conn transport
+	nsp  string
 
 	// Set once before the socket is published (connect), read-only afterwards.
 	id        string
 	pid       string
-	recovered bool
 	owner     string // names this connection in the shared recovery store (shared.go)
+	recovered bool
+
+	state atomic.Int32 // after recovered, to share its word
 
 	// rooms is guarded by srv.mu.
-	rooms map[string]struct{}
+	rooms roomSet
 
 	mu           sync.Mutex // guards the fields below
 	handlers     map[string]EventHandler
@@ -63,8 +64,8 @@ type Socket struct {
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
 	closeReason  string // set before closing the transport ourselves
-	gone         bool   // disconnect handlers have been taken
 	goneReason   string
+	gone         bool // disconnect handlers have been taken
 	sharedTable  bool // handlers is UseHandlers' table: copy it before changing it
 }
 
@@ -322,12 +323,9 @@ func (s *Socket) sharedChanged() {
 func (s *Socket) Rooms() []string {
 	s.srv.mu.RLock()
 	defer s.srv.mu.RUnlock()
-	out := make([]string, 0, 1+len(s.rooms))
+	out := make([]string, 0, 1+s.rooms.len())
 	out = append(out, s.id)
-	for r := range s.rooms {
-		out = append(out, r)
-	}
-	return out
+	return s.rooms.appendTo(out)
 }
 
 // Disconnect sends DISCONNECT; OnDisconnect handlers get "server namespace disconnect".
@@ -557,7 +555,7 @@ func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, close
 	if restored != nil {
 		// Between takeSession and here the id was free: whoever joined its room then
 		// must not receive what is sent to the recovered socket.
-		for intruder := range srv.rooms[s.id] {
+		for _, intruder := range slices.Collect(srv.rooms[s.id].all()) {
 			if srv.leaveLocked(intruder, s.id) {
 				*closed = append(*closed, s.id)
 			}
@@ -617,11 +615,7 @@ func (s *Socket) onClose(reason string) bool {
 	if srv.sockets[s.id] == s {
 		delete(srv.sockets, s.id)
 	}
-	for r := range s.rooms {
-		if srv.leaveLocked(s, r) {
-			closed = append(closed, r)
-		}
-	}
+	closed = srv.leaveAllLocked(s, closed)
 	srv.mu.Unlock()
 	if s.nsp == "/" {
 		srv.roomsClosed(closed)
