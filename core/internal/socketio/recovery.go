@@ -154,6 +154,20 @@ func (e *logged) cost() int {
 	return n
 }
 
+// logData is the packet's text as the log keeps it. The text shares its buffer with the
+// frame being sent, which has room for the frame header in front and, when an argument's
+// size could not be guessed (a struct, such as system:welcome), the spare capacity of
+// append's growth behind: for a short packet that is often as much again as the text,
+// kept for as long as the entry lives. Then the log keeps an exact copy instead, and the
+// buffer goes once the frame is written.
+func (e encoded) logData() []byte {
+	d := e.data()
+	if cap(e.buf)-len(d) <= max(64, len(d)/4) {
+		return d
+	}
+	return append(make([]byte, 0, len(d)), d...)
+}
+
 // broadcast encodes the event once with the next offset, logs it and queues it to every
 // recipient under r.mu (so offsets reach each socket in log order); the writes happen
 // outside the lock (flush.go).
@@ -171,7 +185,7 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts}, seq)
+	r.appendLocked(logged{rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.logData(), atts: enc.atts}, seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()

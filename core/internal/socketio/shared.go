@@ -522,7 +522,7 @@ func (r *recovery) broadcastAt(srv *Server, off string, rooms, except []string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.data(), atts: enc.atts}, r.seq)
+	r.appendLocked(logged{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.logData(), atts: enc.atts}, r.seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
