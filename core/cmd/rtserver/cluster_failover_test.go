@@ -331,6 +331,9 @@ func TestClusterSentinelMasterKilled(t *testing.T) {
 			ev := fmt.Sprintf("probe-%s%d", name, i)
 			r, partial := nodes[name].room("lobby", ev)
 			during = append(during, outcome{name, ev, r, partial})
+			if r != 3 || partial {
+				t.Logf("%s: recipients %d partial %v", ev, r, partial)
+			}
 			return r == 3 && !partial
 		})
 	}
