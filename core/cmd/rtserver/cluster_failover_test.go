@@ -150,6 +150,23 @@ func (w *healthWatch) stop() {
 	<-w.ended
 }
 
+// waitState polls /health until its status is want, failing with the node's logs after
+// timeout.
+func (n *node) waitState(want string, timeout time.Duration) {
+	n.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := n.healthState()
+		if st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("/health stays %q after %s, want %q\n%s", st, timeout, want, n.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // inbox reads a client's frames on a goroutine of its own, answering pings, so that the
 // client stays connected however long the test waits for the Sentinels, and counts every
 // event it receives.
@@ -315,9 +332,7 @@ func TestClusterSentinelMasterKilled(t *testing.T) {
 
 	sn.WaitPromoted(t, 90*time.Second)
 	for _, n := range []*node{a, b} {
-		waitFor(t, 60*time.Second, "a node says ok after the failover\n"+n.logs.String(), func() bool {
-			return n.healthState() == "ok"
-		})
+		n.waitState("ok", 60*time.Second)
 		if up := n.metric("socket_server_cluster_redis_up"); up != 1 {
 			t.Fatalf("redis_up %v after the failover", up)
 		}
