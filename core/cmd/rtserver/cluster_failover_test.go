@@ -270,11 +270,21 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// outcome is a room message sent while the master was being replaced, and its answer.
+type outcome struct {
+	from      string // "a" or "b"
+	event     string
+	recipient int
+	partial   bool
+}
+
 // TestClusterSentinelMasterKilled: two nodes (processes) reach a master through three
 // Sentinels; the master is killed with SIGKILL. Meanwhile each node keeps serving its own
 // sockets, says degraded in /health and counts the room messages it could not publish;
 // once the Sentinels have promoted the replica both nodes say ok again, and room messages
-// cross both ways with exact counts, each reaching each client once.
+// cross both ways with exact counts, each reaching each client once. Then the old master
+// comes back as a replica and the new master is killed in turn: the nodes follow the
+// Sentinels back to it rather than keep the address they knew first.
 func TestClusterSentinelMasterKilled(t *testing.T) {
 	sn := redistest.StartSentinelWith(t, redistest.SentinelOptions{
 		Sentinels: 3, DownAfter: 3 * time.Second, FailoverTimeout: 5 * time.Second,
@@ -289,73 +299,13 @@ func TestClusterSentinelMasterKilled(t *testing.T) {
 	carol := listen(t, "carol", b.member("carol", "lobby"))
 	everyone := []*inbox{alice, bob, carol}
 	exchange(t, a, b, everyone, "before")
-	failedA, failedB := a.metric(publishFailed), b.metric(publishFailed)
 
-	// The outage lasts down-after (3 s) and the election: longer than a call's bound (the
-	// connect timeout, 1 s), so the nodes cannot ride it out on go-redis' retries, and
-	// each must say so. /health is watched all along, as a switch may end between two
-	// looks of a loop that also sends.
-	watchA, watchB := watchHealth(a), watchHealth(b)
-	sn.KillMaster(t)
-	// Until the Sentinels agree the master is dead and promote the replica there is no
-	// master: each node delivers to its own sockets, answers (partial) and says degraded.
-	// A message may cross once both nodes have found the new master; it is counted in full.
-	type outcome struct {
-		from      string
-		event     string
-		recipient int
-		partial   bool
-	}
-	var during []outcome
-	nodes := map[string]*node{"a": a, "b": b}
-	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; !watchA.degraded.Load() || !watchB.degraded.Load(); i++ {
-		for _, name := range []string{"a", "b"} {
-			ev := fmt.Sprintf("during-%s%d", name, i)
-			r, partial := nodes[name].room("lobby", ev)
-			during = append(during, outcome{name, ev, r, partial})
-			t.Logf("%s: recipients %d partial %v", ev, r, partial)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("degraded seen on A %v, on B %v\nA:\n%s\nB:\n%s", watchA.degraded.Load(), watchB.degraded.Load(), a.logs, b.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	watchA.stop()
-	watchB.stop()
-	if n := a.metric(publishFailed); n <= failedA {
-		t.Fatalf("A publish_failed %v, was %v before the master died", n, failedA)
-	}
-	if n := b.metric(publishFailed); n <= failedB {
-		t.Fatalf("B publish_failed %v, was %v before the master died", n, failedB)
-	}
+	during := masterKilled(t, sn, a, b, everyone, sn.Master, sn.Replica, "first")
+	sn.Restart(t, sn.Master)
+	during = append(during, masterKilled(t, sn, a, b, everyone, sn.Replica, sn.Master, "second")...)
 
-	sn.WaitPromoted(t, 90*time.Second)
-	for _, n := range []*node{a, b} {
-		n.waitState("ok", 60*time.Second)
-		if up := n.metric("socket_server_cluster_redis_up"); up != 1 {
-			t.Fatalf("redis_up %v after the failover", up)
-		}
-	}
-	// A node may say ok from a publish that succeeded before its subscription is back:
-	// wait until a message from each node is counted on every socket of the room.
-	for _, name := range []string{"a", "b"} {
-		i := 0
-		waitFor(t, 60*time.Second, "a room message crosses after the failover", func() bool {
-			i++
-			ev := fmt.Sprintf("probe-%s%d", name, i)
-			r, partial := nodes[name].room("lobby", ev)
-			during = append(during, outcome{name, ev, r, partial})
-			if r != 3 || partial {
-				t.Logf("%s: recipients %d partial %v", ev, r, partial)
-			}
-			return r == 3 && !partial
-		})
-	}
-	exchange(t, a, b, everyone, "after")
-
-	// What was sent during the switch reached the sender's own sockets exactly once, and
-	// the other node's at most once, and surely when counted in full.
+	// What was sent during the switches reached the sender's own sockets exactly once,
+	// and the other node's at most once, and surely when counted in full.
 	local := map[string][]*inbox{"a": {alice}, "b": {bob, carol}}
 	for _, o := range during {
 		if o.recipient == 3 && o.partial {
@@ -379,4 +329,71 @@ func TestClusterSentinelMasterKilled(t *testing.T) {
 			}
 		}
 	}
+}
+
+// masterKilled kills the master at dead, sends room messages through both nodes until
+// both have said degraded, waits for the Sentinels to promote next and for both nodes to
+// say ok, and checks that room messages cross again with exact counts. It returns what
+// was sent before delivery was whole again, for the caller to check once every client
+// has read past it.
+func masterKilled(t *testing.T, sn *redistest.Sentinel, a, b *node, everyone []*inbox, dead, next, round string) []outcome {
+	t.Helper()
+	failedA, failedB := a.metric(publishFailed), b.metric(publishFailed)
+	// The outage lasts down-after (3 s) and the election: longer than a call's bound (the
+	// connect timeout, 1 s), so the nodes cannot ride it out on go-redis' retries, and
+	// each must say so. /health is watched all along, as a switch may end between two
+	// looks of a loop that also sends.
+	watchA, watchB := watchHealth(a), watchHealth(b)
+	sn.Kill(t, dead)
+	// Until the Sentinels agree the master is dead and promote the replica there is no
+	// master: each node delivers to its own sockets, answers (partial) and says degraded.
+	// A message may cross once both nodes have found the new master; it is counted in full.
+	var during []outcome
+	nodes := map[string]*node{"a": a, "b": b}
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; !watchA.degraded.Load() || !watchB.degraded.Load(); i++ {
+		for _, name := range []string{"a", "b"} {
+			ev := fmt.Sprintf("%s-during-%s%d", round, name, i)
+			r, partial := nodes[name].room("lobby", ev)
+			during = append(during, outcome{name, ev, r, partial})
+			t.Logf("%s: recipients %d partial %v", ev, r, partial)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: degraded seen on A %v, on B %v\nA:\n%s\nB:\n%s", round, watchA.degraded.Load(), watchB.degraded.Load(), a.logs, b.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	watchA.stop()
+	watchB.stop()
+	if n := a.metric(publishFailed); n <= failedA {
+		t.Fatalf("%s: A publish_failed %v, was %v before the master died", round, n, failedA)
+	}
+	if n := b.metric(publishFailed); n <= failedB {
+		t.Fatalf("%s: B publish_failed %v, was %v before the master died", round, n, failedB)
+	}
+
+	sn.WaitMaster(t, next, 90*time.Second)
+	for _, n := range []*node{a, b} {
+		n.waitState("ok", 60*time.Second)
+		if up := n.metric("socket_server_cluster_redis_up"); up != 1 {
+			t.Fatalf("%s: redis_up %v after the failover", round, up)
+		}
+	}
+	// A node may say ok from a publish that succeeded before its subscription is back:
+	// wait until a message from each node is counted on every socket of the room.
+	for _, name := range []string{"a", "b"} {
+		i := 0
+		waitFor(t, 60*time.Second, round+": a room message crosses after the failover", func() bool {
+			i++
+			ev := fmt.Sprintf("%s-probe-%s%d", round, name, i)
+			r, partial := nodes[name].room("lobby", ev)
+			during = append(during, outcome{name, ev, r, partial})
+			if r != 3 || partial {
+				t.Logf("%s: recipients %d partial %v", ev, r, partial)
+			}
+			return r == 3 && !partial
+		})
+	}
+	exchange(t, a, b, everyone, round+"-after")
+	return during
 }

@@ -38,7 +38,7 @@ type Sentinel struct {
 	Master     string   // the first master's address
 	Replica    string   // its replica's address, the master after a failover
 
-	master *exec.Cmd // the first master's process, for KillMaster
+	procs map[string]*exec.Cmd // the redis-server of each of Master and Replica
 }
 
 // SentinelOptions shape a Sentinel deployment; zero values take the defaults.
@@ -81,9 +81,9 @@ func StartSentinelWith(t testing.TB, o SentinelOptions) *Sentinel {
 		s.Addrs = append(s.Addrs, DeadAddr(t))
 	}
 	s.Addr = s.Addrs[0]
-	s.master = startServer(t, "master", serverArgs(s.Master)...)
+	s.procs = map[string]*exec.Cmd{s.Master: startServer(t, "master", serverArgs(s.Master)...)}
 	_, mport, _ := net.SplitHostPort(s.Master)
-	startServer(t, "replica", serverArgs(s.Replica, "--replicaof", "127.0.0.1", mport)...)
+	s.procs[s.Replica] = startServer(t, "replica", serverArgs(s.Replica, "--replicaof", "127.0.0.1", mport)...)
 	replica := redis.NewClient(&redis.Options{Addr: s.Replica})
 	defer replica.Close()
 	// The Sentinel reads the master's replicas when it starts and then every 10 s: start it
@@ -126,25 +126,69 @@ sentinel failover-timeout %[2]s %[6]d
 // death, not a failover the Sentinels were asked for.
 func (s *Sentinel) KillMaster(t testing.TB) {
 	t.Helper()
-	if err := s.master.Process.Kill(); err != nil {
+	s.Kill(t, s.Master)
+}
+
+// Kill kills the redis-server at addr (Master or Replica) with SIGKILL and waits until it
+// is gone.
+func (s *Sentinel) Kill(t testing.TB, addr string) {
+	t.Helper()
+	cmd := s.procs[addr]
+	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.master.Wait()
+	_ = cmd.Wait()
+}
+
+// Restart starts the killed redis-server at addr again, empty, as a replica of the master
+// the first Sentinel names (as a restarted old master is once the Sentinels have told it),
+// and waits until every Sentinel sees it as a replica in sync, one they may promote.
+func (s *Sentinel) Restart(t testing.TB, addr string) {
+	t.Helper()
+	master := s.CurrentMaster(t)
+	host, port, err := net.SplitHostPort(master)
+	if err != nil || master == addr {
+		t.Fatalf("restart %s: the Sentinel names %q as the master", addr, master)
+	}
+	s.procs[addr] = startServer(t, "restarted "+addr, serverArgs(addr, "--replicaof", host, port)...)
+	ctx := context.Background()
+	for _, sa := range s.Addrs {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: sa})
+		eventually(t, 30*time.Second, "Sentinel "+sa+" sees "+addr+" as a replica in sync", func() bool {
+			rs, err := sc.Replicas(ctx, s.MasterName).Result()
+			if err != nil {
+				return false
+			}
+			for _, r := range rs {
+				if net.JoinHostPort(r["ip"], r["port"]) == addr {
+					return r["flags"] == "slave" && r["master-link-status"] == "ok"
+				}
+			}
+			return false
+		})
+		sc.Close()
+	}
 }
 
 // WaitPromoted waits until every Sentinel names the replica as the master and the replica
 // says it is one.
 func (s *Sentinel) WaitPromoted(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	replica := redis.NewClient(&redis.Options{Addr: s.Replica})
-	defer replica.Close()
-	eventually(t, timeout, "the Sentinels promoted the replica", func() bool {
-		for _, addr := range s.Addrs {
-			if masterAt(addr, s.MasterName) != s.Replica {
+	s.WaitMaster(t, s.Replica, timeout)
+}
+
+// WaitMaster waits until every Sentinel names addr as the master and addr says it is one.
+func (s *Sentinel) WaitMaster(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	eventually(t, timeout, "the Sentinels promoted "+addr, func() bool {
+		for _, sa := range s.Addrs {
+			if masterAt(sa, s.MasterName) != addr {
 				return false
 			}
 		}
-		info, err := replica.Info(context.Background(), "replication").Result()
+		info, err := c.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "role:master")
 	})
 }
@@ -226,10 +270,13 @@ func StartCluster(t testing.TB, n int) []string {
 	return addrs
 }
 
-// serverArgs are a redis-server's on addr that keeps nothing on disk.
+// serverArgs are a redis-server's on addr that keeps nothing on disk. A replica's full
+// sync starts at once rather than after the default 5 s that a master waits for more
+// replicas to share it.
 func serverArgs(addr string, more ...string) []string {
 	host, port, _ := net.SplitHostPort(addr)
-	return append([]string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no"}, more...)
+	return append([]string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no",
+		"--repl-diskless-sync-delay", "0"}, more...)
 }
 
 // startServer runs redis-server with args in a directory of its own, logging to a file
