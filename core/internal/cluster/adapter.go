@@ -233,7 +233,8 @@ func (a *Adapter) Start(ctx context.Context) error {
 }
 
 // receive delivers other nodes' broadcasts until the subscription is closed. go-redis
-// reconnects and resubscribes on its own; a re-confirmed subscription marks Redis up.
+// reconnects and resubscribes on its own; a re-confirmed subscription marks Redis up once
+// commands are answered too (confirmUp).
 func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.Message) {
 	defer close(done)
 	for _, m := range early {
@@ -246,12 +247,31 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.M
 				a.rooms.confirmed(m.Channel)
 			}
 			if (m.Channel == a.pattern() || m.Channel == a.allChannel()) && a.down.Load() {
-				a.setDown(false)
-				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
+				a.goBackground(a.confirmUp)
 			}
 		case *redis.Message:
 			a.route(m)
 		}
+	}
+}
+
+// confirmUp marks Redis up once the subscription is back, if a command on the client that
+// publishes succeeds too. The two use different connections: after as many failed dials as
+// its pool has connections, go-redis fails every new call on that pool with the last dial
+// error, without dialing, until a dial it retries once a second succeeds. So after an
+// outage (a master killed under Sentinel, a restarted server) the subscription can be back
+// up to a second before publishes and answers are: the node stays down until then, and a
+// heartbeat (ProbeSubscription) or a probing publish marks it up once the pool dials again.
+func (a *Adapter) confirmUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	defer cancel()
+	if err := a.client.Ping(ctx).Err(); err != nil {
+		a.log.Debug("resubscribed, but redis does not answer commands yet", "error", err)
+		return
+	}
+	if a.down.Load() {
+		a.setDown(false)
+		a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 	}
 }
 
