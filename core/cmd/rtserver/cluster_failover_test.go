@@ -258,18 +258,6 @@ func exchange(t *testing.T, a, b *node, everyone []*inbox, tag string) {
 	}
 }
 
-// waitFor polls cond until it holds, failing with what after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // outcome is a room message sent while the master was being replaced, and its answer.
 type outcome struct {
 	from      string // "a" or "b"

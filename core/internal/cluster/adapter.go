@@ -83,6 +83,7 @@ type Adapter struct {
 	// tries Redis at most once per probeEvery, so the API does not wait a timeout per call.
 	down      atomic.Bool
 	lastProbe atomic.Int64 // unix nanoseconds of the last publish tried while down
+	upAt      atomic.Int64 // monotonic nanoseconds since clockBase when down was last cleared
 
 	// rooms holds the per-room subscriptions (rooms.go); nil when the adapter has no
 	// sockets to watch, and then it subscribes to every broadcast by pattern.
@@ -351,11 +352,12 @@ func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		return a.Adapter.Broadcast(to, event, data)
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	err = a.client.Publish(ctx, broadcastChannel(a.prefix, to.Rooms), msg).Err()
 	cancel()
 	if err != nil {
-		a.setDown(true)
+		a.failedSince(start)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 	} else {
@@ -388,9 +390,25 @@ func (a *Adapter) setDown(down bool) {
 		a.m.up.Set(0)
 		a.lastProbe.Store(time.Now().UnixNano())
 	} else {
+		a.upAt.Store(int64(time.Since(clockBase)))
 		a.m.up.Set(1)
 	}
 }
+
+// failedSince records a call to Redis begun at start that failed. A call begun during an
+// outage can fail after the node has seen Redis answer again (its retries ran out, or it
+// met a connection the pool had not yet dropped): such a failure is older news than the
+// recovery and leaves the node up.
+func (a *Adapter) failedSince(start time.Time) {
+	if a.upAt.Load() > int64(start.Sub(clockBase)) {
+		return
+	}
+	a.setDown(true)
+}
+
+// clockBase makes upAt a reading of the monotonic clock, which a change of the wall clock
+// does not move.
+var clockBase = time.Now()
 
 // goBackground runs fn on a goroutine Close waits for; false (fn not run) once Close began.
 func (a *Adapter) goBackground(fn func()) bool {
