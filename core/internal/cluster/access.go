@@ -12,7 +12,7 @@ import (
 func (a *Adapter) Redis() redis.UniversalClient { return a.client }
 
 // Up reports whether Redis is believed reachable: false from a failed publish or a failed
-// heartbeat until the subscription is confirmed again.
+// heartbeat until the subscription is confirmed again and Redis answers commands.
 func (a *Adapter) Up() bool { return !a.down.Load() }
 
 // MarkDown records that a call to Redis begun at start failed outside the adapter (a
