@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,13 +12,14 @@ import (
 func (a *Adapter) Redis() redis.UniversalClient { return a.client }
 
 // Up reports whether Redis is believed reachable: false from a failed publish or a failed
-// heartbeat until the subscription is confirmed again.
+// heartbeat until the subscription is confirmed again and Redis answers commands.
 func (a *Adapter) Up() bool { return !a.down.Load() }
 
-// MarkDown records that a call to Redis failed outside the adapter (a heartbeat of the
-// cluster-wide stores), so /health and socket_server_cluster_redis_up say so even on a
-// node that publishes nothing.
-func (a *Adapter) MarkDown() { a.setDown(true) }
+// MarkDown records that a call to Redis begun at start failed outside the adapter (a
+// heartbeat of the cluster-wide stores), so /health and socket_server_cluster_redis_up say
+// so even on a node that publishes nothing; unless Redis was seen answering again since
+// start (failedSince).
+func (a *Adapter) MarkDown(start time.Time) { a.failedSince(start) }
 
 // ProbeSubscription is called while the adapter is down and Redis answers other calls
 // again: a PING written on the subscription's connection succeeds only once go-redis has

@@ -83,6 +83,7 @@ type Adapter struct {
 	// tries Redis at most once per probeEvery, so the API does not wait a timeout per call.
 	down      atomic.Bool
 	lastProbe atomic.Int64 // unix nanoseconds of the last publish tried while down
+	upAt      atomic.Int64 // monotonic nanoseconds since clockBase when down was last cleared
 
 	// rooms holds the per-room subscriptions (rooms.go); nil when the adapter has no
 	// sockets to watch, and then it subscribes to every broadcast by pattern.
@@ -233,7 +234,8 @@ func (a *Adapter) Start(ctx context.Context) error {
 }
 
 // receive delivers other nodes' broadcasts until the subscription is closed. go-redis
-// reconnects and resubscribes on its own; a re-confirmed subscription marks Redis up.
+// reconnects and resubscribes on its own; a re-confirmed subscription marks Redis up once
+// commands are answered too (confirmUp).
 func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.Message) {
 	defer close(done)
 	for _, m := range early {
@@ -246,12 +248,31 @@ func (a *Adapter) receive(ps *redis.PubSub, done chan struct{}, early []*redis.M
 				a.rooms.confirmed(m.Channel)
 			}
 			if (m.Channel == a.pattern() || m.Channel == a.allChannel()) && a.down.Load() {
-				a.setDown(false)
-				a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
+				a.goBackground(a.confirmUp)
 			}
 		case *redis.Message:
 			a.route(m)
 		}
+	}
+}
+
+// confirmUp marks Redis up once the subscription is back, if a command on the client that
+// publishes succeeds too. The two use different connections: after as many failed dials as
+// its pool has connections, go-redis fails every new call on that pool with the last dial
+// error, without dialing, until a dial it retries once a second succeeds. So after an
+// outage (a master killed under Sentinel, a restarted server) the subscription can be back
+// up to a second before publishes and answers are: the node stays down until then, and a
+// heartbeat (ProbeSubscription) or a probing publish marks it up once the pool dials again.
+func (a *Adapter) confirmUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	defer cancel()
+	if err := a.client.Ping(ctx).Err(); err != nil {
+		a.log.Debug("resubscribed, but redis does not answer commands yet", "error", err)
+		return
+	}
+	if a.down.Load() {
+		a.setDown(false)
+		a.log.Info("redis answers again: resubscribed", "pattern", a.pattern())
 	}
 }
 
@@ -331,11 +352,12 @@ func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		return a.Adapter.Broadcast(to, event, data)
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	err = a.client.Publish(ctx, broadcastChannel(a.prefix, to.Rooms), msg).Err()
 	cancel()
 	if err != nil {
-		a.setDown(true)
+		a.failedSince(start)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 	} else {
@@ -368,9 +390,25 @@ func (a *Adapter) setDown(down bool) {
 		a.m.up.Set(0)
 		a.lastProbe.Store(time.Now().UnixNano())
 	} else {
+		a.upAt.Store(int64(time.Since(clockBase)))
 		a.m.up.Set(1)
 	}
 }
+
+// failedSince records a call to Redis begun at start that failed. A call begun during an
+// outage can fail after the node has seen Redis answer again (its retries ran out, or it
+// met a connection the pool had not yet dropped): such a failure is older news than the
+// recovery and leaves the node up.
+func (a *Adapter) failedSince(start time.Time) {
+	if a.upAt.Load() > int64(start.Sub(clockBase)) {
+		return
+	}
+	a.setDown(true)
+}
+
+// clockBase makes upAt a reading of the monotonic clock, which a change of the wall clock
+// does not move.
+var clockBase = time.Now()
 
 // goBackground runs fn on a goroutine Close waits for; false (fn not run) once Close began.
 func (a *Adapter) goBackground(fn func()) bool {

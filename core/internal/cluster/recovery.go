@@ -296,11 +296,12 @@ func (a *Adapter) broadcastLogged(to hub.Target, event string, data json.RawMess
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		return a.Adapter.Broadcast(to, event, data)
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	off, err := a.rec.store.appendPublish(ctx, broadcastChannel(a.prefix, to.Rooms), msg, to.Rooms, to.Except, event, data)
 	cancel()
 	if err != nil {
-		a.setDown(true)
+		a.failedSince(start)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 		return a.Adapter.Broadcast(to, event, data)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rtserver/rtserver/core/internal/hub"
 )
@@ -186,6 +187,7 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		}
 		return t
 	}
+	start := time.Now()
 	answers, complete, err := a.askVia(pub, channel, &wireRequest{RequestID: id}, msg, others, nil)
 	if err != nil && logged {
 		return n, 0, true, err // published and logged; delivering here failed
@@ -194,7 +196,7 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		if !delivered {
 			n, _ = a.Adapter.Broadcast(to, event, data)
 		}
-		a.setDown(true)
+		a.failedSince(start)
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 		return n, 0, true, nil

@@ -393,12 +393,13 @@ func (s *Shared) heartbeat() {
 	s.mu.Lock()
 	held := len(s.conns)
 	s.mu.Unlock()
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.beatTimeout)
 	defer cancel()
 	kept, err := heartbeatScript.Run(ctx, s.rdb, []string{s.nodesKey(), s.connsKey()},
 		s.uid, s.ttlMillis(), held).Bool()
 	if err != nil {
-		s.a.MarkDown()
+		s.a.MarkDown(start)
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()

@@ -2,19 +2,21 @@
 // @socket.io/redis-emitter, and a socket.io server using @socket.io/redis-adapter in one
 // cluster with two rtserver nodes. Run by TestNodeInterop (core/internal/server), which
 // starts the two nodes and passes NODE_A_URL, NODE_B_URL, REDIS_URL, KEY_PREFIX,
-// JWT_SECRET and API_KEY.
+// JWT_SECRET and API_KEY; and by TestNodeInteropOnRedisCluster, which passes REDIS_CLUSTER
+// (seed addresses, host:port, comma-separated) instead of REDIS_URL: the Node.js clients
+// are then redis@4 cluster clients, as a Node.js deployment on Redis Cluster has them.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { createServer } from 'node:http';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Emitter } from '@socket.io/redis-emitter';
 import { io as ioc } from 'socket.io-client';
 
-const { NODE_A_URL, NODE_B_URL, REDIS_URL, KEY_PREFIX, JWT_SECRET, API_KEY } = process.env;
-assert.ok(NODE_A_URL && NODE_B_URL && REDIS_URL && KEY_PREFIX && JWT_SECRET && API_KEY, 'environment incomplete');
+const { NODE_A_URL, NODE_B_URL, REDIS_URL, REDIS_CLUSTER, KEY_PREFIX, JWT_SECRET, API_KEY } = process.env;
+assert.ok(NODE_A_URL && NODE_B_URL && (REDIS_URL || REDIS_CLUSTER) && KEY_PREFIX && JWT_SECRET && API_KEY, 'environment incomplete');
 
 const b64url = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 function mint(userId) {
@@ -57,7 +59,9 @@ async function api(base, method, path, body) {
 
 const redisClients = [];
 async function redis() {
-  const c = createClient({ url: REDIS_URL });
+  const c = REDIS_CLUSTER
+    ? createCluster({ rootNodes: REDIS_CLUSTER.split(',').map((a) => ({ url: `redis://${a}` })) })
+    : createClient({ url: REDIS_URL });
   c.on('error', () => {});
   await c.connect();
   redisClients.push(c);
