@@ -208,7 +208,7 @@ func (cl *client) dispatch(p Packet, atts [][]byte) {
 	case s == nil && p.Type == PacketConnect:
 		if !cl.srv.hasNamespace(p.Namespace) {
 			b, _ := encodeConnectError(p.Namespace, "Invalid namespace", nil)
-			_ = cl.conn.Send(engineio.NewMessage(b, false))
+			_ = cl.conn.SendOne(engineio.NewMessage(b, false))
 			return
 		}
 		cl.newSocket(p.Namespace).connect(p.Data)
