@@ -176,7 +176,7 @@ func (cl *client) onMessage(data []byte, binary bool) {
 		return
 	}
 	// Handlers may keep the arguments: they alias one private copy of the message.
-	p, err := decodePacket(bytes.Clone(data), cl.srv.opts.ArgMembers)
+	p, err := decodePacketNames(bytes.Clone(data), cl.srv.opts.ArgMembers, cl.srv.names.load())
 	if err != nil {
 		cl.srv.log.Debug("malformed packet", "sid", cl.conn.ID(), "error", err)
 		cl.closeWith(engineio.ReasonParseError)

@@ -115,6 +115,7 @@ func (s *Socket) On(event string, h EventHandler) {
 	}
 	s.handlers[event] = h
 	s.mu.Unlock()
+	s.srv.names.add(event)
 }
 
 // OnAny sets the handler for events that have no On handler.
