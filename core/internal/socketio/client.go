@@ -168,7 +168,7 @@ func (cl *client) onMessage(data []byte, binary bool) {
 			cl.closeWith(engineio.ReasonParseError)
 			return
 		}
-		cl.dispatch(bp.p, bp.atts)
+		cl.dispatch(&bp.p, bp.atts)
 		return
 	}
 	if cl.pending != nil {
@@ -191,11 +191,12 @@ func (cl *client) onMessage(data []byte, binary bool) {
 		cl.pending = &binaryPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
 		return
 	}
-	cl.dispatch(p, nil)
+	cl.dispatch(&p, nil)
 }
 
-// dispatch hands a whole packet to its namespace's socket, or connects one.
-func (cl *client) dispatch(p Packet, atts [][]byte) {
+// dispatch hands a whole packet to its namespace's socket, or connects one. p is a
+// pointer because a Packet is a few hundred bytes, copied at every call by value.
+func (cl *client) dispatch(p *Packet, atts [][]byte) {
 	s := cl.socket(p.Namespace)
 	if s != nil && s.state.Load() == stateClosed {
 		if p.Type != PacketConnect {

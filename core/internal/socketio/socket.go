@@ -403,7 +403,7 @@ func (s *Socket) closeWith(reason string) {
 	s.conn.Close(reason)
 }
 
-func (s *Socket) handleEvent(p Packet, atts [][]byte) {
+func (s *Socket) handleEvent(p *Packet, atts [][]byte) {
 	s.mu.Lock()
 	h := s.handlers[p.Event]
 	anyH := s.anyHandler
