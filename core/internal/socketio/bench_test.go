@@ -257,6 +257,7 @@ func (c *countingConn) Send(m ...*engineio.Message) error {
 	c.sent.Add(int64(len(m)))
 	return nil
 }
+func (c *countingConn) SendOne(m *engineio.Message) error          { return c.Send(m) }
 func (c *countingConn) Queue(m ...*engineio.Message) (bool, error) { return false, c.Send(m...) }
 func (c *countingConn) Flush()                                     {}
 

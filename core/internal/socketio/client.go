@@ -188,7 +188,7 @@ func (cl *client) onMessage(data []byte, binary bool) {
 			cl.closeWith(engineio.ReasonParseError)
 			return
 		}
-		cl.dispatch(bp.p, bp.atts)
+		cl.dispatch(&bp.p, bp.atts)
 		return
 	}
 	if cl.pending != nil {
@@ -196,7 +196,7 @@ func (cl *client) onMessage(data []byte, binary bool) {
 		return
 	}
 	// Handlers may keep the arguments: they alias one private copy of the message.
-	p, err := decodePacket(bytes.Clone(data), cl.srv.opts.ArgMembers)
+	p, err := decodePacketNames(bytes.Clone(data), cl.srv.opts.ArgMembers, cl.srv.names.load())
 	if err != nil {
 		cl.srv.log.Debug("malformed packet", "sid", cl.conn.ID(), "error", err)
 		cl.closeWith(engineio.ReasonParseError)
@@ -211,11 +211,12 @@ func (cl *client) onMessage(data []byte, binary bool) {
 		cl.pending = &binaryPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
 		return
 	}
-	cl.dispatch(p, nil)
+	cl.dispatch(&p, nil)
 }
 
-// dispatch hands a whole packet to its namespace's socket, or connects one.
-func (cl *client) dispatch(p Packet, atts [][]byte) {
+// dispatch hands a whole packet to its namespace's socket, or connects one. p is a
+// pointer because a Packet is a few hundred bytes, copied at every call by value.
+func (cl *client) dispatch(p *Packet, atts [][]byte) {
 	s := cl.socket(p.Namespace)
 	if s != nil && s.state.Load() == stateClosed {
 		if p.Type != PacketConnect {
@@ -228,7 +229,7 @@ func (cl *client) dispatch(p Packet, atts [][]byte) {
 	case s == nil && p.Type == PacketConnect:
 		if !cl.srv.hasNamespace(p.Namespace) {
 			b, _ := encodeConnectError(p.Namespace, "Invalid namespace", nil)
-			_ = cl.conn.Send(engineio.NewMessage(b, false))
+			_ = cl.conn.SendOne(engineio.NewMessage(b, false))
 			return
 		}
 		cl.newSocket(p.Namespace).connect(p.Data)

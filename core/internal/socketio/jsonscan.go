@@ -268,6 +268,12 @@ type split struct {
 // that event, the members of the second element (the first argument) with those names
 // are picked up by the same pass.
 func splitArray(b []byte, isEvent bool, memberKeys map[string][]string) (split, error) {
+	return splitArrayNames(b, isEvent, memberKeys, nil)
+}
+
+// splitArrayNames is splitArray that takes the event name from names when it is there
+// (decodePacketNames).
+func splitArrayNames(b []byte, isEvent bool, memberKeys map[string][]string, names map[string]string) (split, error) {
 	var out split
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
@@ -306,7 +312,7 @@ func splitArray(b []byte, isEvent bool, memberKeys map[string][]string) (split, 
 		}
 		out.elems = append(out.elems, b[i:end:end])
 		if isEvent && len(out.elems) == 1 {
-			ev, ok := eventName(out.elems[0])
+			ev, ok := eventName(out.elems[0], names)
 			badEvent = !ok
 			out.event = ev
 			if keys = memberKeys[ev]; len(keys) == 0 {

@@ -84,6 +84,12 @@ func DecodePacket(b []byte) (Packet, error) { return decodePacket(b, nil) }
 // decodePacket is DecodePacket that also picks up, in the same pass, the members of an
 // EVENT's first argument that memberKeys names for its event (Options.ArgMembers).
 func decodePacket(b []byte, memberKeys map[string][]string) (Packet, error) {
+	return decodePacketNames(b, memberKeys, nil)
+}
+
+// decodePacketNames is decodePacket that takes an EVENT's name from names (nameTable)
+// when it is there, instead of allocating it.
+func decodePacketNames(b []byte, memberKeys map[string][]string, names map[string]string) (Packet, error) {
 	var p Packet
 	if len(b) == 0 {
 		return p, parseErr("empty packet")
@@ -151,7 +157,7 @@ func decodePacket(b []byte, memberKeys map[string][]string) (Packet, error) {
 			return p, parseErr("invalid CONNECT_ERROR payload")
 		}
 	case PacketEvent, PacketBinaryEvent:
-		sp, err := splitArray(p.Data, true, memberKeys)
+		sp, err := splitArrayNames(p.Data, true, memberKeys, names)
 		if errors.Is(err, errBadEvent) {
 			return p, parseErr("invalid event name")
 		}
@@ -178,13 +184,16 @@ var reservedEvents = [...]string{"connect", "connect_error", "disconnect", "disc
 
 // eventName reads an EVENT's first element as the reference parser does: a string that is
 // not reserved, or a number, named by its JavaScript text ("1", "2.5").
-func eventName(raw json.RawMessage) (string, bool) {
+func eventName(raw json.RawMessage, names map[string]string) (string, bool) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return "", false
 	}
 	if raw[0] == '"' {
-		ev, ok := unquoteString(raw)
+		ev, ok := internedString(raw, names)
+		if !ok {
+			ev, ok = unquoteString(raw)
+		}
 		if !ok || slices.Contains(reservedEvents[:], ev) {
 			return "", false
 		}

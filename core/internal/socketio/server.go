@@ -44,6 +44,7 @@ type Server struct {
 
 	obs   atomic.Pointer[observerBox] // see observe.go
 	watch atomic.Pointer[watcherBox]  // see watch.go
+	names nameTable                   // registered event names, see names.go
 }
 
 // NewServer returns a Server with o's zero fields set to their defaults. Mount it (it is

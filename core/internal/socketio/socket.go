@@ -23,6 +23,7 @@ type transport interface {
 	RemoteAddr() string
 	Handshake() engineio.Handshake
 	Send(msgs ...*engineio.Message) error
+	SendOne(m *engineio.Message) error // Send without the variadic slice's allocation
 	Queue(msgs ...*engineio.Message) (first bool, err error)
 	Flush()
 	Close(reason string)
@@ -105,6 +106,7 @@ func (s *Socket) On(event string, h EventHandler) {
 	}
 	s.handlers[event] = h
 	s.mu.Unlock()
+	s.srv.names.add(event)
 }
 
 // OnAny sets the handler for events that have no On handler.
@@ -160,7 +162,7 @@ func (s *Socket) Emit(event string, args ...any) error {
 func (s *Socket) send(enc encoded) error {
 	var err error
 	if len(enc.atts) == 0 {
-		err = s.conn.Send(engineio.NewFramedMessage(enc.buf, enc.off))
+		err = s.conn.SendOne(engineio.NewFramedMessage(enc.buf, enc.off))
 	} else {
 		err = s.conn.Send(enc.messages()...)
 	}
@@ -340,7 +342,7 @@ func (s *Socket) Disconnect() {
 		s.closeReason = ReasonServerDisconnect
 	}
 	s.mu.Unlock()
-	_ = s.conn.Send(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
+	_ = s.conn.SendOne(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
 	if s.nsp != "/" {
 		if s.onClose(ReasonServerDisconnect) {
 			s.cl.detached()
@@ -389,7 +391,7 @@ func (s *Socket) closeWith(reason string) {
 	s.conn.Close(reason)
 }
 
-func (s *Socket) handleEvent(p Packet, atts [][]byte) {
+func (s *Socket) handleEvent(p *Packet, atts [][]byte) {
 	s.mu.Lock()
 	h := s.handlers[p.Event]
 	anyH := s.anyHandler
@@ -509,7 +511,7 @@ func (s *Socket) refuse(err error) {
 		s.srv.log.Warn("connect error data", "error", encErr)
 		b, _ = encodeConnectError(s.nsp, msg, nil)
 	}
-	_ = s.conn.Send(engineio.NewMessage(b, false))
+	_ = s.conn.SendOne(engineio.NewMessage(b, false))
 }
 
 // accept records the socket (and restored rooms) and queues its CONNECT reply followed by
@@ -581,7 +583,7 @@ func (s *Socket) acceptOther() bool {
 	if !s.state.CompareAndSwap(statePending, stateConnected) {
 		return false
 	}
-	_ = s.conn.Send(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
+	_ = s.conn.SendOne(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
 	return true
 }
 
