@@ -481,7 +481,23 @@ func (c *Conn) onTimer() {
 		_ = c.overflowLocked()
 		return
 	}
+	ws := c.ws
 	c.mu.Unlock()
+	if ws != nil {
+		clearReadDeadline(ws)
+	}
+}
+
+// clearReadDeadline takes away a read deadline nbio may have left on a websocket. nbio
+// arms the HTTP idle timeout on a new connection right after handing it to its poller;
+// when the request is read and upgraded before that line runs, the upgrade's clearing
+// comes first and the websocket is closed one idle timeout after it opened, however
+// busy it is (seen: about 1 connection in 600 under a connect storm, closed as a
+// "transport error" 120 s after CONNECT). The heartbeat is what watches a websocket, so
+// each ping clears the deadline again: by the first one, nbio is long done with the
+// connection. Called without c.mu: nbio may call back into the session.
+func clearReadDeadline(ws *websocket.Conn) {
+	_ = ws.SetReadDeadline(time.Time{})
 }
 
 func (c *Conn) onPong() {
