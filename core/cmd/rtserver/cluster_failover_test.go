@@ -32,34 +32,8 @@ var boundedClient = &http.Client{Timeout: callTimeout}
 func startSentinelNode(t *testing.T, sn *redistest.Sentinel, prefix string) *node {
 	t.Helper()
 	addrs, _ := json.Marshal(sn.Addrs)
-	cfg := writeConfig(t, fmt.Sprintf(`
-environment = "test"
-server {
-  host = "127.0.0.1"
-  port = 0
-}
-socketio { max_connections_per_ip = 50 }
-rate_limit { http_requests_per_minute = 100000 }
-auth { jwt_secret = %q }
-api {
-  key "default" {
-    secret = %q
-    scopes = ["*"]
-  }
-}
-plugins { dir = %q }
-cluster {
-  key_prefix      = %q
-  connect_timeout = "1s"
-  node_ttl        = "3s"
-  sentinel {
-    master_name = %q
-    addrs       = %s
-  }
-}
-`, faultJWTSecret, faultAPIKey, t.TempDir(), prefix, sn.MasterName, addrs))
-	cmd, addr, logs := start(t, cfg)
-	return &node{t: t, cmd: cmd, url: "http://" + addr, logs: logs}
+	return startClusterNode(t, prefix, 50, "rate_limit { http_requests_per_minute = 100000 }",
+		fmt.Sprintf("sentinel {\n    master_name = %q\n    addrs       = %s\n  }", sn.MasterName, addrs))
 }
 
 // room sends event to room through n and returns the answer's recipients and partial;

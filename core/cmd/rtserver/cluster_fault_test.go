@@ -37,13 +37,22 @@ type node struct {
 
 func startNode(t *testing.T, redisAddr, prefix string) *node {
 	t.Helper()
+	return startClusterNode(t, prefix, 3, "", fmt.Sprintf("redis_url = \"redis://%s/0\"", redisAddr))
+}
+
+// startClusterNode runs a node of the fault tests' cluster: perIP connections per address,
+// extra top-level configuration, and redis (the cluster block's lines naming Redis: a
+// redis_url, or a sentinel block).
+func startClusterNode(t *testing.T, prefix string, perIP int, extra, redis string) *node {
+	t.Helper()
 	cfg := writeConfig(t, fmt.Sprintf(`
 environment = "test"
 server {
   host = "127.0.0.1"
   port = 0
 }
-socketio { max_connections_per_ip = 3 }
+socketio { max_connections_per_ip = %d }
+%s
 auth { jwt_secret = %q }
 api {
   key "default" {
@@ -53,12 +62,12 @@ api {
 }
 plugins { dir = %q }
 cluster {
-  redis_url       = "redis://%s/0"
   key_prefix      = %q
   connect_timeout = "1s"
   node_ttl        = "3s"
+  %s
 }
-`, faultJWTSecret, faultAPIKey, t.TempDir(), redisAddr, prefix))
+`, perIP, extra, faultJWTSecret, faultAPIKey, t.TempDir(), prefix, redis))
 	cmd, addr, logs := start(t, cfg)
 	return &node{t: t, cmd: cmd, url: "http://" + addr, logs: logs}
 }
