@@ -34,7 +34,15 @@ import (
 // until that poller has read it. The byte is written after the fd number was freed, so the
 // poller reads it in a batch fetched after the old fd was closed, and epoll reports no
 // events of a closed fd: every batch that could hold a stale event for the number has been
-// handled by then. The cost is one poller round trip per accepted connection.
+// handled by then. The cost is one poller round trip per accepted connection whose number
+// was given to an earlier one.
+//
+// A number the fence never handed out needs no pass: the engine's pollers only watch fds
+// that came through this listener (and the sentinels, which live as long as it), so no
+// poller can hold an event of an earlier connection under that number. While a server
+// fills (its start, a reconnect storm after a restart) the kernel hands out ever higher
+// numbers and the accepts skip the round trip; under churn, numbers come back and are
+// fenced as before.
 type acceptFence struct {
 	net.Listener
 	log hclog.Logger
@@ -45,6 +53,11 @@ type acceptFence struct {
 	closed   bool
 	npoller  int
 	sentinel []*fenceSentinel // by poller index; nil where none could be placed
+
+	// handed has bit n set once fd number n was given to a connection; allReused makes
+	// every number count as given. Only the listener goroutine touches them.
+	handed    []uint64
+	allReused bool
 }
 
 // fenceWait bounds a wait on the sentinel: a poller that does not answer (shutting down)
@@ -87,14 +100,36 @@ func (f *acceptFence) Accept() (net.Conn, error) {
 	}
 	nc, err := nbConnCloseOnExec(c)
 	if err != nil {
-		// NBConn has not closed c: nbhttp retries the conversion and drops it.
+		// NBConn has not closed c: nbhttp retries the conversion and drops it. Should it
+		// succeed, the poller watches a number the fence did not see handed out: from
+		// then on every number is fenced.
+		f.allReused = true
 		return c, nil
 	}
-	idx := nc.Hash() % f.npoller
+	fd := nc.Hash()
+	if !f.handOut(fd) {
+		return nc, nil
+	}
+	idx := fd % f.npoller
 	if idx < len(f.sentinel) && f.sentinel[idx] != nil {
 		f.pass(f.sentinel[idx])
 	}
 	return nc, nil
+}
+
+// handOut marks fd number n as given to a connection and reports whether it had been
+// given before, that is whether the connection needs the fence.
+func (f *acceptFence) handOut(n int) (reused bool) {
+	if n < 0 || f.allReused {
+		return true
+	}
+	w, bit := n/64, uint64(1)<<(n%64)
+	if w >= len(f.handed) {
+		f.handed = append(f.handed, make([]uint64, w+1-len(f.handed))...)
+	}
+	reused = f.handed[w]&bit != 0
+	f.handed[w] |= bit
+	return reused
 }
 
 // active starts the fence on the first Accept (the pollers run by then) and reports

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strconv"
@@ -191,6 +192,11 @@ func (s *HTTPServer) serveHTTPData(c *nbio.Conn, p *nbhttp.Parser, data []byte) 
 		// nothing.
 		g = &headGuard{Processor: p.Processor, srv: s, inHead: true}
 		p.Processor = g
+		if s.Inline != nil {
+			if line, _, ok := bytes.Cut(data, []byte("\n")); ok && s.Inline(bytes.TrimSuffix(line, []byte("\r"))) {
+				s.inlineFirst(c, p)
+			}
+		}
 	}
 	if g.refused || !g.scan(c, data) {
 		return

@@ -1,11 +1,13 @@
 package engineio
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,13 @@ type HTTPServer struct {
 	// method), 413 (body too large) or 431 (headers too large), message says which in
 	// words. Default: {"message": message}.
 	RefusalBody func(status int, message string) ([]byte, http.Header)
+	// Inline, when set, is asked about the request line of a connection's first request
+	// (without its line end): true runs that request's handler right on the network
+	// poller's goroutine instead of handing it to a worker, which saves a goroutine
+	// hand-off per connect. The handler must then not block: while it runs, no other
+	// connection of that poller is read. Later requests of the connection are handed
+	// off as usual. Set before Start. See WebsocketRequestLine.
+	Inline func(requestLine []byte) bool
 
 	maxBody           int
 	maxHeader         int
@@ -178,6 +187,46 @@ func (s *HTTPServer) inline(c *nbio.Conn, ws *websocket.Conn, sc *Conn) {
 		s.runJob(job)
 		return true
 	}
+}
+
+// inlineFirst makes the next request job of p, if no job of c is pending, run on the
+// poller. It runs on the poller before p parses its first bytes, and nbhttp reads
+// p.Execute on the poller while parsing, so the swap races with nothing; the first job
+// puts the connection's own executor back.
+func (s *HTTPServer) inlineFirst(c *nbio.Conn, p *nbhttp.Parser) {
+	queued := p.Execute
+	p.Execute = func(job func()) bool {
+		p.Execute = queued
+		if c.ExecuteLen() > 0 {
+			return queued(job)
+		}
+		s.runJob(job)
+		return true
+	}
+}
+
+// WebsocketRequestLine reports whether requestLine (an HTTP request line without its
+// line end) is a GET of path (with or without its trailing slash) asking for the
+// websocket transport: an Engine.IO websocket handshake or the upgrade of a polling
+// session.
+func WebsocketRequestLine(requestLine []byte, path string) bool {
+	rest, ok := bytes.CutPrefix(requestLine, []byte("GET "))
+	if !ok {
+		return false
+	}
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	p, query, _ := bytes.Cut(target, []byte("?"))
+	if string(p) != path && string(p) != strings.TrimSuffix(path, "/") {
+		return false
+	}
+	for len(query) > 0 {
+		var kv []byte
+		kv, query, _ = bytes.Cut(query, []byte("&"))
+		if bytes.Equal(kv, []byte("transport=websocket")) {
+			return true
+		}
+	}
+	return false
 }
 
 // runJob runs one handler job; a panic is logged, not fatal, and the worker lives on.

@@ -1,10 +1,13 @@
 package engineio_test
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -201,3 +204,54 @@ func (r *stringsReaderT) Read(p []byte) (int, error) {
 }
 
 func stringsReader(s string) io.Reader { return &stringsReaderT{s: s} }
+
+// TestInlineOnlyFirstRequest: with HTTPServer.Inline saying yes to everything, a
+// connection's first request runs on the poller, but its next one is handed off: a
+// handler that blocks there must not stop another connection from being served (one
+// poller on a 2-core machine, so a blocked poller would stall every connection).
+func TestInlineOnlyFirstRequest(t *testing.T) {
+	release := make(chan struct{})
+	var asked sync.WaitGroup
+	asked.Add(1)
+	srv := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			asked.Done()
+			<-release
+		}
+		_, _ = w.Write([]byte("ok"))
+	}), func(s *engineio.HTTPServer) {
+		s.Inline = func([]byte) bool { return true }
+	})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	defer close(release)
+	a, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ra := bufio.NewReader(a)
+	get := func(c net.Conn, r *bufio.Reader, path string) {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	get(a, ra, "/first")
+	_, _ = io.WriteString(a, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+	asked.Wait()
+	for i := range 3 {
+		b, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		get(b, bufio.NewReader(b), "/other-"+strconv.Itoa(i))
+		b.Close()
+	}
+}

@@ -152,6 +152,10 @@ func (g *connGuard) admit(r *http.Request) (func(), *engineio.Refusal) {
 	}, nil
 }
 
+// callsOut reports whether admit asks another process (the cluster's store) and may
+// therefore wait.
+func (g *connGuard) callsOut() bool { return g.sharedRate != nil || g.sharedConns != nil }
+
 // handshakeRefusal is the JSON body of a refused handshake.
 func handshakeRefusal(code, msg string, retryAfter *int) []byte {
 	b, _ := json.Marshal(struct {

@@ -409,6 +409,12 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		}
 	}
 	main := s.httpServer(ln, s.Handler(), "http")
+	if !s.guard.callsOut() {
+		// A websocket handshake then only counts in memory (the guard, the engine's
+		// session table): its request runs on the poller, as its messages do.
+		path := s.cfg.SocketIO.Path
+		main.Inline = func(line []byte) bool { return engineio.WebsocketRequestLine(line, path) }
+	}
 	// Bodies the main listener takes: polling payloads and API requests. The parser holds
 	// a body whole before its handler runs, so a larger one is refused as it is announced.
 	main.MaxBodyBytes = max(s.cfg.SocketIO.MaxPayload, s.cfg.API.MaxBodyBytes)
