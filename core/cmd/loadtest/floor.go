@@ -170,3 +170,79 @@ func threadWrites(conns []net.Conn, frame []byte, rounds int) (int, time.Duratio
 	used := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
 	return writes, used / time.Duration(writes), nil
 }
+
+// writeRig holds many loopback connections, read and drained by this process, for
+// measuring the small-write floor in slices between the steps of a scenario: a floor
+// taken in the same seconds as the figure it is set beside is moved by a host whose
+// speed drifts (other tenants, frequency) as much as that figure is.
+type writeRig struct {
+	ln    net.Listener
+	conns []net.Conn
+	wg    sync.WaitGroup
+	frame []byte
+
+	writes int
+	cpu    time.Duration
+}
+
+func newWriteRig(ctx context.Context, n int) (*writeRig, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	w := &writeRig{ln: ln}
+	// The same shape as floor's: the accepting side echoes what it reads and the writing
+	// side drains the echo, so that the two figures can be compared.
+	w.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			w.wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	for range n {
+		c, err := dialTCP(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		w.conns = append(w.conns, c)
+		w.wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+	}
+	payload := `42["bench",{"n":1,"text":"hello, room"},"offset-1"]`
+	w.frame = append([]byte{0x81, byte(len(payload))}, payload...)
+	return w, nil
+}
+
+// slice writes the frame to every connection rounds times and adds the writing thread's
+// CPU to the totals.
+func (w *writeRig) slice(rounds int) error {
+	n, per, err := threadWrites(w.conns, w.frame, rounds)
+	if err != nil {
+		return err
+	}
+	w.writes += n
+	w.cpu += per * time.Duration(n)
+	return nil
+}
+
+// perWrite is the CPU per write over every slice so far, in µs.
+func (w *writeRig) perWrite() float64 {
+	if w.writes == 0 {
+		return 0
+	}
+	return us(w.cpu) / float64(w.writes)
+}
+
+func (w *writeRig) close() {
+	w.ln.Close()
+	for _, c := range w.conns {
+		c.Close()
+	}
+	w.wg.Wait()
+}

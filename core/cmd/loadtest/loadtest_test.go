@@ -268,6 +268,7 @@ func TestScenarios(t *testing.T) {
 		"| room | server CPU per delivery |",
 		"| room-unbatched | deliveries | 100 (5 POSTs x 20 sockets) |",
 		"| room-unbatched | server CPU per delivery / small-write floor |",
+		"| room-unbatched | small-write floor, between the POSTs |",
 		"| room-unbatched | server write calls per delivery (unbatched) |",
 		"| rss-register | RSS per idle registered connection (marginal, 20 -> 60) |",
 		"| rss-register | of which Go heap in use, per connection |",

@@ -361,25 +361,38 @@ func (r *runner) rssOf(ctx context.Context, name string, register bool) ([]row, 
 // room measures the server's CPU per delivery: roomSize sockets in one room, roomMsgs
 // POST /api/room calls, until every socket has every message.
 func (r *runner) room(ctx context.Context) ([]row, error) {
-	rows, _, _, err := r.roomRun(ctx, "room", r.o.roomMsgs, 0)
+	rows, _, _, err := r.roomRun(ctx, "room", r.o.roomMsgs, 0, pause{})
 	return rows, err
 }
 
 // roomUnbatched is room with the POSTs paced at ubRate a second, one at a time, so that
 // each socket has at most one frame queued at a time and every delivery is its own write
-// call. The floor's small write of the same run is measured first and set beside it.
+// call. The floor's small write is measured first, as in floor, and again in slices
+// between the POSTs (writeRig): the figure is set beside the interleaved one.
 func (r *runner) roomUnbatched(ctx context.Context) ([]row, error) {
 	const name = "room-unbatched"
 	rows, err := r.floor(ctx)
 	if err != nil {
 		return rows, err
 	}
-	floor := r.smallWrite
-	more, per, wpd, err := r.roomRun(ctx, name, r.o.ubMsgs, time.Second/time.Duration(r.o.ubRate))
+	rig, err := newWriteRig(ctx, r.o.roomSize)
+	if err != nil {
+		return rows, err
+	}
+	defer rig.close()
+	// About as many floor writes as the floor scenario makes, in ubSlices slices.
+	rounds := max(1, (r.o.roomMsgs/10+1)/ubSlices)
+	between := pause{every: max(1, r.o.ubMsgs/ubSlices), do: func() error { return rig.slice(rounds) }}
+	if err := rig.slice(rounds); err != nil {
+		return rows, err
+	}
+	more, per, wpd, err := r.roomRun(ctx, name, r.o.ubMsgs, time.Second/time.Duration(r.o.ubRate), between)
 	rows = append(rows, more...)
 	if err != nil {
 		return rows, err
 	}
+	floor := rig.perWrite()
+	rows = append(rows, info(name, "small-write floor, between the POSTs", fmt.Sprintf("%.2f µs (%d writes in %d slices)", floor, rig.writes, ubSlices+1)))
 	// The figure is only that of unbatched delivery when the writes were: a server that
 	// falls behind the pace queues frames per socket and writes them together.
 	rows = append(rows, atLeast(name, "server write calls per delivery (unbatched)", wpd, 0.95, "%.3f"))
@@ -393,10 +406,27 @@ func (r *runner) roomUnbatched(ctx context.Context) ([]row, error) {
 	return rows, nil
 }
 
+// pause is work that roomRun does between its paced POSTs, every so many.
+type pause struct {
+	every int
+	do    func() error
+}
+
+func (p pause) due(done, msgs int) bool {
+	return p.do != nil && (done%p.every == 0 || done == msgs)
+}
+
+// ubSlices is how many slices of the small-write floor room-unbatched takes between its
+// POSTs (one more before the first).
+const ubSlices = 10
+
 // roomRun posts msgs messages to a room of roomSize sockets: with every > 0 one at a time,
 // one per every, otherwise as fast as the posters go. It returns the rows, the server CPU
 // per delivery in µs and the server's write calls per delivery.
-func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.Duration) ([]row, float64, float64, error) {
+//
+// With every > 0, between.do (when set) runs after every between.every POSTs and after the
+// last, once the server has delivered them all: what it does is not the server's.
+func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.Duration, between pause) ([]row, float64, float64, error) {
 	var rows []row
 	var per, wpd float64
 	err := r.withServer(ctx, nil, func(srv *serverProc) error {
@@ -449,6 +479,7 @@ func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.
 		gen0 := selfCPU()
 		t0 := time.Now()
 		var next atomic.Int64
+		var pausedCPU, pausedWall atomic.Int64 // spent in between.do: not the POSTs'
 		var wg sync.WaitGroup
 		posters := r.o.posters
 		var tick *time.Ticker
@@ -477,6 +508,15 @@ func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.
 					if err == nil && n != size {
 						err = fmt.Errorf("POST /api/room reached %d recipients, want %d", n, size)
 					}
+					if done := int(i + 1); err == nil && tick != nil && between.due(done, msgs) {
+						err = waitFor(ctx, srv, cs, "the POSTs' deliveries", func() bool { return got.Load() >= int64(done)*size })
+						if err == nil {
+							c0, t0 := selfCPU(), time.Now()
+							err = between.do()
+							pausedCPU.Add(int64(selfCPU() - c0))
+							pausedWall.Add(int64(time.Since(t0)))
+						}
+					}
 					if err != nil {
 						errs <- err
 						return
@@ -493,12 +533,12 @@ func (r *runner) roomRun(ctx context.Context, name string, msgs int, every time.
 		if err := waitFor(ctx, srv, cs, "every delivery", func() bool { return got.Load() >= want }); err != nil {
 			return fmt.Errorf("%w (%d of %d delivered)", err, got.Load(), want)
 		}
-		elapsed := time.Since(t0)
+		elapsed := time.Since(t0) - time.Duration(pausedWall.Load())
 		cpu1, err := srv.times()
 		if err != nil {
 			return err
 		}
-		gen := selfCPU() - gen0
+		gen := selfCPU() - gen0 - time.Duration(pausedCPU.Load())
 		used := cpu1.sub(cpu0)
 		writes1, err := srv.writes()
 		if err != nil {
