@@ -246,3 +246,89 @@ func (w *writeRig) close() {
 	}
 	w.wg.Wait()
 }
+
+// echoRig is floor's TCP echo kept open, for measuring it in slices between the windows
+// of a scenario (see writeRig).
+type echoRig struct {
+	ln    net.Listener
+	conns []net.Conn
+	wg    sync.WaitGroup
+
+	trips int64
+	cpu   time.Duration
+}
+
+func newEchoRig(ctx context.Context, n int) (*echoRig, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	e := &echoRig{ln: ln}
+	e.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			e.wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	for range n {
+		c, err := dialTCP(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		e.conns = append(e.conns, c)
+	}
+	return e, nil
+}
+
+// slice runs the echo, one round trip in flight per connection, for d and adds this
+// process's CPU and the round trips to the totals.
+func (e *echoRig) slice(ctx context.Context, d time.Duration) error {
+	var stop atomic.Bool
+	var trips atomic.Int64
+	var wg sync.WaitGroup
+	msg := []byte(`42["ping",{"timestamp":1700000000000}]`)
+	cpu0 := selfCPU()
+	for _, c := range e.conns {
+		wg.Go(func() {
+			b := make([]byte, len(msg))
+			for !stop.Load() {
+				if _, err := c.Write(msg); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(c, b); err != nil {
+					return
+				}
+				trips.Add(1)
+			}
+		})
+	}
+	err := sleep(ctx, d)
+	stop.Store(true)
+	wg.Wait()
+	e.cpu += selfCPU() - cpu0
+	e.trips += trips.Load()
+	return err
+}
+
+// perSide is the CPU per round trip and side over every slice so far, in µs.
+func (e *echoRig) perSide() float64 {
+	if e.trips == 0 {
+		return 0
+	}
+	return us(e.cpu) / float64(e.trips) / 2
+}
+
+func (e *echoRig) close() {
+	e.ln.Close()
+	for _, c := range e.conns {
+		c.Close()
+	}
+	e.wg.Wait()
+}

@@ -274,6 +274,7 @@ func TestScenarios(t *testing.T) {
 		"| rss-register | of which Go heap in use, per connection |",
 		"| rss-register | of which goroutine stacks, per connection |",
 		"| ack | server CPU per ack round trip |",
+		"| ack | server CPU per ack round trip / echo floor |",
 		"| storm | failed connects | 0 | <= 0 | ok |",
 		"| plugin | failed round trips | 0 | <= 0 | ok |",
 		"| plugin | round trips/s |",

@@ -676,18 +676,26 @@ type window struct {
 // measure starts the loop on cs, lets it warm up, measures for the window, then stops it
 // and waits for the replies in flight.
 func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *loop, plugins bool) (window, error) {
+	return r.measureFor(ctx, srv, cs, l, plugins, r.o.warmup, r.o.window)
+}
+
+// measureFor is measure with its own warm-up and window; it may run again on the same loop
+// once the previous one returned.
+func (r *runner) measureFor(ctx context.Context, srv *serverProc, cs []*client, l *loop, plugins bool, warmup, length time.Duration) (window, error) {
 	var w window
+	l.stop.Store(false)
+	done0 := l.done.Load()
 	for _, c := range cs {
 		if err := l.send(c); err != nil {
 			return w, fmt.Errorf("first request: %w", err)
 		}
 	}
 	defer l.stop.Store(true)
-	if err := sleep(ctx, r.o.warmup); err != nil {
+	if err := sleep(ctx, warmup); err != nil {
 		return w, err
 	}
-	if l.done.Load() == 0 {
-		return w, fmt.Errorf("no reply within the %s warm-up", r.o.warmup)
+	if l.done.Load() == done0 {
+		return w, fmt.Errorf("no reply within the %s warm-up", warmup)
 	}
 	l.measuring.Store(true)
 	cpu0, err := srv.times()
@@ -700,7 +708,7 @@ func (r *runner) measure(ctx context.Context, srv *serverProc, cs []*client, l *
 	}
 	gc0 := srv.gcCycles()
 	gen0, n0, bad0, t0 := selfCPU(), l.done.Load(), l.bad.Load(), time.Now()
-	if err := sleep(ctx, r.o.window); err != nil {
+	if err := sleep(ctx, length); err != nil {
 		return w, err
 	}
 	cpu1, err := srv.times()
@@ -748,23 +756,69 @@ func (r *runner) ack(ctx context.Context) ([]row, error) {
 			return err
 		}
 		defer closeAll(cs)
-		w, err := r.measure(ctx, srv, cs, l, false)
-		closeAll(cs)
+		echo, err := newEchoRig(ctx, r.o.ackConns)
 		if err != nil {
 			return err
 		}
+		defer echo.close()
+		// The window in ackSlices parts, with a slice of the echo floor before each part
+		// and after the last: the floor of the same seconds.
+		var w window
+		for k := range ackSlices {
+			if err := echo.slice(ctx, r.o.window/ackSlices/2); err != nil {
+				return err
+			}
+			warm := r.o.warmup
+			if k > 0 {
+				warm = min(warm, 200*time.Millisecond)
+			}
+			part, err := r.measureFor(ctx, srv, cs, l, false, warm, r.o.window/ackSlices)
+			if err != nil {
+				return err
+			}
+			w.add(part)
+		}
+		if err := echo.slice(ctx, r.o.window/ackSlices/2); err != nil {
+			return err
+		}
+		closeAll(cs)
 		lat := merge(l.lat)
+		per := us(w.serverCPU) / float64(w.replies)
 		rows = append(rows,
 			info(name, "round trips/s", fmt.Sprintf("%.0f (%d connections, 1 in flight each)", float64(w.replies)/w.elapsed.Seconds(), len(cs))),
 			info(name, "latency p50 / p99", fmt.Sprintf("%.2f / %.2f ms", ms(percentile(lat, .5)), ms(percentile(lat, .99)))),
-			atMost(name, "server CPU per ack round trip", us(w.serverCPU)/float64(w.replies), 8, "%.2f µs"),
+			atMost(name, "server CPU per ack round trip", per, 8, "%.2f µs"),
 			split(name, w.server, float64(w.replies)),
 			info(name, "load generator CPU per round trip", fmt.Sprintf("%.2f µs", us(w.genCPU)/float64(w.replies))),
 			gcRow(name, w),
+			info(name, "echo floor between the parts, per side", fmt.Sprintf("%.2f µs (%d round trips in %d slices)", echo.perSide(), echo.trips, ackSlices+1)),
 		)
+		if f := echo.perSide(); f > 0 {
+			rows = append(rows, atMost(name, "server CPU per ack round trip / echo floor", per/f, 1.3, "%.2fx"))
+		}
 		return nil
 	})
 	return rows, err
+}
+
+// ackSlices is how many parts ack's window is cut into, with the echo floor between.
+const ackSlices = 5
+
+// add sums o into w; gcCycles stays unknown once either is.
+func (w *window) add(o window) {
+	w.replies += o.replies
+	w.bad += o.bad
+	w.elapsed += o.elapsed
+	w.server.user += o.server.user
+	w.server.sys += o.server.sys
+	w.serverCPU += o.serverCPU
+	w.pluginCPU += o.pluginCPU
+	w.genCPU += o.genCPU
+	if w.gcCycles >= 0 && o.gcCycles >= 0 {
+		w.gcCycles += o.gcCycles
+	} else {
+		w.gcCycles = -1
+	}
 }
 
 // storm opens storm connections paced at rate per second and measures the time from the
