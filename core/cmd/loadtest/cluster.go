@@ -196,6 +196,17 @@ func (r *runner) clusterOf(ctx context.Context, name string, start func(context.
 	if err := waitFor(ctx, nodes[0], cs, "the warm-up message on both nodes", func() bool { return extraWarm.Load() >= size }); err != nil {
 		return nil, fmt.Errorf("%w (%d of %d)", err, extraWarm.Load(), size)
 	}
+	// The small-write floor, just before and just after the sends: a delivery is one
+	// write at this pace, so that is what the figure is read against.
+	rig, err := newWriteRig(ctx, int(size))
+	if err != nil {
+		return nil, err
+	}
+	defer rig.close()
+	rounds := max(1, 50000/int(size))
+	if err := rig.slice(rounds); err != nil {
+		return nil, err
+	}
 	measuring.Store(true)
 
 	cpu0 := make([]cpuTimes, 0, 3)
@@ -260,6 +271,9 @@ func (r *runner) clusterOf(ctx context.Context, name string, start func(context.
 		return nil, err
 	}
 	rd := redis1.sub(redis0)
+	if err := rig.slice(rounds); err != nil {
+		return nil, err
+	}
 	delivered := got.Load()
 	latMu.Lock()
 	slices.Sort(lat)
@@ -280,6 +294,8 @@ func (r *runner) clusterOf(ctx context.Context, name string, start func(context.
 		info(name, "of which node 1 (API, publish, its half)", fmt.Sprintf("%.2f µs", us(perNode[0])/d)),
 		info(name, "of which node 2 (from Redis, its half)", fmt.Sprintf("%.2f µs", us(perNode[1])/d)),
 		info(name, "server CPU in the kernel (system time)", fmt.Sprintf("%.0f%%", 100*us(used.sys)/max(nodesCPU, 1))),
+		info(name, "small-write floor, before and after the sends", fmt.Sprintf("%.2f µs (%d writes)", rig.perWrite(), rig.writes)),
+		info(name, "CPU per delivery / small-write floor", fmt.Sprintf("%.2fx", per/max(rig.perWrite(), 0.001))),
 		info(name, "delivery latency p50", p50.Round(time.Microsecond).String()),
 		below(name, "delivery latency p99", float64(p99)/float64(time.Millisecond), 10, "%.2f ms"),
 		info(name, "of which node 2's sockets (through Redis) p50 / p99", r50.Round(time.Microsecond).String()+" / "+r99.Round(time.Microsecond).String()),

@@ -35,6 +35,7 @@ func TestClusterScenario(t *testing.T) {
 		"| cluster | CPU per connect, cluster node |",
 		"| cluster | CPU per connect, no cluster |",
 		"| cluster | CPU per delivery, both nodes + Redis |",
+		"| cluster | CPU per delivery / small-write floor |",
 		"| cluster | delivery latency p99 |",
 	} {
 		if !strings.Contains(table, want) {
