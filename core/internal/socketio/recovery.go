@@ -55,6 +55,7 @@ type recovery struct {
 	epoch    uint64      // sweeps so far
 	seq      uint64      // seq of the newest logged packet
 	ring     []logged    // len == MaxTotalPackets once full
+	chunk    []byte      // where short packets' text is copied (keepLocked)
 	start    int         // index of the oldest entry
 	first    uint64      // seq of the oldest entry, when n > 0; the seqs in the ring follow on
 	n        int
@@ -67,17 +68,76 @@ type recovery struct {
 	last string  // with sh: the newest offset delivered here, or the store's at start
 }
 
+// logged is one entry of the log. The ring holds one per packet (two per socket on a
+// server that welcomes each socket and answers its register, so the slot's size counts
+// per idle connection): the common case, a packet for one room (a socket's own) with no
+// exceptions, attachments or store offset, is held in the slot alone, and the rest goes
+// behind more.
 type logged struct {
 	// The epoch it was logged in, or last replayed in (touchLocked): it never
 	// decreases from the oldest entry to the newest.
-	epoch  uint64
+	epoch uint64
+	// The encoded packet; replays wrap it in fresh Messages, so the delivered ones (with
+	// their cached websocket frames) are not kept alive by the log. A short one is a
+	// slice of a chunk shared with its neighbours in the ring (keepLocked).
+	data []byte
+	// The only room, when the packet went to exactly one ("" otherwise); an array so
+	// that rooms can return it as a slice without an allocation.
+	room [1]string
+	more *loggedMore // nil when off, except and atts are empty and rooms has at most one room
+}
+
+// loggedMore is what an entry that does not fit its slot keeps.
+type loggedMore struct {
 	off    string // the shared store's offset (shared.go); empty in memory
 	rooms  []string
 	except []string
-	// The encoded packet and its attachments; replays wrap them in fresh Messages, so the
-	// delivered ones (with their cached websocket frames) are not kept alive by the log.
-	data []byte
-	atts [][]byte
+	atts   [][]byte
+}
+
+// newLogged is the entry of a packet sent to rooms (every socket when none) but except,
+// under the shared store's offset off; data is set by appendLocked.
+func newLogged(off string, rooms, except []string, atts [][]byte) logged {
+	if off == "" && len(except) == 0 && len(atts) == 0 && len(rooms) <= 1 && (len(rooms) == 0 || rooms[0] != "") {
+		var e logged
+		if len(rooms) == 1 {
+			e.room[0] = rooms[0]
+		}
+		return e
+	}
+	return logged{more: &loggedMore{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), atts: atts}}
+}
+
+// rooms is what the packet was sent to; none: every socket. Valid while the entry is.
+func (e *logged) rooms() []string {
+	if e.more != nil {
+		return e.more.rooms
+	}
+	if e.room[0] == "" {
+		return nil
+	}
+	return e.room[:]
+}
+
+func (e *logged) except() []string {
+	if e.more == nil {
+		return nil
+	}
+	return e.more.except
+}
+
+func (e *logged) atts() [][]byte {
+	if e.more == nil {
+		return nil
+	}
+	return e.more.atts
+}
+
+func (e *logged) off() string {
+	if e.more == nil {
+		return ""
+	}
+	return e.more.off
 }
 
 type savedSession struct {
@@ -131,7 +191,7 @@ func (r *recovery) stop() {
 		r.sweep.Stop()
 		r.sweep = nil
 	}
-	r.ring, r.start, r.n, r.bytes = nil, 0, 0, 0
+	r.ring, r.start, r.n, r.bytes, r.chunk = nil, 0, 0, 0, nil
 	clear(r.sessions)
 	r.srv.mu.Lock()
 	clear(r.srv.kept)
@@ -142,13 +202,13 @@ func (r *recovery) stop() {
 // cost is what an entry keeps alive, roughly: its bytes and its bookkeeping.
 func (e *logged) cost() int {
 	n := len(e.data) + 64
-	for _, a := range e.atts {
+	for _, a := range e.atts() {
 		n += len(a) + 24
 	}
-	for _, room := range e.rooms {
+	for _, room := range e.rooms() {
 		n += len(room) + 16
 	}
-	for _, room := range e.except {
+	for _, room := range e.except() {
 		n += len(room) + 16
 	}
 	return n
@@ -168,6 +228,29 @@ func (e encoded) logData() []byte {
 	return append(make([]byte, 0, len(d)), d...)
 }
 
+// Short packets are copied into chunks of logChunk bytes, one after the other in log
+// order: an entry then costs its text and no allocation of its own (with its size class's
+// rounding). Entries leave the ring in order, so a chunk is freed once its last entry
+// has left, and at most the oldest and the newest chunk are partly dead or unused.
+const (
+	logChunk      = 4096
+	logChunkLimit = 512 // a longer packet keeps its own bytes (logData)
+)
+
+// keepLocked returns the text of enc as the log keeps it.
+func (r *recovery) keepLocked(enc encoded) []byte {
+	d := enc.data()
+	if len(d) > logChunkLimit {
+		return enc.logData()
+	}
+	if cap(r.chunk)-len(r.chunk) < len(d) {
+		r.chunk = make([]byte, 0, logChunk)
+	}
+	at := len(r.chunk)
+	r.chunk = append(r.chunk, d...)
+	return r.chunk[at:len(r.chunk):len(r.chunk)]
+}
+
 // broadcast encodes the event once with the next offset, logs it and queues it to every
 // recipient under r.mu (so offsets reach each socket in log order); the writes happen
 // outside the lock (flush.go).
@@ -185,7 +268,7 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.logData(), atts: enc.atts}, seq)
+	r.appendLocked(newLogged("", rooms, except, enc.atts), enc, seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
@@ -200,8 +283,9 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 // MaxTotalBytes empties the log and is not kept: a session whose offset is older then
 // finds the entry after its offset lost and is not recovered. Entries past their age
 // are the sweep's: an epoch only ends there, so this would find none.
-func (r *recovery) appendLocked(e logged, seq uint64) {
+func (r *recovery) appendLocked(e logged, enc encoded, seq uint64) {
 	e.epoch = r.epoch
+	e.data = enc.data()
 	c := e.cost()
 	if c > r.opts.MaxTotalBytes {
 		for r.n > 0 {
@@ -224,6 +308,7 @@ func (r *recovery) appendLocked(e logged, seq uint64) {
 	if r.n == 0 {
 		r.first = seq
 	}
+	e.data = r.keepLocked(enc)
 	r.ring[(r.start+r.n)%len(r.ring)] = e
 	r.n++
 	r.bytes += c
@@ -276,7 +361,7 @@ func (r *recovery) sweepOnceLocked() {
 // size of its busiest moment. Growing again by doubling cannot undo a halving at once.
 func (r *recovery) shrinkLocked() {
 	if r.n == 0 {
-		r.ring, r.start = nil, 0
+		r.ring, r.start, r.chunk = nil, 0, nil
 		return
 	}
 	if len(r.ring) <= 16 || r.n > len(r.ring)/4 {
@@ -354,7 +439,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	}
 	// The id is reserved before the socket leaves the index (onClose removes it after
 	// this), so there is no moment at which another socket could join it.
-	srv := s.srv
+	srv := s.cl.srv
 	srv.mu.Lock()
 	rooms := s.rooms.appendTo(make([]string, 0, s.rooms.len()))
 	srv.kept[s.id] = struct{}{}
@@ -444,10 +529,10 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	}
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
-		if len(e.rooms) > 0 && !slices.ContainsFunc(e.rooms, in) {
+		if rooms := e.rooms(); len(rooms) > 0 && !slices.ContainsFunc(rooms, in) {
 			continue
 		}
-		if slices.ContainsFunc(e.except, in) {
+		if slices.ContainsFunc(e.except(), in) {
 			continue
 		}
 		if count++; count > r.opts.MaxPackets {
@@ -458,7 +543,7 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 		}
 		// No room in front of the logged text (it was framed in place when first sent):
 		// the replay's frame is a copy.
-		out = append(out, encoded{buf: e.data, atts: e.atts}.messages()...)
+		out = append(out, encoded{buf: e.data, atts: e.atts()}.messages()...)
 	}
 	return out, true
 }
@@ -485,5 +570,5 @@ func (r *recovery) accept(s *Socket, restored *savedSession) bool {
 			s.pid = newID()
 		}
 	}
-	return s.srv.accept(s, restored, replay...)
+	return s.cl.srv.accept(s, restored, replay...)
 }
