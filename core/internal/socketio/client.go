@@ -78,7 +78,7 @@ func newSocket(srv *Server, c transport) *Socket {
 }
 
 func (cl *client) newSocket(nsp string) *Socket {
-	return &Socket{srv: cl.srv, cl: cl, conn: cl.conn, nsp: nsp}
+	return &Socket{cl: cl, nsp: nsp}
 }
 
 // socket returns the socket of namespace nsp, or nil.
