@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -18,21 +19,23 @@ type session struct {
 	// Set before the socket is published, read-only afterwards.
 	userID    string // the token's user
 	clientIP  string
-	reconnect Reconnect
-	expires   time.Time // disconnect the socket then; zero: never
+	reconnect *Reconnect // nil for a first connection (the zero Reconnect), which costs no room here then
+	expires   time.Time  // disconnect the socket then; zero: never
 
-	mu         sync.Mutex  // guards the fields below; a leaf: nothing is called while it is held
-	expiry     *time.Timer // started by HandleConnection, stopped at the disconnect
-	registered bool        // register succeeded (kept across recovery)
-	counted    bool        // counted in its user (Hub.users)
-	refused    int         // events refused in a row by the rate limit
+	mu     sync.Mutex  // guards the fields below; a leaf: nothing is called while it is held
+	expiry *time.Timer // started by HandleConnection, stopped at the disconnect
+	// The flags and the count share one word: there is a session per idle socket, and
+	// apart they would pad the record into the next size class.
+	registered bool  // register succeeded (kept across recovery)
+	counted    bool  // counted in its user (Hub.users)
+	running    bool  // a client:* request is running (queue)
+	gone       bool  // the socket disconnected
+	refused    int32 // events refused in a row by the rate limit; stops growing at its maximum
 	// The socket's client:* requests: one runs at a time, the others wait in queue, so
 	// replies keep the order of requests, with no goroutine while idle.
-	queue   []func()
-	running bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	gone    bool
+	queue  []func()
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Reconnect is what a client said of its reconnection in the CONNECT auth payload.
@@ -57,7 +60,11 @@ var ErrRecoveryMismatch = errors.New("the session being recovered belongs to ano
 // middleware once the token is verified. A socket that recovers a session keeps its user: a
 // token of someone else cannot take it over (ErrRecoveryMismatch).
 func Admit(s *socketio.Socket, a Admission) error {
-	ss := &session{userID: a.UserID, clientIP: a.ClientIP, reconnect: a.Reconnect, expires: a.Expires}
+	ss := &session{userID: a.UserID, clientIP: a.ClientIP, expires: a.Expires}
+	if a.Reconnect != (Reconnect{}) {
+		r := a.Reconnect
+		ss.reconnect = &r
+	}
 	if prev := sessionOf(s); prev != nil {
 		if prev.userID != "" && prev.userID != a.UserID {
 			return ErrRecoveryMismatch
@@ -85,12 +92,12 @@ func (ss *session) isRegistered() bool {
 func (ss *session) countRefused(refused bool) int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if refused {
-		ss.refused++
-	} else {
+	if !refused {
 		ss.refused = 0
+	} else if ss.refused < math.MaxInt32 {
+		ss.refused++
 	}
-	return ss.refused
+	return int(ss.refused)
 }
 
 // begin completes the session of an accepted socket: a recovered one is counted in its
