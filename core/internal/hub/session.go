@@ -17,10 +17,12 @@ import (
 // takes its user and registration from it (resume) and starts everything else afresh.
 type session struct {
 	// Set before the socket is published, read-only afterwards.
-	userID    string // the token's user
-	clientIP  string
-	reconnect *Reconnect // nil for a first connection (the zero Reconnect), which costs no room here then
-	expires   time.Time  // disconnect the socket then; zero: never
+	userID   string // the token's user
+	clientIP string
+	// What Admit learned that only HandleConnection reads: nil when there is nothing
+	// (a first connection whose token does not expire), and dropped once read, so that
+	// an idle socket keeps neither.
+	start *sessionStart
 
 	mu     sync.Mutex  // guards the fields below; a leaf: nothing is called while it is held
 	expiry *time.Timer // started by HandleConnection, stopped at the disconnect
@@ -60,10 +62,9 @@ var ErrRecoveryMismatch = errors.New("the session being recovered belongs to ano
 // middleware once the token is verified. A socket that recovers a session keeps its user: a
 // token of someone else cannot take it over (ErrRecoveryMismatch).
 func Admit(s *socketio.Socket, a Admission) error {
-	ss := &session{userID: a.UserID, clientIP: a.ClientIP, expires: a.Expires}
-	if a.Reconnect != (Reconnect{}) {
-		r := a.Reconnect
-		ss.reconnect = &r
+	ss := &session{userID: a.UserID, clientIP: a.ClientIP}
+	if a.Reconnect != (Reconnect{}) || !a.Expires.IsZero() {
+		ss.start = &sessionStart{reconnect: a.Reconnect, expires: a.Expires}
 	}
 	if prev := sessionOf(s); prev != nil {
 		if prev.userID != "" && prev.userID != a.UserID {
@@ -73,6 +74,12 @@ func Admit(s *socketio.Socket, a Admission) error {
 	}
 	s.SetSession(ss)
 	return nil
+}
+
+// sessionStart is the part of an Admission that HandleConnection uses once.
+type sessionStart struct {
+	reconnect Reconnect
+	expires   time.Time // disconnect the socket then; zero: never
 }
 
 // sessionOf returns the hub's session of s; nil before Admit (or HandleConnection).
@@ -111,8 +118,8 @@ func (h *Hub) begin(s *socketio.Socket, ss *session) {
 		ss.registered = false
 		ss.mu.Unlock()
 	}
-	if !ss.expires.IsZero() {
-		t := time.AfterFunc(time.Until(ss.expires), s.Disconnect)
+	if ss.start != nil && !ss.start.expires.IsZero() {
+		t := time.AfterFunc(time.Until(ss.start.expires), s.Disconnect)
 		ss.mu.Lock()
 		ss.expiry = t
 		ss.mu.Unlock()

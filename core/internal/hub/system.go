@@ -55,8 +55,8 @@ type reconnectStatus struct {
 // gets none of these.
 func (h *Hub) announceReconnect(s *socketio.Socket, ss *session, now string) {
 	var r Reconnect
-	if ss.reconnect != nil {
-		r = *ss.reconnect
+	if ss.start != nil {
+		r = ss.start.reconnect
 	}
 	// Counted before the event goes out, so a client that reads /metrics on receipt
 	// sees its own outcome.
