@@ -242,9 +242,7 @@ func (cl *client) dispatch(p *Packet, atts [][]byte) {
 	case s != nil && p.Type == PacketDisconnect:
 		// Only this namespace leaves; the session stays open, as with the reference.
 		s.mu.Lock()
-		if s.closeReason == "" {
-			s.closeReason = ReasonClientDisconnect
-		}
+		s.setCloseReason(ReasonClientDisconnect)
 		s.mu.Unlock()
 		cl.forget(s) // what it sends this namespace now is out of place
 		if s.onClose(ReasonClientDisconnect) {

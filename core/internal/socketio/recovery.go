@@ -417,7 +417,7 @@ func recoverable(reason string) bool {
 // socket leaves the indexes.
 func (r *recovery) persist(s *Socket, reason string) {
 	s.mu.Lock()
-	deliberate := s.closeReason != ""
+	deliberate := s.deliberate
 	session := s.session
 	s.mu.Unlock()
 	if r.sh != nil {

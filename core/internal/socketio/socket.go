@@ -57,6 +57,7 @@ type Socket struct {
 	// their own at the end.
 	gone        bool // disconnect handlers have been taken
 	sharedTable bool // handlers is UseHandlers' table: copy it before changing it
+	deliberate  bool // the server or the client closed the socket (setCloseReason)
 
 	state atomic.Int32 // after the flags, to share their word
 
@@ -70,8 +71,10 @@ type Socket struct {
 	session      any
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
-	closeReason  string // set before closing the transport ourselves
-	goneReason   string
+	// Until the socket is gone, the reason given by whoever closed it deliberately
+	// (setCloseReason), or empty; from then on, the reason its disconnect handlers got.
+	// One field for both, as a Socket per idle connection keeps it.
+	reason string
 }
 
 // ID returns the socket id (also the name of its own room).
@@ -125,7 +128,7 @@ func (s *Socket) OnAny(h func(s *Socket, event string, args Args, ack Ack)) {
 func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 	s.mu.Lock()
 	if s.gone {
-		reason := s.goneReason
+		reason := s.reason
 		s.mu.Unlock()
 		fn(s, reason)
 		return
@@ -342,9 +345,7 @@ func (s *Socket) Disconnect() {
 		return
 	}
 	s.mu.Lock()
-	if s.closeReason == "" {
-		s.closeReason = ReasonServerDisconnect
-	}
+	s.setCloseReason(ReasonServerDisconnect)
 	s.mu.Unlock()
 	_ = s.cl.conn.SendOne(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
 	if s.nsp != "/" {
@@ -385,12 +386,22 @@ func (s *Socket) Session() any {
 	return s.session
 }
 
+// setCloseReason records that the socket is being closed deliberately, for reason, unless
+// it already was; under mu. A socket already gone keeps the reason its handlers got.
+func (s *Socket) setCloseReason(reason string) {
+	if s.deliberate || reason == "" {
+		return
+	}
+	s.deliberate = true
+	if !s.gone {
+		s.reason = reason
+	}
+}
+
 // closeWith closes the transport with reason; OnDisconnect gets reason too.
 func (s *Socket) closeWith(reason string) {
 	s.mu.Lock()
-	if s.closeReason == "" {
-		s.closeReason = reason
-	}
+	s.setCloseReason(reason)
 	s.mu.Unlock()
 	s.cl.conn.Close(reason)
 }
@@ -596,8 +607,8 @@ func (s *Socket) acceptOther() bool {
 func (s *Socket) onClose(reason string) bool {
 	prev := s.state.Swap(stateClosed)
 	s.mu.Lock()
-	if s.closeReason != "" {
-		reason = s.closeReason
+	if s.deliberate && !s.gone {
+		reason = s.reason
 	}
 	acks := s.acks
 	s.acks = nil
@@ -605,7 +616,7 @@ func (s *Socket) onClose(reason string) bool {
 	if prev == stateConnected {
 		handlers = s.onDisconnect
 		s.onDisconnect = nil
-		s.gone, s.goneReason = true, reason
+		s.gone, s.reason = true, reason
 	}
 	s.mu.Unlock()
 	if prev != stateConnected {
