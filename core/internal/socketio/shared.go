@@ -494,7 +494,7 @@ func (r *recovery) sinceLocked(ss *savedSession) bool {
 		if !r.sh.store.Newer(e.off(), rs.last) || !ss.receives(e.rooms(), e.except()) {
 			continue
 		}
-		if !r.addReplay(rs, e.data, e.atts()) {
+		if !r.addReplay(rs, e.text(), e.atts()) {
 			return false
 		}
 	}
