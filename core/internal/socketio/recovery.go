@@ -274,8 +274,8 @@ func (e encoded) logData() []byte {
 }
 
 // Short packets are copied into chunks of logChunkSize bytes, one after the other in log
-// order: an entry then costs its text and no allocation of its own (with its size class's
-// rounding). Entries leave the ring in order, so a chunk is freed once its last entry
+// order: an entry then costs its text, without an allocation of its own and its size
+// class's rounding. Entries leave the ring in order, so a chunk is freed once its last entry
 // has left, and at most the oldest and the newest chunk are partly dead or unused.
 const (
 	logChunkSize  = 4096

@@ -43,7 +43,7 @@ const (
 type Socket struct {
 	// The session's sockets and inbound state; its server and transport are the
 	// socket's (cl.srv, cl.conn), not copied here: there is a Socket per idle
-	// connection, and these fields keep it in the 224-byte size class.
+	// connection, and three words fewer keep it a size class lower.
 	cl  *client
 	nsp string
 
