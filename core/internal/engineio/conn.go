@@ -32,6 +32,7 @@ type Conn struct {
 	inMu         sync.Mutex
 	closeReason  atomic.Pointer[string] // set once the session is closed
 	onCloseFired atomic.Bool
+	hbIdx        int32 // place in Server.hb's heap, -1 when none; guarded by Server.hb.mu; beside the 4-byte flag, so that neither is padded
 
 	// The flags sit together: there is a Conn per idle session, so padding counts.
 	mu           sync.Mutex
@@ -43,7 +44,6 @@ type Conn struct {
 	posting      bool          // a POST is being served
 	wsCounted    bool          // wsPending is maintained by HTTPServer's written-size hook
 	opened       bool          // OnOpen ran; set by it, read by the handshake's goroutine after start
-	hbIdx        int32         // place in Server.hb's heap, -1 when none; guarded by Server.hb.mu
 	hbAt         time.Duration // heartbeat deadline (Server.hb's clock); guarded by Server.hb.mu
 	queue        []*Message    // outbound, while polling or upgrading
 	queued       int           // bytes in queue (polling encoding)
@@ -53,8 +53,7 @@ type Conn struct {
 	wsPending    atomic.Int64
 	pend         *[]byte         // frames queued by Queue, not yet written (nbio websockets only)
 	inlineWS     *websocket.Conn // the websocket whose messages run on the poller; poller-owned
-	probe        *websocket.Conn
-	probeTimer   *time.Timer
+	probe        *probing        // an upgrade in progress; nil otherwise, as for every idle session
 	ctx          any
 
 	// What Options.Admit took for the session, given back once (releaseAdmission).
@@ -337,18 +336,32 @@ func (c *Conn) closeWith(reason string, mode closeMode) {
 
 // shutdownLocked marks the session closed and does the transport's part; it returns the
 // websockets to close once mu is released.
+// probing is a polling session's upgrade in progress: the probing websocket and the
+// deadline for its completion. Held behind one pointer, as the Conn of an idle session
+// has neither.
+type probing struct {
+	ws    *websocket.Conn
+	timer *time.Timer
+}
+
+// probeWS is the probing websocket, nil when none; under mu.
+func (c *Conn) probeWS() *websocket.Conn {
+	if c.probe == nil {
+		return nil
+	}
+	return c.probe.ws
+}
+
 func (c *Conn) shutdownLocked(reason string, mode closeMode) []*websocket.Conn {
 	graceful := mode == closeGraceful
 	c.closed = true
 	c.closeReason.Store(&reason)
 	c.srv.open.Add(-1)
 	c.srv.hb.stop(c)
-	if c.probeTimer != nil {
-		c.probeTimer.Stop()
-	}
 	var closers []*websocket.Conn
-	if c.probe != nil {
-		closers = append(closers, c.probe)
+	if p := c.probe; p != nil {
+		p.timer.Stop()
+		closers = append(closers, p.ws)
 		c.probe = nil
 	}
 	if c.transport == transportWebsocket {

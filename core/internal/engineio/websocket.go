@@ -116,8 +116,7 @@ func (s *Server) serveUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	c.probe = ws
-	c.probeTimer = time.AfterFunc(upgradeTimeout, func() { c.abortProbe(ws) })
+	c.probe = &probing{ws: ws, timer: time.AfterFunc(upgradeTimeout, func() { c.abortProbe(ws) })}
 	c.mu.Unlock()
 }
 
@@ -140,15 +139,14 @@ func (s *Server) refuseUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) 
 // carries on over polling.
 func (c *Conn) abortProbe(ws *websocket.Conn) {
 	c.mu.Lock()
-	if c.probe != ws {
+	p := c.probe
+	if p == nil || p.ws != ws {
 		c.mu.Unlock()
 		return
 	}
 	c.probe = nil
 	c.upgrading = false
-	if c.probeTimer != nil {
-		c.probeTimer.Stop()
-	}
+	p.timer.Stop()
 	c.mu.Unlock()
 	_ = ws.Close()
 }
@@ -160,7 +158,7 @@ func (s *Server) onWSMessage(ws *websocket.Conn, mt websocket.MessageType, data 
 		return
 	}
 	c.mu.Lock()
-	probe := c.probe == ws
+	probe := c.probeWS() == ws
 	current := c.ws == ws
 	c.mu.Unlock()
 	switch {
@@ -187,7 +185,7 @@ func (s *Server) onWSMessage(ws *websocket.Conn, mt websocket.MessageType, data 
 func (c *Conn) onProbeFrame(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
 	if mt == websocket.TextMessage && string(data) == "2probe" {
 		c.mu.Lock()
-		if c.probe == ws && !c.closed {
+		if c.probeWS() == ws && !c.closed {
 			c.upgrading = true
 			c.writeWS(ws, msgProbe)
 			c.wakePollLocked()
@@ -197,14 +195,11 @@ func (c *Conn) onProbeFrame(ws *websocket.Conn, mt websocket.MessageType, data [
 	}
 	if mt == websocket.TextMessage && string(data) == "5" {
 		c.mu.Lock()
-		if c.probe != ws || c.closed {
+		if c.probeWS() != ws || c.closed {
 			c.mu.Unlock()
 			return
 		}
-		if c.probeTimer != nil {
-			c.probeTimer.Stop()
-			c.probeTimer = nil
-		}
+		c.probe.timer.Stop()
 		c.probe = nil
 		c.upgrading = false
 		c.transport = transportWebsocket
@@ -231,7 +226,7 @@ func (s *Server) onWSClose(ws *websocket.Conn, err error) {
 		return
 	}
 	c.mu.Lock()
-	if c.probe == ws {
+	if c.probeWS() == ws {
 		c.mu.Unlock()
 		c.abortProbe(ws)
 		return

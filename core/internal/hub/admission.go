@@ -34,7 +34,7 @@ func (h *Hub) admitRate(s *socketio.Socket, ss *session, event string) bool {
 	if h.msgRate == nil {
 		return true
 	}
-	r := h.msgRate.Allow(s.ID())
+	r := h.msgRate.AllowOwned(s.ID()) // the id is a string of its own, kept by the socket anyway
 	refused := ss.countRefused(!r.Allowed)
 	if r.Allowed {
 		return true

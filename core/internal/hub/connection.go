@@ -36,10 +36,11 @@ func (h *Hub) HandleConnection(s *socketio.Socket) {
 		s.SetSession(ss)
 	}
 	h.begin(s, ss)
-	s.OnDisconnect(h.onGone)
-	s.OnAny(h.onAny)
+	s.OnDisconnect(h.goneFn)
+	s.OnAny(h.anyFn)
 	s.UseHandlers(h.table)
 	h.welcome(s, ss, wire.FormatTime(time.Now()))
+	ss.start = nil // read by begin and welcome alone, on this goroutine
 }
 
 // handlerTable builds the event handlers every socket of the hub shares.

@@ -89,6 +89,10 @@ type Hub struct {
 	ids     *idGen
 	msgRate *ratelimit.Limiter
 	table   map[string]socketio.EventHandler // shared by every socket (connection.go)
+	// The method values HandleConnection gives every socket, made once: each evaluation
+	// of h.onGone or h.onAny allocates a closure that the socket would keep.
+	goneFn func(s *socketio.Socket, reason string)
+	anyFn  func(s *socketio.Socket, event string, args socketio.Args, ack socketio.Ack)
 
 	dmu        sync.RWMutex
 	dispatcher Dispatcher
@@ -112,6 +116,7 @@ func New(o Options, fan Adapter, m *metrics.Metrics) *Hub {
 		users:      make(map[string]int),
 	}
 	h.table = h.handlerTable()
+	h.goneFn, h.anyFn = h.onGone, h.onAny
 	if o.MessagesPerMinute > 0 {
 		h.msgRate = ratelimit.New(o.MessagesPerMinute, time.Minute, 1<<20)
 	}

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -16,23 +17,27 @@ import (
 // takes its user and registration from it (resume) and starts everything else afresh.
 type session struct {
 	// Set before the socket is published, read-only afterwards.
-	userID    string // the token's user
-	clientIP  string
-	reconnect Reconnect
-	expires   time.Time // disconnect the socket then; zero: never
+	userID   string // the token's user
+	clientIP string
+	// What Admit learned that only HandleConnection reads: nil when there is nothing
+	// (a first connection whose token does not expire), and dropped once read, so that
+	// an idle socket keeps neither.
+	start *sessionStart
 
-	mu         sync.Mutex  // guards the fields below; a leaf: nothing is called while it is held
-	expiry     *time.Timer // started by HandleConnection, stopped at the disconnect
-	registered bool        // register succeeded (kept across recovery)
-	counted    bool        // counted in its user (Hub.users)
-	refused    int         // events refused in a row by the rate limit
+	mu     sync.Mutex  // guards the fields below; a leaf: nothing is called while it is held
+	expiry *time.Timer // started by HandleConnection, stopped at the disconnect
+	// The flags and the count share one word: there is a session per idle socket, and
+	// apart they would pad the record into the next size class.
+	registered bool  // register succeeded (kept across recovery)
+	counted    bool  // counted in its user (Hub.users)
+	running    bool  // a client:* request is running (queue)
+	gone       bool  // the socket disconnected
+	refused    int32 // events refused in a row by the rate limit; stops growing at its maximum
 	// The socket's client:* requests: one runs at a time, the others wait in queue, so
 	// replies keep the order of requests, with no goroutine while idle.
-	queue   []func()
-	running bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	gone    bool
+	queue  []func()
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Reconnect is what a client said of its reconnection in the CONNECT auth payload.
@@ -57,7 +62,10 @@ var ErrRecoveryMismatch = errors.New("the session being recovered belongs to ano
 // middleware once the token is verified. A socket that recovers a session keeps its user: a
 // token of someone else cannot take it over (ErrRecoveryMismatch).
 func Admit(s *socketio.Socket, a Admission) error {
-	ss := &session{userID: a.UserID, clientIP: a.ClientIP, reconnect: a.Reconnect, expires: a.Expires}
+	ss := &session{userID: a.UserID, clientIP: a.ClientIP}
+	if a.Reconnect != (Reconnect{}) || !a.Expires.IsZero() {
+		ss.start = &sessionStart{reconnect: a.Reconnect, expires: a.Expires}
+	}
 	if prev := sessionOf(s); prev != nil {
 		if prev.userID != "" && prev.userID != a.UserID {
 			return ErrRecoveryMismatch
@@ -66,6 +74,12 @@ func Admit(s *socketio.Socket, a Admission) error {
 	}
 	s.SetSession(ss)
 	return nil
+}
+
+// sessionStart is the part of an Admission that HandleConnection uses once.
+type sessionStart struct {
+	reconnect Reconnect
+	expires   time.Time // disconnect the socket then; zero: never
 }
 
 // sessionOf returns the hub's session of s; nil before Admit (or HandleConnection).
@@ -85,12 +99,12 @@ func (ss *session) isRegistered() bool {
 func (ss *session) countRefused(refused bool) int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if refused {
-		ss.refused++
-	} else {
+	if !refused {
 		ss.refused = 0
+	} else if ss.refused < math.MaxInt32 {
+		ss.refused++
 	}
-	return ss.refused
+	return int(ss.refused)
 }
 
 // begin completes the session of an accepted socket: a recovered one is counted in its
@@ -104,8 +118,8 @@ func (h *Hub) begin(s *socketio.Socket, ss *session) {
 		ss.registered = false
 		ss.mu.Unlock()
 	}
-	if !ss.expires.IsZero() {
-		t := time.AfterFunc(time.Until(ss.expires), s.Disconnect)
+	if ss.start != nil && !ss.start.expires.IsZero() {
+		t := time.AfterFunc(time.Until(ss.start.expires), s.Disconnect)
 		ss.mu.Lock()
 		ss.expiry = t
 		ss.mu.Unlock()

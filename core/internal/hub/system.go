@@ -54,7 +54,10 @@ type reconnectStatus struct {
 // not although it asked, and the reconnection attempt it reported. A first connection
 // gets none of these.
 func (h *Hub) announceReconnect(s *socketio.Socket, ss *session, now string) {
-	r := ss.reconnect
+	var r Reconnect
+	if ss.start != nil {
+		r = ss.start.reconnect
+	}
 	// Counted before the event goes out, so a client that reads /metrics on receipt
 	// sees its own outcome.
 	switch {

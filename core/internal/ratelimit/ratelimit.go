@@ -98,6 +98,18 @@ func New(limit int, window time.Duration, maxKeys int) *Limiter {
 // Allow records one event for key and reports whether it is within the limit. A refused
 // event is not counted.
 func (l *Limiter) Allow(key string) Result {
+	return l.allow(key, false)
+}
+
+// AllowOwned is Allow for a key that is a string of its own, such as an id, rather than a
+// part of a larger buffer: the limiter keeps it as it is, without a copy. The hub checks
+// every event of every socket against its id, and the copy would outlive the check for
+// as long as the key's state, a window.
+func (l *Limiter) AllowOwned(key string) Result {
+	return l.allow(key, true)
+}
+
+func (l *Limiter) allow(key string, owned bool) Result {
 	if l == nil {
 		return Result{Allowed: true}
 	}
@@ -126,7 +138,9 @@ func (l *Limiter) Allow(key string) Result {
 		if len(s.tat) >= s.max {
 			s.makeRoom(now)
 		}
-		key = strings.Clone(key) // a key kept in the map must not pin the caller's buffer
+		if !owned {
+			key = strings.Clone(key) // a key kept in the map must not pin the caller's buffer
+		}
 	}
 	s.tat[key] = newTAT
 	s.mu.Unlock()

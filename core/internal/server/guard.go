@@ -56,6 +56,9 @@ type connGuard struct {
 	sharedRate  sharedRate
 	sharedConns sharedConns
 
+	// Given to every socket by onConnection: made once, not a closure per socket.
+	goneFn func(s *socketio.Socket, reason string)
+
 	mu    sync.Mutex // a leaf: nothing is called while it is held
 	total int
 	perIP map[string]int
@@ -63,6 +66,7 @@ type connGuard struct {
 
 func newConnGuard(o guardOptions) *connGuard {
 	g := &connGuard{o: o, perIP: make(map[string]int)}
+	g.goneFn = func(*socketio.Socket, string) { g.o.Metrics.ActiveConnections.Dec() }
 	if o.ConnectionsPerMin > 0 {
 		g.rate = ratelimit.New(o.ConnectionsPerMin, time.Minute, o.MaxKeys)
 	}
@@ -249,7 +253,5 @@ func (g *connGuard) onConnection(s *socketio.Socket) {
 	}
 	g.o.Metrics.ConnectionsTotal.WithLabelValues("true", s.Transport()).Inc()
 	g.o.Metrics.ActiveConnections.Inc()
-	s.OnDisconnect(func(s *socketio.Socket, reason string) {
-		g.o.Metrics.ActiveConnections.Dec()
-	})
+	s.OnDisconnect(g.goneFn)
 }

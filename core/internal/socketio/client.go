@@ -78,7 +78,7 @@ func newSocket(srv *Server, c transport) *Socket {
 }
 
 func (cl *client) newSocket(nsp string) *Socket {
-	return &Socket{srv: cl.srv, cl: cl, conn: cl.conn, nsp: nsp}
+	return &Socket{cl: cl, nsp: nsp}
 }
 
 // socket returns the socket of namespace nsp, or nil.
@@ -242,9 +242,7 @@ func (cl *client) dispatch(p *Packet, atts [][]byte) {
 	case s != nil && p.Type == PacketDisconnect:
 		// Only this namespace leaves; the session stays open, as with the reference.
 		s.mu.Lock()
-		if s.closeReason == "" {
-			s.closeReason = ReasonClientDisconnect
-		}
+		s.setCloseReason(ReasonClientDisconnect)
 		s.mu.Unlock()
 		cl.forget(s) // what it sends this namespace now is out of place
 		if s.onClose(ReasonClientDisconnect) {

@@ -621,7 +621,7 @@ func TestClientReconnectAfterTransportClose(t *testing.T) {
 		first := acceptedFor(t, accepted, c)
 		reconnected := make(chan struct{}, 1)
 		c.Once("connect", func(...any) { reconnected <- struct{}{} })
-		first.conn.Close("forced close") // the transport drops without a DISCONNECT packet
+		first.cl.conn.Close("forced close") // the transport drops without a DISCONNECT packet
 		reasonOf := func(so *Socket) string {
 			t.Helper()
 			return recvMatch(t, reasons, "the disconnect of "+so.ID(), func(c closed) bool { return c.id == so.ID() }).reason

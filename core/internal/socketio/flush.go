@@ -54,7 +54,7 @@ func (f *flusher) write(started []*Socket, size int) {
 		return
 	}
 	for _, so := range started {
-		so.conn.Flush()
+		so.cl.conn.Flush()
 	}
 }
 
@@ -96,7 +96,7 @@ func (f *flusher) run() {
 		f.fresh, f.freshBytes = 0, 0
 		f.mu.Unlock()
 		for _, so := range list {
-			so.conn.Flush()
+			so.cl.conn.Flush()
 		}
 		clear(list)
 		f.mu.Lock()
@@ -115,7 +115,7 @@ func (f *flusher) run() {
 func queueTo(targets []*Socket, msgs []*engineio.Message, started *[]*Socket) int {
 	n := 0
 	for _, so := range targets {
-		first, err := so.conn.Queue(msgs...)
+		first, err := so.cl.conn.Queue(msgs...)
 		if err != nil {
 			continue
 		}

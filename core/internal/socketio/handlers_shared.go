@@ -10,7 +10,7 @@ func (s *Socket) UseHandlers(t map[string]EventHandler) {
 	s.handlers = t
 	s.sharedTable = true
 	s.mu.Unlock()
-	s.srv.names.addKeys(t)
+	s.cl.srv.names.addKeys(t)
 }
 
 func copyHandlers(t map[string]EventHandler, extra int) map[string]EventHandler {

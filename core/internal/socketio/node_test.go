@@ -74,7 +74,7 @@ func e2eServer(t *testing.T) string {
 				}
 				_ = ack(n)
 			})
-			so.On("drop", func(so *Socket, _ Args, _ Ack) { so.conn.Close(engineio.ReasonForcedClose) })
+			so.On("drop", func(so *Socket, _ Args, _ Ack) { so.cl.conn.Close(engineio.ReasonForcedClose) })
 			so.On("kick", func(so *Socket, _ Args, _ Ack) { so.Disconnect() })
 		})
 	})
@@ -96,7 +96,7 @@ func recoveryServer(t *testing.T) string {
 			so.On("dropAndQueue", func(so *Socket, _ Args, _ Ack) {
 				// The socket leaves once this handler returns; what is emitted meanwhile
 				// and after is missed and must be replayed on recovery.
-				so.conn.Close(engineio.ReasonForcedClose)
+				so.cl.conn.Close(engineio.ReasonForcedClose)
 				_, _ = s.EmitTo([]string{"rec-room"}, nil, "missed", "m1")
 				_ = so.Emit("missed", "m2")
 				go func() {

@@ -61,12 +61,12 @@ func (s *Server) RoomMembers(room string) []string {
 }
 
 // ClientID returns the id of the Engine.IO session the socket rides on.
-func (s *Socket) ClientID() string { return s.conn.ID() }
+func (s *Socket) ClientID() string { return s.cl.conn.ID() }
 
 // Request rebuilds the handshake request, a new one on every call (nil in unit tests
 // without one).
-func (s *Socket) Request() *http.Request { return s.conn.Handshake().Request() }
+func (s *Socket) Request() *http.Request { return s.cl.conn.Handshake().Request() }
 
 // Handshake returns what the session kept of its handshake request: the narrow readers
 // (Handshake.Values, RemoteAddr) build no header map.
-func (s *Socket) Handshake() engineio.Handshake { return s.conn.Handshake() }
+func (s *Socket) Handshake() engineio.Handshake { return s.cl.conn.Handshake() }

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -55,6 +56,7 @@ type recovery struct {
 	epoch    uint64      // sweeps so far
 	seq      uint64      // seq of the newest logged packet
 	ring     []logged    // len == MaxTotalPackets once full
+	chunk    *logChunk   // where short packets' text is copied (keepLocked)
 	start    int         // index of the oldest entry
 	first    uint64      // seq of the oldest entry, when n > 0; the seqs in the ring follow on
 	n        int
@@ -67,17 +69,100 @@ type recovery struct {
 	last string  // with sh: the newest offset delivered here, or the store's at start
 }
 
+// logged is one entry of the log. The ring holds one per packet (two per socket on a
+// server that welcomes each socket and answers its register, so the slot's size counts
+// per idle connection): the common case, a packet for one room (a socket's own) with no
+// exceptions, attachments or store offset, is held in the slot alone, and the rest goes
+// behind more.
 type logged struct {
 	// The epoch it was logged in, or last replayed in (touchLocked): it never
 	// decreases from the oldest entry to the newest.
-	epoch  uint64
+	epoch uint64
+	// The encoded packet (text); replays wrap it in fresh Messages, so the delivered
+	// ones (with their cached websocket frames) are not kept alive by the log. A short
+	// one is n bytes at at of a chunk shared with its neighbours in the ring
+	// (keepLocked); a long one, n == 0, is the whole of a chunk of its own. Two words
+	// rather than a slice's three.
+	chunk *logChunk
+	at, n uint32
+	// The only room, when the packet went to exactly one ("" otherwise); an array so
+	// that rooms can return it as a slice without an allocation.
+	room [1]string
+	more *loggedMore // nil when off, except and atts are empty and rooms has at most one room
+}
+
+// logChunk holds the text of logged packets.
+type logChunk struct{ b []byte }
+
+// text is the encoded packet.
+func (e *logged) text() []byte {
+	switch {
+	case e.chunk == nil:
+		return nil
+	case e.n == 0:
+		return e.chunk.b
+	}
+	end := e.at + e.n
+	return e.chunk.b[e.at:end:end]
+}
+
+// loggedMore is what an entry that does not fit its slot keeps.
+type loggedMore struct {
 	off    string // the shared store's offset (shared.go); empty in memory
 	rooms  []string
 	except []string
-	// The encoded packet and its attachments; replays wrap them in fresh Messages, so the
-	// delivered ones (with their cached websocket frames) are not kept alive by the log.
-	data []byte
-	atts [][]byte
+	atts   [][]byte
+	whole  bool // the text still ends with its offset (see trimmed)
+}
+
+// trimmed reports whether the text is kept without its trailing offset argument, which
+// the log rebuilds from the entry's seq (offsetSuffix): every packet of the in-memory
+// log, whose offsets are its own. A shared store's entries keep theirs.
+func (e *logged) trimmed() bool { return e.more == nil || !e.more.whole }
+
+// newLogged is the entry of a packet sent to rooms (every socket when none) but except,
+// under the shared store's offset off; data is set by appendLocked.
+func newLogged(off string, rooms, except []string, atts [][]byte) logged {
+	if off == "" && len(except) == 0 && len(atts) == 0 && len(rooms) <= 1 && (len(rooms) == 0 || rooms[0] != "") {
+		var e logged
+		if len(rooms) == 1 {
+			e.room[0] = rooms[0]
+		}
+		return e
+	}
+	return logged{more: &loggedMore{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), atts: atts, whole: off != ""}}
+}
+
+// rooms is what the packet was sent to; none: every socket. Valid while the entry is.
+func (e *logged) rooms() []string {
+	if e.more != nil {
+		return e.more.rooms
+	}
+	if e.room[0] == "" {
+		return nil
+	}
+	return e.room[:]
+}
+
+func (e *logged) except() []string {
+	if e.more == nil {
+		return nil
+	}
+	return e.more.except
+}
+
+func (e *logged) atts() [][]byte {
+	if e.more == nil {
+		return nil
+	}
+	return e.more.atts
+}
+
+func (e *logged) off() string {
+	if e.more == nil {
+		return ""
+	}
+	return e.more.off
 }
 
 type savedSession struct {
@@ -131,7 +216,7 @@ func (r *recovery) stop() {
 		r.sweep.Stop()
 		r.sweep = nil
 	}
-	r.ring, r.start, r.n, r.bytes = nil, 0, 0, 0
+	r.ring, r.start, r.n, r.bytes, r.chunk = nil, 0, 0, 0, nil
 	clear(r.sessions)
 	r.srv.mu.Lock()
 	clear(r.srv.kept)
@@ -139,16 +224,36 @@ func (r *recovery) stop() {
 	r.mu.Unlock()
 }
 
-// cost is what an entry keeps alive, roughly: its bytes and its bookkeeping.
-func (e *logged) cost() int {
-	n := len(e.data) + 64
-	for _, a := range e.atts {
+// costLocked is what entry e, logged as seq, keeps alive, roughly: its bytes and its
+// bookkeeping. A trimmed text counts with its offset, as it was sent.
+func (r *recovery) costLocked(e *logged, seq uint64) int {
+	n := len(e.text())
+	if e.trimmed() {
+		var sb [40]byte
+		n += len(r.offsetSuffix(sb[:0], seq))
+	}
+	return e.costWith(n)
+}
+
+// offsetSuffix appends the end of the in-memory log's packet seq to b: its offset, the
+// last argument, and the closing bracket (encodePacket after an event name).
+func (r *recovery) offsetSuffix(b []byte, seq uint64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, r.prefix...)
+	b = strconv.AppendUint(b, seq, 36)
+	return append(b, '"', ']')
+}
+
+// costWith is cost for a text of size bytes.
+func (e *logged) costWith(size int) int {
+	n := size + 64
+	for _, a := range e.atts() {
 		n += len(a) + 24
 	}
-	for _, room := range e.rooms {
+	for _, room := range e.rooms() {
 		n += len(room) + 16
 	}
-	for _, room := range e.except {
+	for _, room := range e.except() {
 		n += len(room) + 16
 	}
 	return n
@@ -168,6 +273,49 @@ func (e encoded) logData() []byte {
 	return append(make([]byte, 0, len(d)), d...)
 }
 
+// Short packets are copied into chunks of logChunkSize bytes, one after the other in log
+// order: an entry then costs its text, without an allocation of its own and its size
+// class's rounding. Entries leave the ring in order, so a chunk is freed once its last entry
+// has left, and at most the oldest and the newest chunk are partly dead or unused.
+const (
+	logChunkSize  = 4096
+	logChunkLimit = 512 // a longer packet keeps its own bytes (logData)
+)
+
+// keepLocked stores the text of enc, logged as seq, for e as the log keeps it: trimmed of
+// its offset when e is (e.trimmed), which the encoding always allows in memory; should it
+// not, e keeps the whole text.
+func (r *recovery) keepLocked(e *logged, enc encoded, seq uint64) {
+	d := enc.data()
+	cut := 0
+	if e.trimmed() {
+		var sb [40]byte
+		if suffix := r.offsetSuffix(sb[:0], seq); bytes.HasSuffix(d, suffix) {
+			cut = len(suffix)
+		} else {
+			if e.more == nil {
+				e.more = &loggedMore{rooms: slices.Clone(e.rooms())} // not e.room's own array
+				e.room[0] = ""
+			}
+			e.more.whole = true
+		}
+	}
+	if len(d) > logChunkLimit {
+		kept := enc.logData()
+		e.chunk, e.at, e.n = &logChunk{b: kept[:len(kept)-cut]}, 0, 0
+		return
+	}
+	d = d[:len(d)-cut]
+	c := r.chunk
+	if c == nil || cap(c.b)-len(c.b) < len(d) {
+		c = &logChunk{b: make([]byte, 0, logChunkSize)}
+		r.chunk = c
+	}
+	at := len(c.b)
+	c.b = append(c.b, d...)
+	e.chunk, e.at, e.n = c, uint32(at), uint32(len(d))
+}
+
 // broadcast encodes the event once with the next offset, logs it and queues it to every
 // recipient under r.mu (so offsets reach each socket in log order); the writes happen
 // outside the lock (flush.go).
@@ -185,7 +333,7 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.logData(), atts: enc.atts}, seq)
+	r.appendLocked(newLogged("", rooms, except, enc.atts), enc, seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
@@ -200,9 +348,9 @@ func (r *recovery) broadcast(srv *Server, rooms, except []string, event string, 
 // MaxTotalBytes empties the log and is not kept: a session whose offset is older then
 // finds the entry after its offset lost and is not recovered. Entries past their age
 // are the sweep's: an epoch only ends there, so this would find none.
-func (r *recovery) appendLocked(e logged, seq uint64) {
+func (r *recovery) appendLocked(e logged, enc encoded, seq uint64) {
 	e.epoch = r.epoch
-	c := e.cost()
+	c := e.costWith(len(enc.data()))
 	if c > r.opts.MaxTotalBytes {
 		for r.n > 0 {
 			r.dropOldestLocked()
@@ -224,6 +372,7 @@ func (r *recovery) appendLocked(e logged, seq uint64) {
 	if r.n == 0 {
 		r.first = seq
 	}
+	r.keepLocked(&e, enc, seq)
 	r.ring[(r.start+r.n)%len(r.ring)] = e
 	r.n++
 	r.bytes += c
@@ -276,7 +425,7 @@ func (r *recovery) sweepOnceLocked() {
 // size of its busiest moment. Growing again by doubling cannot undo a halving at once.
 func (r *recovery) shrinkLocked() {
 	if r.n == 0 {
-		r.ring, r.start = nil, 0
+		r.ring, r.start, r.chunk = nil, 0, nil
 		return
 	}
 	if len(r.ring) <= 16 || r.n > len(r.ring)/4 {
@@ -301,7 +450,7 @@ func (r *recovery) resizeLocked(size int) {
 
 func (r *recovery) dropOldestLocked() {
 	e := &r.ring[r.start]
-	r.bytes -= e.cost()
+	r.bytes -= r.costLocked(e, r.first)
 	*e = logged{}
 	r.start = (r.start + 1) % len(r.ring)
 	r.first++
@@ -332,7 +481,7 @@ func recoverable(reason string) bool {
 // socket leaves the indexes.
 func (r *recovery) persist(s *Socket, reason string) {
 	s.mu.Lock()
-	deliberate := s.closeReason != ""
+	deliberate := s.deliberate
 	session := s.session
 	s.mu.Unlock()
 	if r.sh != nil {
@@ -354,7 +503,7 @@ func (r *recovery) persist(s *Socket, reason string) {
 	}
 	// The id is reserved before the socket leaves the index (onClose removes it after
 	// this), so there is no moment at which another socket could join it.
-	srv := s.srv
+	srv := s.cl.srv
 	srv.mu.Lock()
 	rooms := s.rooms.appendTo(make([]string, 0, s.rooms.len()))
 	srv.kept[s.id] = struct{}{}
@@ -444,21 +593,30 @@ func (r *recovery) missedLocked(ss *savedSession) ([]*engineio.Message, bool) {
 	}
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
-		if len(e.rooms) > 0 && !slices.ContainsFunc(e.rooms, in) {
+		if rooms := e.rooms(); len(rooms) > 0 && !slices.ContainsFunc(rooms, in) {
 			continue
 		}
-		if slices.ContainsFunc(e.except, in) {
+		if slices.ContainsFunc(e.except(), in) {
 			continue
 		}
 		if count++; count > r.opts.MaxPackets {
 			return nil, false
 		}
-		if bytes += e.cost(); bytes > maxBytes {
+		seq := r.first + uint64(i)
+		if bytes += r.costLocked(e, seq); bytes > maxBytes {
 			return nil, false
 		}
-		// No room in front of the logged text (it was framed in place when first sent):
-		// the replay's frame is a copy.
-		out = append(out, encoded{buf: e.data, atts: e.atts}.messages()...)
+		if !e.trimmed() {
+			// No room in front of the logged text (it was framed in place when first
+			// sent): the replay's frame is a copy.
+			out = append(out, encoded{buf: e.text(), atts: e.atts()}.messages()...)
+			continue
+		}
+		// The text is rebuilt with its offset behind room for the frame, framed in place.
+		text := e.text()
+		buf := make([]byte, engineio.FrameHeadroom, engineio.FrameHeadroom+len(text)+len(r.prefix)+17)
+		buf = r.offsetSuffix(append(buf, text...), seq)
+		out = append(out, encoded{buf: buf, off: engineio.FrameHeadroom, atts: e.atts()}.messages()...)
 	}
 	return out, true
 }
@@ -485,5 +643,5 @@ func (r *recovery) accept(s *Socket, restored *savedSession) bool {
 			s.pid = newID()
 		}
 	}
-	return s.srv.accept(s, restored, replay...)
+	return s.cl.srv.accept(s, restored, replay...)
 }

@@ -48,8 +48,8 @@ func TestRecoveryLogAge(t *testing.T) {
 		defer rec.mu.Unlock()
 		// Every slot outside the live entries is cleared: nothing dropped stays reachable.
 		for i := rec.n; i < len(rec.ring); i++ {
-			if e := rec.ring[(rec.start+i)%len(rec.ring)]; e.data != nil || e.rooms != nil {
-				t.Fatalf("slot %d of a dropped entry still holds %q", i, e.data)
+			if e := rec.ring[(rec.start+i)%len(rec.ring)]; e.chunk != nil || e.room[0] != "" || e.more != nil {
+				t.Fatalf("slot %d of a dropped entry still holds %q", i, e.text())
 			}
 		}
 		return rec.n

@@ -203,7 +203,7 @@ func (sh *shared) left(s *Socket, keep bool) {
 // record encodes s's current record.
 func (sh *shared) record(s *Socket) ([]byte, error) {
 	rec := sharedRecord{ID: s.id}
-	srv := s.srv
+	srv := s.cl.srv
 	srv.mu.RLock()
 	rec.Rooms = s.rooms.appendTo(rec.Rooms)
 	srv.mu.RUnlock()
@@ -469,7 +469,7 @@ func (r *recovery) acceptShared(s *Socket, restored *savedSession) bool {
 		}
 	}
 	s.owner = newID()
-	if !s.srv.accept(s, restored, replay...) {
+	if !s.cl.srv.accept(s, restored, replay...) {
 		return false
 	}
 	r.sh.changed(s, WriteCreate)
@@ -491,10 +491,10 @@ func (r *recovery) sinceLocked(ss *savedSession) bool {
 	first := int(rs.s0 + 1 - r.first)
 	for i := first; i < r.n; i++ {
 		e := &r.ring[(r.start+i)%len(r.ring)]
-		if !r.sh.store.Newer(e.off, rs.last) || !ss.receives(e.rooms, e.except) {
+		if !r.sh.store.Newer(e.off(), rs.last) || !ss.receives(e.rooms(), e.except()) {
 			continue
 		}
-		if !r.addReplay(rs, e.data, e.atts) {
+		if !r.addReplay(rs, e.text(), e.atts()) {
 			return false
 		}
 	}
@@ -522,7 +522,7 @@ func (r *recovery) broadcastAt(srv *Server, off string, rooms, except []string, 
 	srv.mu.RLock()
 	*tp = srv.collect(*tp, rooms, except)
 	srv.mu.RUnlock()
-	r.appendLocked(logged{off: off, rooms: slices.Clone(rooms), except: slices.Clone(except), data: enc.logData(), atts: enc.atts}, r.seq)
+	r.appendLocked(newLogged(off, rooms, except, enc.atts), enc, r.seq)
 	started := srv.getTargets()
 	n := queueTo(*tp, msgs, started)
 	r.mu.Unlock()
@@ -542,13 +542,13 @@ func (r *recovery) emitDirect(s *Socket, event string, args []any) error {
 		return err
 	}
 	msgs := enc.messages()
-	first, err := s.conn.Queue(msgs...)
+	first, err := s.cl.conn.Queue(msgs...)
 	r.mu.Unlock()
 	if err != nil {
 		return ErrDisconnected
 	}
 	if first {
-		s.conn.Flush()
+		s.cl.conn.Flush()
 	}
 	return nil
 }

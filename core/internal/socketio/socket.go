@@ -41,10 +41,11 @@ const (
 // Socket is one client connected to a namespace: the main one, "/", or one of
 // Options.Namespaces.
 type Socket struct {
-	srv  *Server
-	cl   *client // the session's sockets and inbound state
-	conn transport
-	nsp  string
+	// The session's sockets and inbound state; its server and transport are the
+	// socket's (cl.srv, cl.conn), not copied here: there is a Socket per idle
+	// connection, and three words fewer keep it a size class lower.
+	cl  *client
+	nsp string
 
 	// Set once before the socket is published (connect), read-only afterwards.
 	id        string
@@ -52,7 +53,13 @@ type Socket struct {
 	owner     string // names this connection in the shared recovery store (shared.go)
 	recovered bool
 
-	state atomic.Int32 // after recovered, to share its word
+	// Guarded by mu (below); they share recovered's word rather than padding a word of
+	// their own at the end.
+	gone        bool // disconnect handlers have been taken
+	sharedTable bool // handlers is UseHandlers' table: copy it before changing it
+	deliberate  bool // the server or the client closed the socket (setCloseReason)
+
+	state atomic.Int32 // after the flags, to share their word
 
 	// rooms is guarded by srv.mu.
 	rooms roomSet
@@ -64,10 +71,10 @@ type Socket struct {
 	session      any
 	ackSeq       uint64
 	acks         map[uint64]*pendingAck
-	closeReason  string // set before closing the transport ourselves
-	goneReason   string
-	gone         bool // disconnect handlers have been taken
-	sharedTable  bool // handlers is UseHandlers' table: copy it before changing it
+	// Until the socket is gone, the reason given by whoever closed it deliberately
+	// (setCloseReason), or empty; from then on, the reason its disconnect handlers got.
+	// One field for both, as a Socket per idle connection keeps it.
+	reason string
 }
 
 // ID returns the socket id (also the name of its own room).
@@ -77,16 +84,16 @@ func (s *Socket) ID() string { return s.id }
 func (s *Socket) Namespace() string { return s.nsp }
 
 // Transport returns the current transport: "polling" or "websocket".
-func (s *Socket) Transport() string { return s.conn.Transport() }
+func (s *Socket) Transport() string { return s.cl.conn.Transport() }
 
 // RemoteAddr returns the peer's ip:port.
-func (s *Socket) RemoteAddr() string { return s.conn.RemoteAddr() }
+func (s *Socket) RemoteAddr() string { return s.cl.conn.RemoteAddr() }
 
 // Header returns a copy of the handshake request's headers (never nil).
-func (s *Socket) Header() http.Header { return s.conn.Handshake().Header() }
+func (s *Socket) Header() http.Header { return s.cl.conn.Handshake().Header() }
 
 // Query returns the handshake request's query parameters (never nil).
-func (s *Socket) Query() url.Values { return s.conn.Handshake().Query() }
+func (s *Socket) Query() url.Values { return s.cl.conn.Handshake().Query() }
 
 // Recovered reports whether the socket's id, rooms and session came back through connection
 // state recovery.
@@ -106,7 +113,7 @@ func (s *Socket) On(event string, h EventHandler) {
 	}
 	s.handlers[event] = h
 	s.mu.Unlock()
-	s.srv.names.add(event)
+	s.cl.srv.names.add(event)
 }
 
 // OnAny sets the handler for events that have no On handler.
@@ -121,7 +128,7 @@ func (s *Socket) OnAny(h func(s *Socket, event string, args Args, ack Ack)) {
 func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 	s.mu.Lock()
 	if s.gone {
-		reason := s.goneReason
+		reason := s.reason
 		s.mu.Unlock()
 		fn(s, reason)
 		return
@@ -137,16 +144,16 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if s.state.Load() != stateConnected {
 		return ErrDisconnected
 	}
-	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+	if o := s.cl.srv.observer(); o != nil && s.nsp == "/" {
 		o.EventOut(s, event, args)
 	}
-	if s.srv.rec != nil && s.srv.rec.sh != nil && s.nsp == "/" {
-		return s.srv.rec.emitDirect(s, event, args)
+	if s.cl.srv.rec != nil && s.cl.srv.rec.sh != nil && s.nsp == "/" {
+		return s.cl.srv.rec.emitDirect(s, event, args)
 	}
-	if s.srv.rec != nil && s.nsp == "/" {
+	if s.cl.srv.rec != nil && s.nsp == "/" {
 		// With recovery on, every plain EVENT carries an offset and is logged, as if
 		// broadcast to the socket's own room.
-		n, err := s.srv.rec.broadcast(s.srv, []string{s.id}, nil, event, args)
+		n, err := s.cl.srv.rec.broadcast(s.cl.srv, []string{s.id}, nil, event, args)
 		if err == nil && n == 0 {
 			err = ErrDisconnected
 		}
@@ -162,9 +169,9 @@ func (s *Socket) Emit(event string, args ...any) error {
 func (s *Socket) send(enc encoded) error {
 	var err error
 	if len(enc.atts) == 0 {
-		err = s.conn.SendOne(engineio.NewFramedMessage(enc.buf, enc.off))
+		err = s.cl.conn.SendOne(engineio.NewFramedMessage(enc.buf, enc.off))
 	} else {
-		err = s.conn.Send(enc.messages()...)
+		err = s.cl.conn.Send(enc.messages()...)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDisconnected, err)
@@ -183,7 +190,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Ar
 	ch := make(chan result, 1)
 	timeout := time.Duration(0)
 	if _, ok := ctx.Deadline(); !ok {
-		timeout = s.srv.opts.AckTimeout
+		timeout = s.cl.srv.opts.AckTimeout
 	}
 	id, err := s.emitWithAck(event, args, timeout, func(a Args, err error) { ch <- result{a, err} })
 	if err != nil {
@@ -207,7 +214,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Ar
 // Options.AckTimeout.
 func (s *Socket) EmitWithAckFunc(event string, timeout time.Duration, fn func(Args, error), args ...any) error {
 	if timeout <= 0 {
-		timeout = s.srv.opts.AckTimeout
+		timeout = s.cl.srv.opts.AckTimeout
 	}
 	_, err := s.emitWithAck(event, args, timeout, fn)
 	return err
@@ -290,41 +297,41 @@ func (s *Socket) Join(rooms ...string) {
 		return
 	}
 	var opened []string
-	s.srv.mu.Lock()
+	s.cl.srv.mu.Lock()
 	if s.state.Load() == stateConnected {
 		for _, r := range rooms {
-			if s.srv.joinLocked(s, r) {
+			if s.cl.srv.joinLocked(s, r) {
 				opened = append(opened, r)
 			}
 		}
 	}
-	s.srv.mu.Unlock()
-	s.srv.roomsOpened(opened)
+	s.cl.srv.mu.Unlock()
+	s.cl.srv.roomsOpened(opened)
 	s.sharedChanged()
 }
 
 // Leave removes the socket from room.
 func (s *Socket) Leave(room string) {
-	s.srv.mu.Lock()
-	closed := s.srv.leaveLocked(s, room)
-	s.srv.mu.Unlock()
+	s.cl.srv.mu.Lock()
+	closed := s.cl.srv.leaveLocked(s, room)
+	s.cl.srv.mu.Unlock()
 	if closed {
-		s.srv.roomsClosed([]string{room})
+		s.cl.srv.roomsClosed([]string{room})
 	}
 	s.sharedChanged()
 }
 
 // sharedChanged queues the write of the socket's record to the shared recovery store.
 func (s *Socket) sharedChanged() {
-	if s.srv.rec != nil && s.srv.rec.sh != nil && s.state.Load() == stateConnected {
-		s.srv.rec.sh.changed(s, WriteUpdate)
+	if s.cl.srv.rec != nil && s.cl.srv.rec.sh != nil && s.state.Load() == stateConnected {
+		s.cl.srv.rec.sh.changed(s, WriteUpdate)
 	}
 }
 
 // Rooms returns the socket's rooms, its own id first.
 func (s *Socket) Rooms() []string {
-	s.srv.mu.RLock()
-	defer s.srv.mu.RUnlock()
+	s.cl.srv.mu.RLock()
+	defer s.cl.srv.mu.RUnlock()
 	out := make([]string, 0, 1+s.rooms.len())
 	out = append(out, s.id)
 	return s.rooms.appendTo(out)
@@ -338,19 +345,17 @@ func (s *Socket) Disconnect() {
 		return
 	}
 	s.mu.Lock()
-	if s.closeReason == "" {
-		s.closeReason = ReasonServerDisconnect
-	}
+	s.setCloseReason(ReasonServerDisconnect)
 	s.mu.Unlock()
-	_ = s.conn.SendOne(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
+	_ = s.cl.conn.SendOne(engineio.NewMessage(withNamespace([]byte{'0' + byte(PacketDisconnect)}, s.nsp), false))
 	if s.nsp != "/" {
 		if s.onClose(ReasonServerDisconnect) {
 			s.cl.detached()
 		}
 		return
 	}
-	if s.conn.Transport() != engineio.TransportPolling {
-		s.conn.Close(engineio.ReasonForcedClose)
+	if s.cl.conn.Transport() != engineio.TransportPolling {
+		s.cl.conn.Close(engineio.ReasonForcedClose)
 		return
 	}
 	// On polling, engineio hands the DISCONNECT and its own close packet to the same GET,
@@ -358,7 +363,7 @@ func (s *Socket) Disconnect() {
 	// would see "transport close" first and reconnect. So the socket is detached now and
 	// the session is left to the client, which closes it on DISCONNECT, with a fallback.
 	s.onClose(ReasonServerDisconnect)
-	c := s.conn
+	c := s.cl.conn
 	time.AfterFunc(disconnectGrace, func() { c.Close(engineio.ReasonForcedClose) })
 }
 
@@ -381,14 +386,24 @@ func (s *Socket) Session() any {
 	return s.session
 }
 
+// setCloseReason records that the socket is being closed deliberately, for reason, unless
+// it already was; under mu. A socket already gone keeps the reason its handlers got.
+func (s *Socket) setCloseReason(reason string) {
+	if s.deliberate || reason == "" {
+		return
+	}
+	s.deliberate = true
+	if !s.gone {
+		s.reason = reason
+	}
+}
+
 // closeWith closes the transport with reason; OnDisconnect gets reason too.
 func (s *Socket) closeWith(reason string) {
 	s.mu.Lock()
-	if s.closeReason == "" {
-		s.closeReason = reason
-	}
+	s.setCloseReason(reason)
 	s.mu.Unlock()
-	s.conn.Close(reason)
+	s.cl.conn.Close(reason)
 }
 
 func (s *Socket) handleEvent(p *Packet, atts [][]byte) {
@@ -405,7 +420,7 @@ func (s *Socket) handleEvent(p *Packet, atts [][]byte) {
 	}
 	args := Args{Raw: p.Args, Attachments: atts, Depth: p.Depth, Members: p.Members}
 	defer s.recoverHandler(p.Event)
-	if o := s.srv.observer(); o != nil && s.nsp == "/" {
+	if o := s.cl.srv.observer(); o != nil && s.nsp == "/" {
 		o.EventIn(s, p.Event, args)
 	}
 	if h != nil {
@@ -417,7 +432,7 @@ func (s *Socket) handleEvent(p *Packet, atts [][]byte) {
 
 func (s *Socket) recoverHandler(what string) {
 	if r := recover(); r != nil {
-		s.srv.log.Error("handler panic", "where", what, "sid", s.id, "panic", r)
+		s.cl.srv.log.Error("handler panic", "where", what, "sid", s.id, "panic", r)
 	}
 }
 
@@ -438,14 +453,14 @@ func (s *Socket) ackFunc(id uint64) Ack {
 // connect runs the middlewares and accepts or refuses the CONNECT.
 func (s *Socket) connect(auth []byte) {
 	var restored *savedSession
-	if s.srv.rec != nil && auth != nil && s.nsp == "/" {
-		restored = s.srv.rec.takeSession(auth)
+	if s.cl.srv.rec != nil && auth != nil && s.nsp == "/" {
+		restored = s.cl.srv.rec.takeSession(auth)
 	}
 	if restored != nil {
 		s.id, s.pid = restored.id, restored.pid
 	} else {
 		s.id = newID()
-		if s.srv.rec != nil && s.nsp == "/" {
+		if s.cl.srv.rec != nil && s.nsp == "/" {
 			s.pid = newID()
 		}
 	}
@@ -455,10 +470,10 @@ func (s *Socket) connect(auth []byte) {
 		s.session = restored.session
 		s.mu.Unlock()
 	}
-	s.srv.hmu.RLock()
-	mws := s.srv.middlewares
-	onConn := s.srv.onConn
-	s.srv.hmu.RUnlock()
+	s.cl.srv.hmu.RLock()
+	mws := s.cl.srv.middlewares
+	onConn := s.cl.srv.onConn
+	s.cl.srv.hmu.RUnlock()
 	for _, mw := range mws {
 		if err := s.runMiddleware(mw, auth); err != nil {
 			s.refuse(err)
@@ -470,18 +485,18 @@ func (s *Socket) connect(auth []byte) {
 		if !s.acceptOther() {
 			return
 		}
-	case s.srv.rec != nil:
-		if !s.srv.rec.accept(s, restored) {
+	case s.cl.srv.rec != nil:
+		if !s.cl.srv.rec.accept(s, restored) {
 			return
 		}
-	case !s.srv.accept(s, nil):
+	case !s.cl.srv.accept(s, nil):
 		return
 	}
 	s.cl.attach(s)
-	if l, ok := s.conn.(interface{ LiftInboundLimit() }); ok {
+	if l, ok := s.cl.conn.(interface{ LiftInboundLimit() }); ok {
 		l.LiftInboundLimit() // accepted: MaxPayload alone bounds its messages now
 	}
-	s.srv.log.Debug("socket connected", "id", s.id, "sid", s.conn.ID(), "recovered", s.recovered)
+	s.cl.srv.log.Debug("socket connected", "id", s.id, "sid", s.cl.conn.ID(), "recovered", s.recovered)
 	if onConn != nil {
 		func() {
 			defer s.recoverHandler("OnConnection")
@@ -493,7 +508,7 @@ func (s *Socket) connect(auth []byte) {
 func (s *Socket) runMiddleware(mw Middleware, auth []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.srv.log.Error("middleware panic", "panic", r)
+			s.cl.srv.log.Error("middleware panic", "panic", r)
 			err = errors.New("internal error")
 		}
 	}()
@@ -508,10 +523,10 @@ func (s *Socket) refuse(err error) {
 	}
 	b, encErr := encodeConnectError(s.nsp, msg, data)
 	if encErr != nil {
-		s.srv.log.Warn("connect error data", "error", encErr)
+		s.cl.srv.log.Warn("connect error data", "error", encErr)
 		b, _ = encodeConnectError(s.nsp, msg, nil)
 	}
-	_ = s.conn.SendOne(engineio.NewMessage(b, false))
+	_ = s.cl.conn.SendOne(engineio.NewMessage(b, false))
 }
 
 // accept records the socket (and restored rooms) and queues its CONNECT reply followed by
@@ -573,7 +588,7 @@ func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, close
 	msgs := make([]*engineio.Message, 0, 1+len(replay))
 	msgs = append(msgs, engineio.NewMessage(encodeConnect(s.id, s.pid), false))
 	msgs = append(msgs, replay...)
-	_ = s.conn.Send(msgs...)
+	_ = s.cl.conn.Send(msgs...)
 	return true
 }
 
@@ -583,7 +598,7 @@ func (s *Socket) acceptOther() bool {
 	if !s.state.CompareAndSwap(statePending, stateConnected) {
 		return false
 	}
-	_ = s.conn.SendOne(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
+	_ = s.cl.conn.SendOne(engineio.NewMessage(withNamespace(encodeConnect(s.id, ""), s.nsp), false))
 	return true
 }
 
@@ -592,8 +607,8 @@ func (s *Socket) acceptOther() bool {
 func (s *Socket) onClose(reason string) bool {
 	prev := s.state.Swap(stateClosed)
 	s.mu.Lock()
-	if s.closeReason != "" {
-		reason = s.closeReason
+	if s.deliberate && !s.gone {
+		reason = s.reason
 	}
 	acks := s.acks
 	s.acks = nil
@@ -601,14 +616,14 @@ func (s *Socket) onClose(reason string) bool {
 	if prev == stateConnected {
 		handlers = s.onDisconnect
 		s.onDisconnect = nil
-		s.gone, s.goneReason = true, reason
+		s.gone, s.reason = true, reason
 	}
 	s.mu.Unlock()
 	if prev != stateConnected {
 		return false
 	}
-	s.srv.log.Debug("socket disconnected", "id", s.id, "nsp", s.nsp, "reason", reason)
-	srv := s.srv
+	s.cl.srv.log.Debug("socket disconnected", "id", s.id, "nsp", s.nsp, "reason", reason)
+	srv := s.cl.srv
 	if srv.rec != nil && s.nsp == "/" {
 		srv.rec.persist(s, reason)
 	}
