@@ -35,3 +35,23 @@ func (a *Adapter) ProbeSubscription(ctx context.Context) bool {
 	a.setDown(false)
 	return true
 }
+
+// published records a publish that Redis took. While the node is down that shows the
+// publishing client reaches Redis again, not that the subscription does: the two use
+// different connections, and go-redis says nothing when the subscription's drops. So the
+// node is marked up only once a PING on the subscription's connection succeeds too
+// (ProbeSubscription), tried off the caller's goroutine, one probe at a time; until then
+// broadcasts keep being counted as not published and are tried once per probeEvery.
+func (a *Adapter) published() {
+	if !a.down.Load() || !a.probing.CompareAndSwap(false, true) {
+		return
+	}
+	if !a.goBackground(func() {
+		defer a.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		defer cancel()
+		a.ProbeSubscription(ctx)
+	}) {
+		a.probing.Store(false)
+	}
+}

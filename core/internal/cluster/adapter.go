@@ -78,11 +78,13 @@ type Adapter struct {
 	bgClosed bool           // Close began: no new background work
 	wg       sync.WaitGroup // goroutines answering requests
 
-	// down is set while Redis is known unreachable (a failed publish) and cleared by a
-	// publish that succeeds or a subscription Redis confirms. While it is set a broadcast
+	// down is set while Redis is known unreachable (a failed publish) and cleared once the
+	// subscription is known to be back (a confirmed resubscription, or a PING on its
+	// connection after a publish or heartbeat succeeded). While it is set a broadcast
 	// tries Redis at most once per probeEvery, so the API does not wait a timeout per call.
 	down      atomic.Bool
 	lastProbe atomic.Int64 // unix nanoseconds of the last publish tried while down
+	probing   atomic.Bool  // a publish made while down is having the subscription probed (published)
 	upAt      atomic.Int64 // monotonic nanoseconds since clockBase when down was last cleared
 
 	// rooms holds the per-room subscriptions (rooms.go); nil when the adapter has no
@@ -361,7 +363,7 @@ func (a *Adapter) Broadcast(to hub.Target, event string, data json.RawMessage) (
 		a.m.messages.WithLabelValues("publish_failed").Inc()
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 	} else {
-		a.setDown(false)
+		a.published()
 		a.m.messages.WithLabelValues("published").Inc()
 	}
 	return a.Adapter.Broadcast(to, event, data)

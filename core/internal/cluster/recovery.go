@@ -306,7 +306,7 @@ func (a *Adapter) broadcastLogged(to hub.Target, event string, data json.RawMess
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 		return a.Adapter.Broadcast(to, event, data)
 	}
-	a.setDown(false)
+	a.published()
 	a.m.messages.WithLabelValues("published").Inc()
 	return a.rec.deliverAt(off, to.Rooms, to.Except, event, data)
 }

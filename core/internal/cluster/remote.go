@@ -201,7 +201,7 @@ func (a *Adapter) BroadcastCount(to hub.Target, event string, data json.RawMessa
 		a.log.Warn("broadcast not published to the cluster", "event", event, "error", err)
 		return n, 0, true, nil
 	}
-	a.setDown(false)
+	a.published()
 	a.m.messages.WithLabelValues("published").Inc()
 	return n, sum(answers), !complete || foreign, nil
 }
