@@ -171,35 +171,32 @@ func threadWrites(conns []net.Conn, frame []byte, rounds int) (int, time.Duratio
 	return writes, used / time.Duration(writes), nil
 }
 
-// writeRig holds many loopback connections, read and drained by this process, for
-// measuring the small-write floor in slices between the steps of a scenario: a floor
-// taken in the same seconds as the figure it is set beside is moved by a host whose
-// speed drifts (other tenants, frequency) as much as that figure is.
-type writeRig struct {
+// loopback is n TCP connections over loopback to an echo server in this process: what
+// the floor's figures are measured on, kept open so that they can be measured in slices
+// between the steps of a scenario. A floor taken in the same seconds as the figure it is
+// set beside is moved by a host whose speed drifts (other tenants, frequency) as much as
+// that figure is.
+type loopback struct {
 	ln    net.Listener
 	conns []net.Conn
 	wg    sync.WaitGroup
-	frame []byte
-
-	writes int
-	cpu    time.Duration
 }
 
-func newWriteRig(ctx context.Context, n int) (*writeRig, error) {
+// newLoopback dials n connections; with drain, this side reads and drops the echo (the
+// floor's small writes), otherwise the caller reads it (the echo round trips).
+func newLoopback(ctx context.Context, n int, drain bool) (*loopback, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	w := &writeRig{ln: ln}
-	// The same shape as floor's: the accepting side echoes what it reads and the writing
-	// side drains the echo, so that the two figures can be compared.
-	w.wg.Go(func() {
+	l := &loopback{ln: ln}
+	l.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			w.wg.Go(func() {
+			l.wg.Go(func() {
 				defer c.Close()
 				_, _ = io.Copy(c, c)
 			})
@@ -208,15 +205,41 @@ func newWriteRig(ctx context.Context, n int) (*writeRig, error) {
 	for range n {
 		c, err := dialTCP(ctx, "tcp", ln.Addr().String())
 		if err != nil {
-			w.close()
+			l.close()
 			return nil, fmt.Errorf("dial: %w", err)
 		}
-		w.conns = append(w.conns, c)
-		w.wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		l.conns = append(l.conns, c)
+		if drain {
+			l.wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		}
+	}
+	return l, nil
+}
+
+func (l *loopback) close() {
+	l.ln.Close()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.wg.Wait()
+}
+
+// writeRig measures the floor's small write to one of many sockets in slices.
+type writeRig struct {
+	*loopback
+	frame []byte
+
+	writes int
+	cpu    time.Duration
+}
+
+func newWriteRig(ctx context.Context, n int) (*writeRig, error) {
+	l, err := newLoopback(ctx, n, true)
+	if err != nil {
+		return nil, err
 	}
 	payload := `42["bench",{"n":1,"text":"hello, room"},"offset-1"]`
-	w.frame = append([]byte{0x81, byte(len(payload))}, payload...)
-	return w, nil
+	return &writeRig{loopback: l, frame: append([]byte{0x81, byte(len(payload))}, payload...)}, nil
 }
 
 // slice writes the frame to every connection rounds times and adds the writing thread's
@@ -239,52 +262,20 @@ func (w *writeRig) perWrite() float64 {
 	return us(w.cpu) / float64(w.writes)
 }
 
-func (w *writeRig) close() {
-	w.ln.Close()
-	for _, c := range w.conns {
-		c.Close()
-	}
-	w.wg.Wait()
-}
-
-// echoRig is floor's TCP echo kept open, for measuring it in slices between the windows
-// of a scenario (see writeRig).
+// echoRig measures the floor's TCP echo in slices.
 type echoRig struct {
-	ln    net.Listener
-	conns []net.Conn
-	wg    sync.WaitGroup
+	*loopback
 
 	trips int64
 	cpu   time.Duration
 }
 
 func newEchoRig(ctx context.Context, n int) (*echoRig, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := newLoopback(ctx, n, false)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, err
 	}
-	e := &echoRig{ln: ln}
-	e.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			e.wg.Go(func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			})
-		}
-	})
-	for range n {
-		c, err := dialTCP(ctx, "tcp", ln.Addr().String())
-		if err != nil {
-			e.close()
-			return nil, fmt.Errorf("dial: %w", err)
-		}
-		e.conns = append(e.conns, c)
-	}
-	return e, nil
+	return &echoRig{loopback: l}, nil
 }
 
 // slice runs the echo, one round trip in flight per connection, for d and adds this
@@ -323,12 +314,4 @@ func (e *echoRig) perSide() float64 {
 		return 0
 	}
 	return us(e.cpu) / float64(e.trips) / 2
-}
-
-func (e *echoRig) close() {
-	e.ln.Close()
-	for _, c := range e.conns {
-		c.Close()
-	}
-	e.wg.Wait()
 }
