@@ -107,7 +107,8 @@ func (s *Server) Use(m Middleware) {
 
 // OnConnection sets the function called for every accepted socket, after its CONNECT
 // reply was queued and before any of its events is handled. Register the socket's event
-// handlers there.
+// handlers there. The reply leaves with the handler's first write to the socket, or when
+// it returns: a handler that blocks without sending holds it back.
 func (s *Server) OnConnection(fn func(*Socket)) {
 	s.hmu.Lock()
 	s.onConn = fn

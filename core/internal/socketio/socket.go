@@ -503,6 +503,10 @@ func (s *Socket) connect(auth []byte) {
 			onConn(s)
 		}()
 	}
+	// The CONNECT reply was only queued (acceptLocked): it leaves now with what
+	// OnConnection queued meanwhile, in one write, unless an earlier write to the socket
+	// (the handler's or a broadcast's) already carried it, in order.
+	s.cl.conn.Flush()
 }
 
 func (s *Socket) runMiddleware(mw Middleware, auth []byte) (err error) {
@@ -588,7 +592,10 @@ func (srv *Server) acceptLocked(s *Socket, restored *savedSession, opened, close
 	msgs := make([]*engineio.Message, 0, 1+len(replay))
 	msgs = append(msgs, engineio.NewMessage(encodeConnect(s.id, s.pid), false))
 	msgs = append(msgs, replay...)
-	_ = s.cl.conn.Send(msgs...)
+	// Queued, not written: connect flushes it once OnConnection has run, so that the
+	// reply and the handler's first events (the welcome) share a system call. Queue never
+	// writes, so nothing blocks here under srv.mu.
+	_, _ = s.cl.conn.Queue(msgs...)
 	return true
 }
 
