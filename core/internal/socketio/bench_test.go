@@ -241,15 +241,12 @@ func BenchmarkEmitRoom1000Layer(b *testing.B) {
 
 // countingConn is a transport that only counts what it is given.
 type countingConn struct {
+	fakeSession
 	sent   *atomic.Int64
 	closed atomic.Bool
 }
 
-func (c *countingConn) ID() string                    { return "fake" }
-func (c *countingConn) Transport() string             { return engineio.TransportWebsocket }
-func (c *countingConn) RemoteAddr() string            { return "127.0.0.1:1" }
-func (c *countingConn) Handshake() engineio.Handshake { return engineio.Handshake{} }
-func (c *countingConn) Close(string)                  { c.closed.Store(true) }
+func (c *countingConn) Close(string) { c.closed.Store(true) }
 func (c *countingConn) Send(m ...*engineio.Message) error {
 	if c.closed.Load() {
 		return engineio.ErrClosed

@@ -18,6 +18,7 @@ type writesConn struct {
 	writes  [][]string
 }
 
+// fakeSession is the part of a test transport that describes the session.
 type fakeSession struct{}
 
 func (fakeSession) ID() string                    { return "fake" }
