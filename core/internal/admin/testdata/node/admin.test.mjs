@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { mint as mintToken, sockets, once, until } from './helpers.mjs';
+import { mint as mintToken, sockets, once, until, seen } from './helpers.mjs';
 
 const URL = process.env.SERVER_URL;
 const SECRET = process.env.JWT_SECRET;
@@ -104,11 +104,17 @@ if (MODE === 'development') {
   test('development: sockets, rooms and events of the main namespace as they happen', async () => {
     const { s, all } = await login();
     assert.ok(Array.isArray(all));
+    // Listen before anything is awaited: the client's connect, and the UI's socket_updated
+    // for the upgrade, can come before socket_connected is handled (a read can carry
+    // several packets, all emitted before an await resumes).
+    const updates = [];
+    s.on('socket_updated', (u) => updates.push(u));
     const c = clientSocket('dev-user');
+    const connected = once(c, 'connect');
     const [sock, when] = await once(s, 'socket_connected');
     // The client starts on polling and upgrades: the UI is told.
     const upgraded = sock.transport === 'polling'
-      ? until(s, 'socket_updated', (u) => u.id === sock.id && u.nsp === '/' && u.transport === 'websocket')
+      ? seen(() => updates.some((u) => u.id === sock.id && u.nsp === '/' && u.transport === 'websocket'), 'socket_updated')
       : Promise.resolve();
     assert.equal(sock.nsp, '/');
     assert.equal(typeof sock.id, 'string');
@@ -126,7 +132,7 @@ if (MODE === 'development') {
     assert.ok(sock.handshake.url.startsWith('/socket.io/?EIO=4&transport=polling'), sock.handshake.url);
     assert.equal(sock.handshake.secure, false);
     assert.match(when, ISO);
-    await once(c, 'connect');
+    await connected;
     await upgraded;
 
     const joined = until(s, 'room_joined', (nsp, room, id) => room === 'lobby' && id === sock.id);

@@ -29,3 +29,11 @@ export const until = (s, ev, pred, ms = 20000) => new Promise((resolve, reject) 
   const t = setTimeout(() => { s.off(ev, fn); reject(new Error(`timeout waiting for ${ev}`)); }, ms);
   s.on(ev, fn);
 });
+
+// seen waits until pred() holds, checking every 20 ms: for what handlers have collected.
+export const seen = (pred, what, ms = 20000) => new Promise((resolve, reject) => {
+  const t0 = Date.now();
+  const tick = setInterval(() => {
+    if (pred()) { clearInterval(tick); resolve(); } else if (Date.now() - t0 > ms) { clearInterval(tick); reject(new Error(`timeout waiting for ${what}`)); }
+  }, 20);
+});
