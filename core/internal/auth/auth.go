@@ -103,6 +103,12 @@ type Verifier struct {
 	rsaKey *rsa.PublicKey
 	ecKey  *ecdsa.PublicKey
 	parser *jwt.Parser
+
+	// What the fast path (fast.go) checks itself, as the parser is configured.
+	quick            []*hmacAlg
+	issuer, audience string
+	leeway           time.Duration
+	now              func() time.Time
 }
 
 // NewVerifier checks the options (known algorithms, a secret for HS*, a key of the right
@@ -169,6 +175,13 @@ func NewVerifier(o Options) (*Verifier, error) {
 		opts = append(opts, jwt.WithTimeFunc(o.Now))
 	}
 	v.parser = jwt.NewParser(opts...)
+	if v.secret != nil {
+		v.quick = quickAlgs(algs, v.secret)
+	}
+	v.issuer, v.audience, v.leeway, v.now = o.Issuer, o.Audience, o.Leeway, o.Now
+	if v.now == nil {
+		v.now = time.Now
+	}
 	return v, nil
 }
 
@@ -290,6 +303,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLength {
 		return nil, refuse(coded.TokenMalformed, fmt.Sprintf("token is longer than %d bytes", MaxTokenLength), nil)
 	}
+	if c, ok := v.quickVerify(token); ok {
+		return c, nil
+	}
+	return v.libraryVerify(token)
+}
+
+// libraryVerify is Verify through the jwt library: every token the fast path does not
+// accept, and so every refusal, comes here.
+func (v *Verifier) libraryVerify(token string) (*Claims, error) {
 	var tc tokenClaims
 	t, err := v.parser.ParseWithClaims(token, &tc, v.key)
 	if err != nil {
