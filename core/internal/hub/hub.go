@@ -99,6 +99,8 @@ type Hub struct {
 
 	mu    sync.Mutex
 	users map[string]int // userID -> registered sockets
+
+	welcomeText welcomeText
 }
 
 // New builds a Hub that reaches sockets through fan (NewMemoryAdapter on a single node).
@@ -117,6 +119,7 @@ func New(o Options, fan Adapter, m *metrics.Metrics) *Hub {
 	}
 	h.table = h.handlerTable()
 	h.goneFn, h.anyFn = h.onGone, h.onAny
+	h.welcomeText = newWelcomeText(serverInfo{Version: o.Version, Environment: o.Environment})
 	if o.MessagesPerMinute > 0 {
 		h.msgRate = ratelimit.New(o.MessagesPerMinute, time.Minute, 1<<20)
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/rtserver/rtserver/core/internal/metrics"
@@ -23,14 +24,45 @@ type welcome struct {
 	ServerInfo serverInfo `json:"serverInfo"`
 }
 
+const welcomeMessage = "Welcome to the Socket.IO server"
+
+// welcomeText is system:welcome's JSON around the two fields that differ between sockets,
+// encoded once: the welcome goes out on every connect.
+type welcomeText struct{ head, mid, tail []byte }
+
+func newWelcomeText(info serverInfo) welcomeText {
+	// A marker for each varying field, cut out of encoding/json's own output so that the
+	// constant parts are exactly what it writes.
+	const idMark, timeMark = "\x00socketId\x00", "\x00timestamp\x00"
+	const idText, timeText = `"\u0000socketId\u0000"`, `"\u0000timestamp\u0000"`
+	b, err := json.Marshal(welcome{Message: welcomeMessage, SocketID: idMark, Timestamp: timeMark, ServerInfo: info})
+	if err != nil {
+		panic(err) // strings only
+	}
+	idAt, timeAt := bytes.Index(b, []byte(idText)), bytes.Index(b, []byte(timeText))
+	return welcomeText{head: b[:idAt], mid: b[idAt+len(idText) : timeAt], tail: b[timeAt+len(timeText):]}
+}
+
+// welcomeArg is one socket's welcome.
+type welcomeArg struct {
+	text          *welcomeText
+	socketID, now string
+}
+
+func (w welcomeArg) AppendJSON(dst []byte) []byte {
+	dst = append(dst, w.text.head...)
+	dst = socketio.AppendJSONString(dst, w.socketID)
+	dst = append(dst, w.text.mid...)
+	dst = socketio.AppendJSONString(dst, w.now)
+	return append(dst, w.text.tail...)
+}
+
+// MarshalJSON serves those who encode the argument again (the admin UI's event feed).
+func (w welcomeArg) MarshalJSON() ([]byte, error) { return w.AppendJSON(nil), nil }
+
 // welcome greets an accepted socket, then tells a reconnected one how it came back.
 func (h *Hub) welcome(s *socketio.Socket, ss *session, now string) {
-	h.emit(s, "system:welcome", welcome{
-		Message:    "Welcome to the Socket.IO server",
-		SocketID:   s.ID(),
-		Timestamp:  now,
-		ServerInfo: serverInfo{Version: h.opts.Version, Environment: h.opts.Environment},
-	})
+	h.emit(s, "system:welcome", welcomeArg{text: &h.welcomeText, socketID: s.ID(), now: now})
 	h.announceReconnect(s, ss, now)
 }
 

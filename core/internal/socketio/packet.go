@@ -262,12 +262,24 @@ type encoder struct {
 	attachments [][]byte
 }
 
+// JSONAppender is an argument that writes its own JSON text (valid JSON, no binary
+// parts): what the server sends on every connect uses it to skip encoding/json's
+// reflection.
+type JSONAppender interface {
+	AppendJSON(dst []byte) []byte
+}
+
+// AppendJSONString appends s as a JSON string.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendArg appends one argument as JSON; []byte values (also inside map[string]any and
 // []any) become placeholders with the bytes collected as attachments.
 func (e *encoder) appendArg(v any) error {
 	switch x := v.(type) {
 	case nil:
 		e.buf = append(e.buf, "null"...)
+	case JSONAppender:
+		e.buf = x.AppendJSON(e.buf)
 	case string:
 		e.buf = appendString(e.buf, x)
 	case json.RawMessage:
