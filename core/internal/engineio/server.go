@@ -91,13 +91,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	q := r.URL.Query()
-	transport := q.Get("transport")
+	q := r.URL.RawQuery
+	transport := queryGet(q, "transport")
 	if !s.allows(transport) {
 		writeError(w, http.StatusBadRequest, codeUnknownTransport)
 		return
 	}
-	if q.Get("EIO") != "4" {
+	if queryGet(q, "EIO") != "4" {
 		writeError(w, http.StatusBadRequest, codeUnsupportedProtocol)
 		return
 	}
@@ -106,7 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest)
 		return
 	}
-	if sid := q.Get("sid"); sid != "" {
+	if sid := queryGet(q, "sid"); sid != "" {
 		c := s.session(sid)
 		if c == nil {
 			writeError(w, http.StatusBadRequest, codeUnknownSID)

@@ -57,6 +57,10 @@ func (w welcomeArg) AppendJSON(dst []byte) []byte {
 	return append(dst, w.text.tail...)
 }
 
+func (w welcomeArg) JSONLen() int {
+	return len(w.text.head) + len(w.text.mid) + len(w.text.tail) + len(w.socketID) + len(w.now) + 4
+}
+
 // MarshalJSON serves those who encode the argument again (the admin UI's event feed).
 func (w welcomeArg) MarshalJSON() ([]byte, error) { return w.AppendJSON(nil), nil }
 

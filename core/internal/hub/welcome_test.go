@@ -24,6 +24,9 @@ func TestWelcomeTextMatchesEncodingJSON(t *testing.T) {
 		if got := arg.AppendJSON([]byte("x")); string(got) != "x"+string(want) {
 			t.Errorf("AppendJSON %s, want %s", got[1:], want)
 		}
+		if arg.JSONLen() != len(want) {
+			t.Errorf("JSONLen %d, want %d", arg.JSONLen(), len(want))
+		}
 		if got, _ := json.Marshal(arg); string(got) != string(want) {
 			t.Errorf("json.Marshal %s, want %s", got, want)
 		}

@@ -267,6 +267,8 @@ type encoder struct {
 // reflection.
 type JSONAppender interface {
 	AppendJSON(dst []byte) []byte
+	// JSONLen is about the length AppendJSON adds, so that the packet's buffer is sized once.
+	JSONLen() int
 }
 
 // AppendJSONString appends s as a JSON string.
@@ -487,6 +489,8 @@ func argsSize(args []any) int {
 			n += len(x) + 1
 		case string:
 			n += len(x) + 3
+		case JSONAppender:
+			n += x.JSONLen() + 1
 		default:
 			n += 24
 		}
