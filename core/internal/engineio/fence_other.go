@@ -16,3 +16,5 @@ type acceptFence struct{ net.Listener }
 func newAcceptFence(ln net.Listener, _ hclog.Logger) *acceptFence { return &acceptFence{ln} }
 
 func (f *acceptFence) setEngine(*nbio.Engine) {}
+
+func (f *acceptFence) settle(*nbio.Conn) {}

@@ -58,6 +58,36 @@ type acceptFence struct {
 	// every number count as given. Only the listener goroutine touches them.
 	handed    []uint64
 	allReused bool
+
+	// registering is the connection Accept last returned until nbhttp comes back for the
+	// next one. nbhttp adds a connection to its poller and only then sets its first read
+	// deadline (the keep-alive time); the poller may meanwhile have read the first
+	// request and set the deadline that request calls for (the head's, or a refusal's
+	// linger), which nbhttp's would then replace. settle makes the poller wait out that
+	// moment before it handles a connection's data.
+	registering atomic.Pointer[nbio.Conn]
+}
+
+// settleSpins is how many times settle yields before it sleeps between looks.
+const settleSpins = 100
+
+// settle returns once nbhttp has finished registering c: at once for every connection
+// but the one just accepted, whose request can arrive before nbhttp is done with it.
+func (f *acceptFence) settle(c *nbio.Conn) {
+	if f.registering.Load() != c {
+		return
+	}
+	deadline := time.Now().Add(fenceWait)
+	for i := 0; f.registering.Load() == c; i++ {
+		if i < settleSpins {
+			runtime.Gosched()
+			continue
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
 }
 
 // fenceWait bounds a wait on the sentinel: a poller that does not answer (shutting down)
@@ -91,6 +121,8 @@ func (f *acceptFence) setEngine(e *nbio.Engine) {
 // Accept accepts a connection, converts it to an nbio connection (nbhttp keeps a
 // *nbio.Conn as it is) and waits for the owning poller to pass the fence.
 func (f *acceptFence) Accept() (net.Conn, error) {
+	// nbhttp calls Accept again only once it has registered the last connection.
+	f.registering.Store(nil)
 	c, err := f.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -106,6 +138,7 @@ func (f *acceptFence) Accept() (net.Conn, error) {
 		f.allReused = true
 		return c, nil
 	}
+	f.registering.Store(nc)
 	fd := nc.Hash()
 	if !f.handOut(fd) {
 		return nc, nil

@@ -133,6 +133,7 @@ func (s *HTTPServer) Start() error {
 		gate.wait()
 		switch sess := c.Session().(type) {
 		case *nbhttp.Parser:
+			fence.settle(c)
 			s.serveHTTPData(c, sess, data)
 			return
 		case *websocket.Conn:
