@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -204,7 +206,12 @@ func (g *connGuard) middleware(s *socketio.Socket, raw json.RawMessage) error {
 
 func (g *connGuard) verify(raw json.RawMessage) (*auth.Claims, authPayload, error) {
 	var p authPayload
-	if len(raw) == 0 || json.Unmarshal(raw, &p) != nil || p.Token == nil || *p.Token == "" {
+	if tok, ok := onlyToken(raw); ok {
+		p.Token = &tok
+	} else if len(raw) == 0 || json.Unmarshal(raw, &p) != nil {
+		p = authPayload{}
+	}
+	if p.Token == nil || *p.Token == "" {
 		return nil, p, &coded.Error{Code: coded.TokenMissing, Message: "auth.token is required"}
 	}
 	c, err := g.o.Verifier.Verify(*p.Token)
@@ -255,3 +262,43 @@ func (g *connGuard) onConnection(s *socketio.Socket) {
 	g.o.Metrics.ActiveConnections.Inc()
 	s.OnDisconnect(g.goneFn)
 }
+
+// onlyToken reads the auth of a first connection, {"token":"..."} and nothing else, without
+// encoding/json; ok false for any other text (other members, an escape, a name in another
+// case), which is then decoded in full.
+func onlyToken(raw []byte) (string, bool) {
+	b := bytes.Trim(raw, jsonSpace)
+	rest, ok := bytes.CutPrefix(b, []byte(`{`))
+	if !ok {
+		return "", false
+	}
+	rest, ok = bytes.CutPrefix(bytes.TrimLeft(rest, jsonSpace), []byte(`"token"`))
+	if !ok {
+		return "", false
+	}
+	rest, ok = bytes.CutPrefix(bytes.TrimLeft(rest, jsonSpace), []byte(`:`))
+	if !ok {
+		return "", false
+	}
+	rest, ok = bytes.CutPrefix(bytes.TrimLeft(rest, jsonSpace), []byte(`"`))
+	if !ok {
+		return "", false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return "", false
+	}
+	tok := rest[:end]
+	for _, c := range tok {
+		if c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(tok) || !bytes.Equal(bytes.Trim(rest[end+1:], jsonSpace), []byte(`}`)) {
+		return "", false
+	}
+	return string(tok), true
+}
+
+// jsonSpace is the white space JSON allows between tokens.
+const jsonSpace = " \t\r\n"

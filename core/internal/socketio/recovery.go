@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rtserver/rtserver/core/internal/engineio"
 )
@@ -531,6 +532,9 @@ func (r *recovery) forgetLocked(ss *savedSession) {
 // takeSession removes and returns the session named by auth's pid when it can be
 // recovered from auth's offset; nil otherwise.
 func (r *recovery) takeSession(auth []byte) *savedSession {
+	if !mayNamePID(auth) {
+		return nil // a first connection: no need to decode its auth again
+	}
 	if r.sh != nil {
 		return r.takeShared(auth)
 	}
@@ -644,4 +648,20 @@ func (r *recovery) accept(s *Socket, restored *savedSession) bool {
 		}
 	}
 	return s.cl.srv.accept(s, restored, replay...)
+}
+
+// mayNamePID reports whether auth could decode to a non-empty "pid". encoding/json matches
+// member names case-insensitively, after unescaping, and folds some non-ASCII letters to
+// ASCII ones (dotless ı to I), so only a text with none of those and no "pid" in any case
+// is known to hold none.
+func mayNamePID(auth []byte) bool {
+	for i, c := range auth {
+		switch {
+		case c == '\\' || c >= utf8.RuneSelf:
+			return true
+		case c|0x20 == 'p' && i+2 < len(auth) && auth[i+1]|0x20 == 'i' && auth[i+2]|0x20 == 'd':
+			return true
+		}
+	}
+	return false
 }
