@@ -167,7 +167,7 @@ func (v *Verifier) quickCheck(cl *quickClaims) (*Claims, bool) {
 	return &Claims{UserID: cl.userID, ExpiresAt: cl.exp, IssuedAt: cl.iat}, true
 }
 
-// Bits of quickClaims.seen.
+// Bits of quickClaims.seen, in the order of claimNames.
 const (
 	seenUserID = 1 << iota
 	seenExp
@@ -206,7 +206,18 @@ func (c *quickClaims) audHas(want string) bool {
 
 // claimNames are the keys the library's decoding gives meaning to: the claims struct's
 // fields, which encoding/json matches case-insensitively.
+// Their order is that of the seen bits.
 var claimNames = [...]string{"userId", "exp", "iat", "nbf", "iss", "sub", "jti", "aud"}
+
+// claimBit is key's seen bit, 0 for a key that is not exactly a claim's name.
+func claimBit(key []byte) int {
+	for i, n := range claimNames {
+		if string(key) == n {
+			return 1 << i
+		}
+	}
+	return 0
+}
 
 // parse reads a flat JSON object of the common shape, and reports false for anything
 // else: invalid JSON, an escape in any string, invalid UTF-8 in a key, a nested value
@@ -248,25 +259,8 @@ func (c *quickClaims) parse(b []byte) bool {
 
 // value reads the value of key.
 func (c *quickClaims) value(s *scanner, key []byte) bool {
-	bit := 0
-	switch string(key) {
-	case "userId":
-		bit = seenUserID
-	case "exp":
-		bit = seenExp
-	case "iat":
-		bit = seenIat
-	case "nbf":
-		bit = seenNbf
-	case "iss":
-		bit = seenIss
-	case "sub":
-		bit = seenSub
-	case "jti":
-		bit = seenJti
-	case "aud":
-		bit = seenAud
-	default:
+	bit := claimBit(key)
+	if bit == 0 {
 		// Another claim: the library ignores it unless encoding/json would match it to a
 		// field, which it does case-insensitively and with Unicode folding.
 		if !isASCII(key) {
