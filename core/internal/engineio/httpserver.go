@@ -127,6 +127,7 @@ func (s *HTTPServer) Start() error {
 		// Small pooled read buffers: one per poller read, not per connection.
 		ReadBufferSize:          16 << 10,
 		ReleaseWebsocketPayload: true,
+		BodyAllocator:           bodyBuffers,
 		MaxLoad:                 1 << 20,
 	})
 	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {

@@ -4,6 +4,8 @@ package engineio
 
 import "net"
 
+const raceBuild = false
+
 type raceGate struct{}
 
 func newRaceGate() *raceGate                          { return nil }

@@ -7,6 +7,9 @@ import (
 	"sync"
 )
 
+// raceBuild: the race detector makes sync.Pool drop a share of what it is given.
+const raceBuild = true
+
 // nbio hands an accepted connection from the listener goroutine to a poller goroutine
 // through epoll, which the race detector cannot see, so it reports the poller's first
 // reads of what the listener goroutine wrote. In race builds the listener goroutine holds
