@@ -9,15 +9,17 @@ import "sync"
 // header to the heap on every call: nbio's does (the variable its large-size branch returns
 // the address of escapes for all branches), which is one garbage object per inbound
 // message and another per frame parse. And a buffer larger than maxPooledBuffer is left to
-// the collector rather than kept for reuse: nbio's default keeps any size up to 1 GiB, so
-// one large message would park its buffer in the pool until the next collections.
+// the collector rather than kept for reuse: nbio's default keeps any size up to 1 GiB.
 type bufferPool struct{ pool sync.Pool }
 
 const (
 	// newBufferSize is the capacity of a fresh buffer: most frames and heads fit.
 	newBufferSize = 1 << 10
-	// maxPooledBuffer is the largest buffer kept for reuse.
-	maxPooledBuffer = 64 << 10
+	// maxPooledBuffer is the largest buffer kept for reuse: a body or frame at the default
+	// limits (api.max_body_bytes, socketio.max_payload: 1 MB), with the headroom append
+	// leaves when it grows a buffer, still reuses its buffer; the largest inputs of a
+	// raised limit do not.
+	maxPooledBuffer = 2 << 20
 )
 
 var bodyBuffers = &bufferPool{}
